@@ -1,0 +1,59 @@
+// Command gslb is the global server load balancer: an authoritative DNS
+// server that answers by geography, latency, failover and weight, with
+// probers, a replicated store and a region proxy. See the README.
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+)
+
+// command is one subcommand: it gets its own arguments and returns the
+// process exit code.
+type command struct {
+	run     func(args []string) int
+	summary string
+}
+
+// commands is the explicit table of subcommands.
+var commands = map[string]command{
+	"serve":      {runServe, "run a node: DNS server (and the rest of the stack)"},
+	"check-zone": {runCheckZone, "check zone files and print OK or every error"},
+	"geo":        {runGeo, "print what the geo database knows about an address"},
+	"proxy":      {runProxy, "run only the region proxy (L7 HTTP / L4 TCP balancer)"},
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "gslb: unknown command %q\n", args[0])
+		usage()
+		return 2
+	}
+	return c.run(args[1:])
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: gslb COMMAND [flags]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-11s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nRun 'gslb COMMAND -h' for a command's flags.")
+}

@@ -1,0 +1,11 @@
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func runProxy(args []string) int {
+	fmt.Fprintln(os.Stderr, "gslb proxy: not built yet")
+	return 1
+}
