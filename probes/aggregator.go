@@ -1,0 +1,441 @@
+package probes
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gslbd/gslb/zones"
+)
+
+// AggregatorConfig configures an Aggregator. Zero values are the defaults.
+type AggregatorConfig struct {
+	// MaxEvents bounds the ring of recent transitions (default 256).
+	MaxEvents int
+	// OnChange, if set, is called after a verdict changed, without locks
+	// held, from the goroutine that applied the report or noticed an ageing.
+	OnChange func()
+	Logger   *slog.Logger
+	Metrics  *Metrics
+}
+
+// Aggregator combines the reports of every prober into cluster-wide verdicts
+// per target key. It is a Sink: feed it the local prober's reports directly,
+// and (later) the reports the replicated store carries from other nodes.
+//
+// The verdict on a key counts the probers that reported within 3×Every and
+// are not suspect. A prober is suspect while it sees every one of its targets
+// down (it is probably cut off, not everyone else dead); suspect probers are
+// counted only when every fresh prober of a key is suspect. The check's
+// quorum= decides: majority (down only when more than half of the counted
+// probers see it down; a tie stays up), any (up if one sees it up), all (up
+// only if all do), or N (up if at least min(N, counted) see it up). With no
+// prober counted, a key keeps its last verdict.
+//
+// Its methods are safe for concurrent use.
+type Aggregator struct {
+	cfg AggregatorConfig
+	log *slog.Logger
+
+	mu       sync.Mutex
+	probers  map[string]*proberState
+	verdicts map[string]*verdict
+	events   []Event // ring
+	nextEv   int
+	subs     []chan struct{}
+	timer    *time.Timer
+	closed   bool
+}
+
+type proberState struct {
+	name, region string
+	reported     time.Time // Time of the last report applied
+	heard        time.Time // local time the last report arrived
+	every        time.Duration
+	statuses     map[string]Status
+	rtts         []RTT
+}
+
+func (ps *proberState) fresh(now time.Time) bool {
+	return now.Sub(ps.heard) <= 3*ps.every
+}
+
+func (ps *proberState) suspect() bool {
+	if len(ps.statuses) == 0 {
+		return false
+	}
+	for _, s := range ps.statuses {
+		if s.Up {
+			return false
+		}
+	}
+	return true
+}
+
+type verdict struct {
+	up    bool
+	since time.Time
+}
+
+// Event is a transition: a prober's view of a target (Prober set), or the
+// cluster verdict (Prober empty).
+type Event struct {
+	Time     time.Time
+	Prober   string
+	Region   string
+	Key      string
+	From, To string // "up", "down", or "unknown"
+	Reason   string
+}
+
+// NewAggregator returns an empty Aggregator.
+func NewAggregator(cfg AggregatorConfig) *Aggregator {
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = 256
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Aggregator{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "probes"),
+		probers:  make(map[string]*proberState),
+		verdicts: make(map[string]*verdict),
+	}
+}
+
+// Close stops the ageing timer. Reports after Close are still applied, but
+// silent probers no longer age out on their own.
+func (a *Aggregator) Close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closed = true
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+}
+
+// Report applies one prober report. Reports from one prober older than the
+// last one applied are ignored.
+func (a *Aggregator) Report(r Report) {
+	now := time.Now()
+	a.mu.Lock()
+	ps := a.probers[r.Prober]
+	if ps == nil {
+		ps = &proberState{name: r.Prober, statuses: make(map[string]Status)}
+		a.probers[r.Prober] = ps
+	} else if r.Time.Before(ps.reported) {
+		a.mu.Unlock()
+		return
+	}
+	ps.region, ps.reported, ps.heard = r.Region, r.Time, now
+	ps.every = r.Every
+	if ps.every <= 0 {
+		ps.every = zones.DefaultInterval
+	}
+	seen := make(map[string]bool, len(r.Statuses))
+	for _, s := range r.Statuses {
+		seen[s.Key] = true
+		old, had := ps.statuses[s.Key]
+		if !had || old.Up != s.Up {
+			from := "unknown"
+			if had {
+				from = upDown(old.Up)
+			}
+			a.addEvent(Event{Time: s.Since, Prober: r.Prober, Region: r.Region, Key: s.Key,
+				From: from, To: upDown(s.Up), Reason: s.Reason})
+		}
+		ps.statuses[s.Key] = s
+	}
+	if r.Full {
+		for k := range ps.statuses {
+			if !seen[k] {
+				delete(ps.statuses, k)
+			}
+		}
+		ps.rtts = slices.Clone(r.RTTs)
+	}
+	changed := a.recompute(now)
+	a.mu.Unlock()
+	if changed {
+		a.notify()
+	}
+}
+
+func upDown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
+// addEvent appends e to the ring; a.mu must be held.
+func (a *Aggregator) addEvent(e Event) {
+	if len(a.events) < a.cfg.MaxEvents {
+		a.events = append(a.events, e)
+		return
+	}
+	a.events[a.nextEv] = e
+	a.nextEv = (a.nextEv + 1) % len(a.events)
+}
+
+// recompute recomputes every verdict at now, re-arms the ageing timer and
+// reports whether a verdict changed; a.mu must be held.
+func (a *Aggregator) recompute(now time.Time) bool {
+	type tally struct {
+		quorum                    zones.Quorum
+		fresh, freshUp            int // fresh probers not suspect
+		suspect, suspectUp, total int
+	}
+	tallies := make(map[string]*tally, len(a.verdicts))
+	var next time.Time // earliest moment a fresh prober goes stale
+	for _, ps := range a.probers {
+		fresh := ps.fresh(now)
+		if fresh {
+			if exp := ps.heard.Add(3 * ps.every); next.IsZero() || exp.Before(next) {
+				next = exp
+			}
+		}
+		suspect := ps.suspect()
+		for k, s := range ps.statuses {
+			t := tallies[k]
+			if t == nil {
+				t = &tally{quorum: s.Quorum}
+				tallies[k] = t
+			}
+			t.total++
+			switch {
+			case !fresh:
+			case suspect:
+				t.suspect++
+				if s.Up {
+					t.suspectUp++
+				}
+			default:
+				t.fresh++
+				if s.Up {
+					t.freshUp++
+				}
+			}
+		}
+	}
+	changed := false
+	for k := range a.verdicts {
+		if _, ok := tallies[k]; !ok { // no prober checks it any more
+			delete(a.verdicts, k)
+			a.cfg.Metrics.forgetVerdict(k)
+			changed = true
+		}
+	}
+	for k, t := range tallies {
+		n, up := t.fresh, t.freshUp
+		if n == 0 {
+			n, up = t.suspect, t.suspectUp
+		}
+		if n == 0 {
+			continue // every prober is silent: keep the last verdict
+		}
+		u := quorumUp(t.quorum, up, n)
+		v := a.verdicts[k]
+		if v != nil && v.up == u {
+			continue
+		}
+		from := "unknown"
+		if v != nil {
+			from = upDown(v.up)
+		}
+		a.verdicts[k] = &verdict{up: u, since: now}
+		a.cfg.Metrics.setVerdict(k, u)
+		a.addEvent(Event{Time: now, Key: k, From: from, To: upDown(u),
+			Reason: verdictReason(up, n)})
+		if v != nil {
+			a.log.Info("verdict changed", "target", k, "up", u, "probers_up", up, "probers", n)
+		}
+		changed = true
+	}
+	switch {
+	case next.IsZero() || a.closed:
+		if a.timer != nil {
+			a.timer.Stop()
+		}
+	case a.timer == nil:
+		// A little after the deadline, so that the prober is stale by then.
+		a.timer = time.AfterFunc(next.Sub(now)+time.Millisecond, a.age)
+	default:
+		a.timer.Reset(next.Sub(now) + time.Millisecond)
+	}
+	return changed
+}
+
+func verdictReason(up, n int) string {
+	return fmt.Sprintf("%d of %d probers see it up", up, n)
+}
+
+// quorumUp applies a quorum rule to up of n counted probers (n > 0).
+func quorumUp(q zones.Quorum, up, n int) bool {
+	switch {
+	case q == zones.QuorumAny:
+		return up > 0
+	case q == zones.QuorumAll:
+		return up == n
+	case q > 0:
+		return up >= min(int(q), n)
+	default: // majority: down only if more than half see it down
+		return 2*(n-up) <= n
+	}
+}
+
+// age re-evaluates the verdicts when a prober may have gone silent.
+func (a *Aggregator) age() {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	changed := a.recompute(time.Now())
+	a.mu.Unlock()
+	if changed {
+		a.notify()
+	}
+}
+
+func (a *Aggregator) notify() {
+	a.mu.Lock()
+	for _, c := range a.subs {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	a.mu.Unlock()
+	if a.cfg.OnChange != nil {
+		a.cfg.OnChange()
+	}
+}
+
+// Subscribe returns a channel that receives a value after verdicts change.
+// Signals are coalesced: one value may stand for many changes, so read the
+// verdicts again after each.
+func (a *Aggregator) Subscribe() <-chan struct{} {
+	c := make(chan struct{}, 1)
+	a.mu.Lock()
+	a.subs = append(a.subs, c)
+	a.mu.Unlock()
+	return c
+}
+
+// Verdict returns the cluster-wide verdict on key. known is false until some
+// prober reported on key; callers then treat the target as up (cold start
+// is fail-open).
+func (a *Aggregator) Verdict(key string) (up, known bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v := a.verdicts[key]
+	if v == nil {
+		return false, false
+	}
+	return v.up, true
+}
+
+// Verdicts returns every known verdict, by key.
+func (a *Aggregator) Verdicts() map[string]bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m := make(map[string]bool, len(a.verdicts))
+	for k, v := range a.verdicts {
+		m[k] = v.up
+	}
+	return m
+}
+
+// KeyView is the cluster's view of one target, for status pages.
+type KeyView struct {
+	Key       string
+	Up, Known bool
+	Since     time.Time // when the verdict last changed
+	Probers   []ProberView
+}
+
+// ProberView is one prober's status on a target, with the prober's standing.
+type ProberView struct {
+	Status
+	Prober, Region string
+	Heard          time.Time // when its last report arrived
+	Fresh, Suspect bool
+}
+
+// Snapshot returns every key some prober reports on, sorted by key, each
+// with its probers sorted by name.
+func (a *Aggregator) Snapshot() []KeyView {
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	byKey := make(map[string]*KeyView)
+	for _, ps := range a.probers {
+		fresh, suspect := ps.fresh(now), ps.suspect()
+		for k, s := range ps.statuses {
+			kv := byKey[k]
+			if kv == nil {
+				kv = &KeyView{Key: k}
+				if v := a.verdicts[k]; v != nil {
+					kv.Up, kv.Known, kv.Since = v.up, true, v.since
+				}
+				byKey[k] = kv
+			}
+			kv.Probers = append(kv.Probers, ProberView{Status: s, Prober: ps.name, Region: ps.region,
+				Heard: ps.heard, Fresh: fresh, Suspect: suspect})
+		}
+	}
+	out := make([]KeyView, 0, len(byKey))
+	for _, kv := range byKey {
+		slices.SortFunc(kv.Probers, func(a, b ProberView) int { return strings.Compare(a.Prober, b.Prober) })
+		out = append(out, *kv)
+	}
+	slices.SortFunc(out, func(a, b KeyView) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// Events returns the recent transitions, oldest first.
+func (a *Aggregator) Events() []Event {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]Event, 0, len(a.events))
+	out = append(out, a.events[a.nextEv:]...)
+	return append(out, a.events[:a.nextEv]...)
+}
+
+// RTTView is one prober's RTT summary.
+type RTTView struct {
+	RTT
+	Prober, Region string
+}
+
+// RTTs returns the RTT summaries of the probers that reported within
+// 3×Every, sorted by prober, kind and name.
+func (a *Aggregator) RTTs() []RTTView {
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []RTTView
+	for _, ps := range a.probers {
+		if !ps.fresh(now) {
+			continue
+		}
+		for _, r := range ps.rtts {
+			out = append(out, RTTView{RTT: r, Prober: ps.name, Region: ps.region})
+		}
+	}
+	slices.SortFunc(out, func(a, b RTTView) int {
+		if c := strings.Compare(a.Prober, b.Prober); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}

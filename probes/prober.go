@@ -1,0 +1,502 @@
+package probes
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ProberConfig configures a Prober. Zero values are the documented defaults.
+type ProberConfig struct {
+	// Name identifies the prober in reports, events and metrics (the node
+	// name); Region is the region it probes from.
+	Name   string
+	Region string
+	// MaxConcurrent bounds the probes in flight (default 64). A probe that
+	// cannot start within its interval is skipped and counted as missed.
+	MaxConcurrent int
+	// Sink receives the reports; nil drops them.
+	Sink Sink
+	// ReportEvery is the period of full reports, which also measure the RTTs
+	// to region nodes and client networks (default 5s).
+	ReportEvery time.Duration
+	// Probe runs one probe; nil means a Checker's Probe with default config.
+	Probe func(context.Context, Target) Result
+	// NetworkTTL is how long a client network is measured after it was last
+	// asked for (default 10m); MaxNetworks bounds how many are (default 1024).
+	NetworkTTL  time.Duration
+	MaxNetworks int
+	Logger      *slog.Logger
+	Metrics     *Metrics
+}
+
+// Node is a region's node, to which a prober measures RTT (TCP connect).
+type Node struct {
+	Region string
+	Addr   netip.AddrPort
+}
+
+// Prober checks targets from one region on a jittered schedule, with bounded
+// concurrency and per-target hysteresis, and reports to its Sink. Targets
+// are de-duplicated by Key; SetTargets keeps the state of unchanged ones.
+// Its methods are safe for concurrent use.
+type Prober struct {
+	cfg   ProberConfig
+	probe func(context.Context, Target) Result
+	sem   chan struct{}
+	log   *slog.Logger
+
+	sendMu sync.Mutex // serializes building and sending reports
+
+	mu       sync.Mutex
+	ctx      context.Context // set while Run runs
+	wg       sync.WaitGroup
+	targets  map[string]*target
+	nodes    map[Node]*sampled
+	networks map[netip.Prefix]*network
+}
+
+// sampled is an RTT with the time of its last sample.
+type sampled struct {
+	rtt    RTTStat
+	sample time.Time
+}
+
+type target struct {
+	t      Target
+	key    string
+	cancel context.CancelFunc // nil until started
+	// Guarded by Prober.mu:
+	h          Hysteresis
+	rtt        RTTStat
+	since      time.Time
+	reason     string
+	certExpiry time.Time
+}
+
+type network struct {
+	sampled
+	addr  netip.Addr
+	asked time.Time
+}
+
+// NewProber returns a Prober; it starts probing when Run is called.
+func NewProber(cfg ProberConfig) *Prober {
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 64
+	}
+	if cfg.ReportEvery <= 0 {
+		cfg.ReportEvery = 5 * time.Second
+	}
+	if cfg.NetworkTTL <= 0 {
+		cfg.NetworkTTL = 10 * time.Minute
+	}
+	if cfg.MaxNetworks <= 0 {
+		cfg.MaxNetworks = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Prober{
+		cfg:      cfg,
+		probe:    cfg.Probe,
+		sem:      make(chan struct{}, cfg.MaxConcurrent),
+		log:      cfg.Logger.With("component", "probes", "prober", cfg.Name),
+		targets:  make(map[string]*target),
+		nodes:    make(map[Node]*sampled),
+		networks: make(map[netip.Prefix]*network),
+	}
+	if p.probe == nil {
+		p.probe = NewChecker(CheckerConfig{}).Probe
+	}
+	return p
+}
+
+// SetTargets replaces the set of targets, typically on every zone (re)load.
+// Targets with the same Key are probed once; targets whose Key was already
+// present keep their state and schedule; unchecked targets (Scheme "") are
+// ignored. New targets start at once if Run is running.
+func (p *Prober) SetTargets(ts []Target) {
+	p.mu.Lock()
+	want := make(map[string]Target, len(ts))
+	for _, t := range ts {
+		if t.Check.Scheme == "" {
+			continue
+		}
+		if _, dup := want[t.Key()]; !dup {
+			want[t.Key()] = t
+		}
+	}
+	removed := false
+	for k, tg := range p.targets {
+		if _, ok := want[k]; !ok {
+			if tg.cancel != nil {
+				tg.cancel()
+			}
+			delete(p.targets, k)
+			p.cfg.Metrics.forgetTarget(p.cfg.Name, k)
+			removed = true
+		}
+	}
+	for k, t := range want {
+		if tg, ok := p.targets[k]; ok {
+			tg.t = t // same probe; settings outside the key (quorum) may change
+			continue
+		}
+		tg := &target{t: t, key: k, h: Hysteresis{Fails: t.fails(), Passes: t.passes()}}
+		p.targets[k] = tg
+		if p.ctx != nil {
+			p.start(tg)
+		}
+	}
+	running := p.ctx != nil
+	p.mu.Unlock()
+	if removed && running {
+		p.sendFull()
+	}
+}
+
+// SetNodes sets the region nodes whose RTT the prober measures.
+func (p *Prober) SetNodes(nodes []Node) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := make(map[Node]*sampled, len(nodes))
+	for _, n := range nodes {
+		if s, ok := p.nodes[n]; ok {
+			keep[n] = s
+		} else {
+			keep[n] = new(sampled)
+		}
+	}
+	p.nodes = keep
+}
+
+// MeasureNetwork asks the prober to measure its RTT to client network n by
+// probing addr (a resolver or host in n): ICMP echo when the process may
+// send it, else a TCP connect to port 53 (a refusal is a measurement too).
+// Asking again refreshes the request; a network not asked for in NetworkTTL
+// is dropped, and beyond MaxNetworks the least recently asked one is.
+func (p *Prober) MeasureNetwork(n netip.Prefix, addr netip.Addr) {
+	n = n.Masked()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if nw, ok := p.networks[n]; ok {
+		nw.asked, nw.addr = now, addr
+		return
+	}
+	if len(p.networks) >= p.cfg.MaxNetworks {
+		var oldest netip.Prefix
+		var t time.Time
+		for k, nw := range p.networks {
+			if t.IsZero() || nw.asked.Before(t) {
+				oldest, t = k, nw.asked
+			}
+		}
+		delete(p.networks, oldest)
+	}
+	p.networks[n] = &network{addr: addr, asked: now}
+}
+
+// Run probes until ctx is done, then waits for the probes in flight. It
+// returns an error if the Prober is already running.
+func (p *Prober) Run(ctx context.Context) error {
+	p.mu.Lock()
+	if p.ctx != nil {
+		p.mu.Unlock()
+		return errors.New("probes: prober " + p.cfg.Name + " is already running")
+	}
+	p.ctx = ctx
+	for _, tg := range p.targets {
+		p.start(tg)
+	}
+	p.mu.Unlock()
+
+	p.sendFull()
+	tick := time.NewTicker(p.cfg.ReportEvery)
+	defer tick.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-tick.C:
+			p.measureRTTs(ctx)
+			p.sendFull()
+		}
+	}
+	p.mu.Lock()
+	p.ctx = nil
+	for _, tg := range p.targets {
+		tg.cancel = nil
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	return nil
+}
+
+// start launches tg's goroutine; p.mu must be held and p.ctx set.
+func (p *Prober) start(tg *target) {
+	ctx, cancel := context.WithCancel(p.ctx)
+	tg.cancel = cancel
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.loop(ctx, tg)
+	}()
+}
+
+// loop probes one target every interval. The first probe comes at a random
+// point of the first interval, and each later one is jittered by ±5%, so
+// that targets loaded together spread out instead of probing in step.
+func (p *Prober) loop(ctx context.Context, tg *target) {
+	p.mu.Lock()
+	t := tg.t
+	p.mu.Unlock()
+	iv := t.interval()
+	timer := time.NewTimer(rand.N(iv))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		p.mu.Lock()
+		t = tg.t
+		p.mu.Unlock()
+		next := iv + time.Duration((rand.Float64()-0.5)*0.1*float64(iv))
+		slot := time.NewTimer(iv)
+		select {
+		case <-ctx.Done():
+			slot.Stop()
+			return
+		case <-slot.C:
+			p.cfg.Metrics.miss(p.cfg.Name)
+			timer.Reset(next)
+			continue
+		case p.sem <- struct{}{}:
+			slot.Stop()
+		}
+		r := p.probe(ctx, t)
+		<-p.sem
+		if ctx.Err() != nil {
+			return // removed or stopped while probing: the result is moot
+		}
+		p.observe(tg, t, r)
+		timer.Reset(next)
+	}
+}
+
+// observe applies one result to tg and reports a transition.
+func (p *Prober) observe(tg *target, t Target, r Result) {
+	m := p.cfg.Metrics
+	m.observe(t.Check.Scheme, r)
+	now := time.Now()
+	p.mu.Lock()
+	first := !tg.h.Known()
+	changed := tg.h.Observe(r.Up)
+	if r.RTT > 0 {
+		tg.rtt.Add(r.RTT)
+	}
+	tg.reason = r.Reason
+	if !r.CertExpiry.IsZero() {
+		tg.certExpiry = r.CertExpiry
+	}
+	if first || changed {
+		tg.since = now
+	}
+	up := tg.h.Up()
+	p.mu.Unlock()
+
+	m.setUp(p.cfg.Name, tg.key, up)
+	if !r.CertExpiry.IsZero() {
+		m.setCertExpiry(p.cfg.Name, tg.key, r.CertExpiry.Unix())
+	}
+	if !first && !changed {
+		return
+	}
+	if changed {
+		m.transition(p.cfg.Name, up)
+		p.log.Info("target state changed", "target", t.String(), "up", up, "reason", r.Reason)
+	}
+	p.sendDelta(tg)
+}
+
+// status returns tg's Status; p.mu must be held.
+func (tg *target) status() Status {
+	return Status{
+		Key:        tg.key,
+		Target:     tg.t.String(),
+		Up:         tg.h.Up(),
+		Since:      tg.since,
+		Reason:     tg.reason,
+		Quorum:     tg.t.Check.Quorum,
+		RTT:        tg.rtt.EWMA,
+		MinRTT:     tg.rtt.Min(),
+		CertExpiry: tg.certExpiry,
+	}
+}
+
+// Statuses returns the prober's own view of every target probed at least
+// once, sorted by key.
+func (p *Prober) Statuses() []Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.statusesLocked()
+}
+
+func (p *Prober) statusesLocked() []Status {
+	out := make([]Status, 0, len(p.targets))
+	for _, tg := range p.targets {
+		if tg.h.Known() {
+			out = append(out, tg.status())
+		}
+	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// RTTs returns the prober's smoothed RTTs to region nodes and client
+// networks that have at least one sample.
+func (p *Prober) RTTs() []RTT {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rttsLocked()
+}
+
+func (p *Prober) rttsLocked() []RTT {
+	var out []RTT
+	for n, s := range p.nodes {
+		if s.rtt.N > 0 {
+			out = append(out, RTT{Kind: KindRegion, Name: n.Region, Addr: n.Addr.Addr(), EWMA: s.rtt.EWMA, Min: s.rtt.Min(), Time: s.sample})
+		}
+	}
+	for pfx, nw := range p.networks {
+		if nw.rtt.N > 0 {
+			out = append(out, RTT{Kind: KindNetwork, Name: pfx.String(), Addr: nw.addr, EWMA: nw.rtt.EWMA, Min: nw.rtt.Min(), Time: nw.sample})
+		}
+	}
+	slices.SortFunc(out, func(a, b RTT) int {
+		if c := strings.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
+
+func (p *Prober) sendDelta(tg *target) {
+	if p.cfg.Sink == nil {
+		return
+	}
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
+	p.mu.Lock()
+	if p.targets[tg.key] != tg { // removed meanwhile
+		p.mu.Unlock()
+		return
+	}
+	r := Report{Prober: p.cfg.Name, Region: p.cfg.Region, Time: time.Now(), Every: p.cfg.ReportEvery,
+		Statuses: []Status{tg.status()}}
+	p.mu.Unlock()
+	p.cfg.Sink.Report(r)
+}
+
+func (p *Prober) sendFull() {
+	if p.cfg.Sink == nil {
+		return
+	}
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
+	p.mu.Lock()
+	r := Report{Prober: p.cfg.Name, Region: p.cfg.Region, Time: time.Now(), Every: p.cfg.ReportEvery,
+		Full: true, Statuses: p.statusesLocked(), RTTs: p.rttsLocked()}
+	p.mu.Unlock()
+	p.cfg.Sink.Report(r)
+}
+
+// measureRTTs samples the RTT to every region node and client network once,
+// in parallel within the concurrency bound, and drops expired networks.
+func (p *Prober) measureRTTs(ctx context.Context) {
+	type job struct {
+		node Node
+		pfx  netip.Prefix
+		addr netip.AddrPort
+	}
+	var jobs []job
+	now := time.Now()
+	p.mu.Lock()
+	for n := range p.nodes {
+		jobs = append(jobs, job{node: n, addr: n.Addr})
+	}
+	for pfx, nw := range p.networks {
+		if now.Sub(nw.asked) > p.cfg.NetworkTTL {
+			delete(p.networks, pfx)
+			continue
+		}
+		jobs = append(jobs, job{pfx: pfx, addr: netip.AddrPortFrom(nw.addr, 53)})
+	}
+	p.mu.Unlock()
+	timeout := min(p.cfg.ReportEvery/2, 2*time.Second)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		select {
+		case p.sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-p.sem }()
+			d, ok := measureRTT(ctx, j.addr, timeout)
+			if !ok {
+				return
+			}
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			var s *sampled
+			if j.pfx.IsValid() {
+				if nw := p.networks[j.pfx]; nw != nil {
+					s = &nw.sampled
+				}
+			} else {
+				s = p.nodes[j.node]
+			}
+			if s != nil {
+				s.rtt.Add(d)
+				s.sample = time.Now()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// measureRTT times one ICMP echo to a's address when the process may send
+// one, else a TCP connect to a; a refused connection is a valid sample.
+func measureRTT(ctx context.Context, a netip.AddrPort, timeout time.Duration) (time.Duration, bool) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if d, err := pingICMP(ctx, a.Addr()); err == nil {
+		return d, true
+	}
+	var dl net.Dialer
+	start := time.Now()
+	c, err := dl.DialContext(ctx, "tcp", a.String())
+	d := time.Since(start)
+	if err == nil {
+		c.Close()
+		return d, true
+	}
+	if isRefused(err) {
+		return d, true
+	}
+	return 0, false
+}
