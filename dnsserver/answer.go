@@ -1,0 +1,203 @@
+package dnsserver
+
+import (
+	"net/netip"
+
+	"github.com/miekg/dns"
+
+	"github.com/gslbd/gslb/gslb"
+	"github.com/gslbd/gslb/zones"
+)
+
+// query is the per-query state, pooled and reused.
+type query struct {
+	m      dns.Msg
+	qname  string // lower case
+	qtype  uint16
+	client gslb.Client
+	// clientKnown is set once client has been filled in (lazily: only
+	// GSLB answers need it).
+	clientKnown bool
+	ecs         *dns.EDNS0_SUBNET
+	src         netip.Addr
+	scope       uint8
+	scoped      bool // a GSLB answer was given: scope applies
+	addrs       []netip.Addr
+	buf         []byte
+	ips         []byte // backing store of synthesized addresses
+	aRR         []dns.A
+	aaaaRR      []dns.AAAA
+}
+
+// resolve answers q from zone z (RFC 1034 §4.3.2, with RFC 4592 wildcards
+// and RFC 6604 rcodes for CNAME chains).
+func (s *Server) resolve(q *query, z *zone, snap *Snapshot) {
+	m := &q.m
+	m.Authoritative = true
+	name := q.qname
+	for depth := 0; ; depth++ {
+		if depth > zones.MaxCNAMEChain {
+			// Wildcard or GSLB CNAMEs can still chain; stop here with
+			// what we have (DNS-12).
+			return
+		}
+		if z.cuts {
+			if cut := z.cutAbove(name, q.qtype); cut != nil {
+				s.referral(q, z, cut)
+				return
+			}
+		}
+		n := z.nodes[name]
+		owner := name
+		if n == nil {
+			ce := parent(name)
+			for z.nodes[ce] == nil {
+				ce = parent(ce)
+			}
+			n = z.nodes[ce].wild
+			if n == nil {
+				m.Rcode = dns.RcodeNameError
+				m.Ns = append(m.Ns, z.neg)
+				return
+			}
+			// RFC 4592 §3.3.1: synthesize from the wildcard with the
+			// query name as owner.
+		}
+		next := s.answerNode(q, z, n, owner)
+		if next == "" {
+			return
+		}
+		if !dns.IsSubDomain(z.origin, next) {
+			return // the resolver follows an out-of-zone target itself
+		}
+		name = next
+	}
+}
+
+// cutAbove returns the topmost delegation at or above name, except a DS
+// query at the cut itself, which the parent side answers (RFC 4035 §3.1.4.1).
+func (z *zone) cutAbove(name string, qtype uint16) *node {
+	var cut *node
+	for n := name; n != z.origin; n = parent(n) {
+		if nd := z.nodes[n]; nd != nil && nd.cut {
+			if n == name && qtype == dns.TypeDS {
+				continue
+			}
+			cut = nd
+		}
+		if n == "." {
+			break
+		}
+	}
+	return cut
+}
+
+// referral answers with the delegation's NS records and their glue, AA clear
+// unless the answer section already holds authoritative data (a CNAME chain
+// into the delegation).
+func (s *Server) referral(q *query, z *zone, cut *node) {
+	m := &q.m
+	if len(m.Answer) == 0 {
+		m.Authoritative = false
+	}
+	m.Ns = append(m.Ns, cut.get(dns.TypeNS)...)
+	m.Extra = append(m.Extra, cut.extra(dns.TypeNS)...)
+}
+
+// answerNode answers from node n for owner name (n's own name, or the query
+// name for a wildcard). It returns the CNAME target to follow, or "".
+func (s *Server) answerNode(q *query, z *zone, n *node, owner string) string {
+	m := &q.m
+	qt := q.qtype
+	if n.cname != nil && qt != dns.TypeCNAME {
+		m.Answer = append(m.Answer, q.rename(n.cname, owner))
+		return dns.CanonicalName(n.cname.Target)
+	}
+	if n.gslb != nil && (qt == dns.TypeA || qt == dns.TypeAAAA || qt == dns.TypeANY) {
+		return s.answerGSLB(q, z, n.gslb, owner)
+	}
+	if qt == dns.TypeANY {
+		// RFC 8482 §4.2: one RRset is a complete answer to ANY.
+		if len(n.rrsets) > 0 {
+			for _, rr := range n.rrsets[0].rrs {
+				m.Answer = append(m.Answer, q.rename(rr, owner))
+			}
+			return ""
+		}
+	} else if rrs := n.get(qt); rrs != nil {
+		for _, rr := range rrs {
+			m.Answer = append(m.Answer, q.rename(rr, owner))
+		}
+		m.Extra = append(m.Extra, n.extra(qt)...)
+		return ""
+	}
+	// NODATA (RFC 2308 §2.2).
+	m.Ns = append(m.Ns, z.neg)
+	return ""
+}
+
+// rename returns rr with owner name as its owner: rr itself unless it comes
+// from a wildcard.
+func (q *query) rename(rr dns.RR, owner string) dns.RR {
+	if rr.Header().Name == owner {
+		return rr
+	}
+	c := dns.Copy(rr)
+	c.Header().Name = owner
+	return c
+}
+
+// answerGSLB answers A or AAAA from a GSLB record.
+func (s *Server) answerGSLB(q *query, z *zone, r *gslb.Record, owner string) string {
+	m := &q.m
+	fam := gslb.IPv4
+	if q.qtype == dns.TypeAAAA {
+		fam = gslb.IPv6
+	}
+	q.fillClient()
+	a := r.Answer(q.addrs[:0], fam, &q.client)
+	q.addrs = a.Addrs[:0]
+	if !q.scoped || a.Scope > q.scope {
+		q.scope = a.Scope
+	}
+	q.scoped = true
+	if a.ServFail {
+		m.Rcode = dns.RcodeServerFailure
+		m.Authoritative = false
+		return ""
+	}
+	if a.CNAME != "" {
+		c := &dns.CNAME{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: a.TTL}, Target: a.CNAME}
+		m.Answer = append(m.Answer, c)
+		return a.CNAME
+	}
+	if len(a.Addrs) == 0 {
+		m.Ns = append(m.Ns, z.neg)
+		return ""
+	}
+	hdr := dns.RR_Header{Name: owner, Class: dns.ClassINET, Ttl: a.TTL}
+	if fam == gslb.IPv4 {
+		hdr.Rrtype = dns.TypeA
+		base := len(q.aRR)
+		for _, ip := range a.Addrs {
+			v := ip.As4()
+			q.ips = append(q.ips, v[:]...)
+			q.aRR = append(q.aRR, dns.A{Hdr: hdr, A: q.ips[len(q.ips)-4:]})
+		}
+		for i := base; i < len(q.aRR); i++ {
+			m.Answer = append(m.Answer, &q.aRR[i])
+		}
+	} else {
+		hdr.Rrtype = dns.TypeAAAA
+		base := len(q.aaaaRR)
+		for _, ip := range a.Addrs {
+			v := ip.As16()
+			q.ips = append(q.ips, v[:]...)
+			q.aaaaRR = append(q.aaaaRR, dns.AAAA{Hdr: hdr, AAAA: q.ips[len(q.ips)-16:]})
+		}
+		for i := base; i < len(q.aaaaRR); i++ {
+			m.Answer = append(m.Answer, &q.aaaaRR[i])
+		}
+	}
+	return ""
+}

@@ -1,0 +1,411 @@
+// Package dnsserver is the authoritative DNS server: UDP and TCP listeners
+// that answer every query from an immutable Snapshot behind an atomic
+// pointer, with EDNS0, Client Subnet, NSID, truncation and the negative
+// answers of RFC 2308.
+package dnsserver
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/netutil"
+)
+
+// Config configures a Server. The zero value of each field is the default
+// documented beside it.
+type Config struct {
+	// Addrs are the addresses to listen on, UDP and TCP each ("127.0.0.1:53",
+	// "[::1]:53"). Port 0 picks a free port, the same for UDP and TCP.
+	Addrs []string
+	// NSID is returned to queries that ask for it (RFC 5001), and as the
+	// CH TXT answer to id.server and hostname.bind. Empty: the host name.
+	NSID string
+	// UDPSize is the EDNS UDP payload size we advertise and the largest
+	// UDP reply we send (default 1232, the DNS flag day 2020 value).
+	UDPSize uint16
+	// MaxTCPConns bounds concurrent TCP connections per address (default 128).
+	MaxTCPConns int
+	// TCPIdleTimeout closes idle TCP connections (default 8s).
+	TCPIdleTimeout time.Duration
+	// ReadTimeout bounds reading one TCP query (default 2s).
+	ReadTimeout time.Duration
+	// Logger receives the server's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Server answers DNS queries from the current Snapshot.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	snap    atomic.Pointer[Snapshot]
+	nsidHex string
+	pool    sync.Pool
+
+	mu      sync.Mutex
+	servers []*dns.Server
+	udp     []net.Addr
+	tcp     []net.Addr
+}
+
+// New returns a server that answers REFUSED until a snapshot is set.
+func New(cfg Config) (*Server, error) {
+	if len(cfg.Addrs) == 0 {
+		return nil, errors.New("dns: at least one listen address is required")
+	}
+	if cfg.UDPSize == 0 {
+		cfg.UDPSize = 1232
+	}
+	if cfg.UDPSize < 512 {
+		return nil, fmt.Errorf("dns: udp size %d: must be at least 512", cfg.UDPSize)
+	}
+	if cfg.MaxTCPConns == 0 {
+		cfg.MaxTCPConns = 128
+	}
+	if cfg.TCPIdleTimeout == 0 {
+		cfg.TCPIdleTimeout = 8 * time.Second
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.NSID == "" {
+		cfg.NSID = hostname()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "dns"), nsidHex: hex.EncodeToString([]byte(cfg.NSID))}
+	s.snap.Store(NewSnapshot(nil, nil))
+	s.pool.New = func() any { return &query{buf: make([]byte, 0, dns.MaxMsgSize)} }
+	return s, nil
+}
+
+// Swap makes snap the snapshot every following query is answered from.
+func (s *Server) Swap(snap *Snapshot) { s.snap.Store(snap) }
+
+// Snapshot returns the snapshot being served.
+func (s *Server) Snapshot() *Snapshot { return s.snap.Load() }
+
+// Start opens every listener and serves in the background. It returns once
+// all are listening, or the first error.
+func (s *Server) Start() error {
+	for _, addr := range s.cfg.Addrs {
+		pc, ln, err := listenPair(addr)
+		if err != nil {
+			s.Shutdown(context.Background())
+			return fmt.Errorf("dns: listen %s: %w", addr, err)
+		}
+		idle := s.cfg.TCPIdleTimeout
+		mk := func() *dns.Server {
+			return &dns.Server{
+				Handler:       s,
+				MsgAcceptFunc: accept,
+				ReadTimeout:   s.cfg.ReadTimeout,
+				WriteTimeout:  s.cfg.ReadTimeout,
+				IdleTimeout:   func() time.Duration { return idle },
+				MaxTCPQueries: -1,
+				UDPSize:       dns.MaxMsgSize,
+			}
+		}
+		us, ts := mk(), mk()
+		us.PacketConn = pc
+		ts.Listener = netutil.LimitListener(ln, s.cfg.MaxTCPConns)
+		s.mu.Lock()
+		s.servers = append(s.servers, us, ts)
+		s.udp = append(s.udp, pc.LocalAddr())
+		s.tcp = append(s.tcp, ln.Addr())
+		s.mu.Unlock()
+		for _, srv := range []*dns.Server{us, ts} {
+			started := make(chan struct{})
+			srv.NotifyStartedFunc = func() { close(started) }
+			errc := make(chan error, 1)
+			go func() { errc <- srv.ActivateAndServe() }()
+			select {
+			case <-started:
+			case err := <-errc:
+				s.Shutdown(context.Background())
+				return fmt.Errorf("dns: serve %s: %w", addr, err)
+			}
+		}
+		s.log.Info("listening", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String())
+	}
+	return nil
+}
+
+// listenPair opens UDP and TCP on one address; for port 0 it finds a port
+// free for both.
+func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	for try := 0; ; try++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		tcpAddr := addr
+		if port == "0" {
+			tcpAddr = net.JoinHostPort(host, fmt.Sprint(pc.LocalAddr().(*net.UDPAddr).Port))
+		}
+		ln, err := net.Listen("tcp", tcpAddr)
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || try == 20 {
+			return nil, nil, err
+		}
+	}
+}
+
+// UDPAddrs and TCPAddrs return the bound listen addresses.
+func (s *Server) UDPAddrs() []net.Addr { s.mu.Lock(); defer s.mu.Unlock(); return append([]net.Addr(nil), s.udp...) }
+
+// TCPAddrs returns the bound TCP listen addresses.
+func (s *Server) TCPAddrs() []net.Addr { s.mu.Lock(); defer s.mu.Unlock(); return append([]net.Addr(nil), s.tcp...) }
+
+// Shutdown stops every listener; in-flight queries are answered.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	servers := s.servers
+	s.servers = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.ShutdownContext(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// accept decides, from the header alone, whether a message is processed.
+// Responses are never answered (DNS-23: no ping-pong); opcodes other than
+// QUERY and NOTIFY get NOTIMP; a question count other than one gets FORMERR
+// with the ID preserved (DNS-21).
+func accept(h dns.Header) dns.MsgAcceptAction {
+	if h.Bits&(1<<15) != 0 {
+		return dns.MsgIgnore
+	}
+	op := int(h.Bits>>11) & 0xF
+	if op != dns.OpcodeQuery && op != dns.OpcodeNotify {
+		return dns.MsgRejectNotImplemented
+	}
+	if h.Qdcount != 1 || h.Ancount > 1 || h.Nscount > 1 || h.Arcount > 2 {
+		return dns.MsgReject
+	}
+	return dns.MsgAccept
+}
+
+// ServeDNS answers one query. It takes no lock: the snapshot is one atomic
+// load, and everything it reads from there is immutable.
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	q := s.pool.Get().(*query)
+	defer s.pool.Put(q)
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic answering query", "panic", p, "qname", safeQName(r))
+			fail := new(dns.Msg)
+			fail.SetRcode(r, dns.RcodeServerFailure)
+			w.WriteMsg(fail)
+		}
+	}()
+	q.reset(r)
+	_, udp := w.RemoteAddr().(*net.UDPAddr)
+	q.src = addrOf(w.RemoteAddr())
+	m := &q.m
+
+	opt, rcode := s.checkEDNS(q, r)
+	if rcode == dns.RcodeSuccess {
+		rcode = s.answer(q)
+	}
+	m.Rcode = rcode
+	if rcode == dns.RcodeFormatError || rcode == dns.RcodeBadVers {
+		m.Answer, m.Ns, m.Extra = m.Answer[:0], m.Ns[:0], m.Extra[:0]
+		m.Authoritative = false
+	}
+	if opt != nil {
+		m.Extra = append(m.Extra, s.replyOPT(q, opt, rcode))
+	}
+
+	limit := dns.MaxMsgSize
+	if udp {
+		limit = dns.MinMsgSize
+		if opt != nil {
+			// RFC 6891 §6.2.5: a requested size below 512 is treated as 512.
+			limit = int(max(dns.MinMsgSize, min(opt.UDPSize(), s.cfg.UDPSize)))
+		}
+	}
+	out, err := m.PackBuffer(q.buf[:cap(q.buf)])
+	if err == nil && len(out) > limit {
+		m.Truncate(limit)
+		out, err = m.PackBuffer(q.buf[:cap(q.buf)])
+	}
+	if err != nil {
+		s.log.Error("packing reply", "err", err, "qname", q.qname)
+		fail := new(dns.Msg)
+		fail.SetRcode(r, dns.RcodeServerFailure)
+		w.WriteMsg(fail)
+		return
+	}
+	w.Write(out)
+}
+
+func safeQName(r *dns.Msg) string {
+	if r != nil && len(r.Question) > 0 {
+		return r.Question[0].Name
+	}
+	return ""
+}
+
+func addrOf(a net.Addr) netip.Addr {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		ip, _ := netip.AddrFromSlice(v.IP)
+		return ip.Unmap()
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(v.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// reset prepares the pooled query state for request r.
+func (q *query) reset(r *dns.Msg) {
+	m := &q.m
+	answer, ns, extra := m.Answer[:0], m.Ns[:0], m.Extra[:0]
+	*m = dns.Msg{}
+	m.Answer, m.Ns, m.Extra = answer, ns, extra
+	m.Id = r.Id
+	m.Response = true
+	m.Opcode = r.Opcode
+	m.RecursionDesired = r.RecursionDesired
+	// DNS-18: CD is copied, like BIND and Knot do; every other flag of the
+	// query (TC, AA, RA, AD, Z) is cleared.
+	m.CheckingDisabled = r.CheckingDisabled
+	m.Compress = true
+	m.Question = r.Question
+	q.qname = strings.ToLower(r.Question[0].Name)
+	q.qtype = r.Question[0].Qtype
+	q.clientKnown, q.ecs, q.scope, q.scoped = false, nil, 0, false
+	q.addrs, q.ips, q.aRR, q.aaaaRR = q.addrs[:0], q.ips[:0], q.aRR[:0], q.aaaaRR[:0]
+}
+
+// checkEDNS validates the query's OPT record (RFC 6891) and its Client
+// Subnet option (RFC 7871 §7.1.2); it returns the OPT, if any, and the rcode
+// to answer with when the query is not acceptable.
+func (s *Server) checkEDNS(q *query, r *dns.Msg) (*dns.OPT, int) {
+	var opt *dns.OPT
+	for _, rr := range r.Extra {
+		o, ok := rr.(*dns.OPT)
+		if !ok {
+			continue
+		}
+		if opt != nil || o.Hdr.Name != "." {
+			return nil, dns.RcodeFormatError // DNS-22: two OPTs, or OPT owner not root
+		}
+		opt = o
+	}
+	if opt == nil {
+		return nil, dns.RcodeSuccess
+	}
+	if opt.Version() != 0 {
+		return opt, dns.RcodeBadVers // RFC 6891 §6.1.3
+	}
+	for _, o := range opt.Option {
+		e, ok := o.(*dns.EDNS0_SUBNET)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(e.Address)
+		if !ok {
+			return opt, dns.RcodeFormatError
+		}
+		bits := int(e.SourceNetmask)
+		switch e.Family {
+		case 1:
+			ip = ip.Unmap()
+			if !ip.Is4() || bits > 32 {
+				return opt, dns.RcodeFormatError
+			}
+		case 2:
+			if bits > 128 {
+				return opt, dns.RcodeFormatError
+			}
+		default:
+			return opt, dns.RcodeFormatError
+		}
+		if p, _ := ip.Prefix(bits); p.Addr() != ip || e.SourceScope != 0 {
+			return opt, dns.RcodeFormatError // address bits beyond SOURCE PREFIX-LENGTH
+		}
+		q.ecs = e
+	}
+	return opt, dns.RcodeSuccess
+}
+
+// fillClient works out who the answer is for: the ECS address when it is
+// usable (RFC 7871 §7.1.2), else the query's source.
+func (q *query) fillClient() {
+	if q.clientKnown {
+		return
+	}
+	q.clientKnown = true
+	q.client = clientFrom(q.ecs, q.src)
+}
+
+// usableECS reports whether ECS address ip with bits source bits says
+// anything about a client: /0 and non-public addresses do not (DNS-41, DNS-43).
+func usableECS(ip netip.Addr, bits uint8) bool {
+	return bits > 0 && !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified())
+}
+
+// replyOPT builds the OPT record of the reply: our payload size, version 0,
+// DO copied, ECS echoed with its scope and NSID if asked. Unknown options
+// are not echoed (RFC 6891 §6.1.2).
+func (s *Server) replyOPT(q *query, opt *dns.OPT, rcode int) *dns.OPT {
+	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+	o.SetUDPSize(s.cfg.UDPSize)
+	if opt.Do() {
+		o.SetDo()
+	}
+	if rcode == dns.RcodeBadVers {
+		return o
+	}
+	for _, op := range opt.Option {
+		switch v := op.(type) {
+		case *dns.EDNS0_NSID:
+			o.Option = append(o.Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID, Nsid: s.nsidHex})
+		case *dns.EDNS0_SUBNET:
+			if rcode == dns.RcodeFormatError {
+				continue
+			}
+			scope := uint8(0)
+			if q.scoped && q.client.Addr.IsValid() && q.ecs != nil && usableECS(addrFromECS(q.ecs), q.ecs.SourceNetmask) {
+				scope = min(q.scope, v.SourceNetmask)
+			}
+			o.Option = append(o.Option, &dns.EDNS0_SUBNET{
+				Code: dns.EDNS0SUBNET, Family: v.Family, SourceNetmask: v.SourceNetmask,
+				SourceScope: scope, Address: v.Address,
+			})
+		}
+	}
+	return o
+}
+
+func hostname() string {
+	h, err := osHostname()
+	if err != nil || h == "" {
+		return "gslb"
+	}
+	return h
+}

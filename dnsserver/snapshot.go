@@ -1,0 +1,227 @@
+package dnsserver
+
+import (
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/gslbd/gslb/gslb"
+	"github.com/gslbd/gslb/zones"
+)
+
+// Snapshot is everything the server answers from. It is built off the query
+// path by NewSnapshot and never modified afterwards; the server swaps the
+// whole Snapshot atomically.
+type Snapshot struct {
+	zones map[string]*zone // by lower-case origin
+	// Index is the state index the snapshot was built from (0 on a node
+	// without a replicated store), for status and metrics.
+	Index uint64
+	set   *gslb.Set
+	// failed are the origins of zones that are configured but have never
+	// loaded: queries for them get SERVFAIL, not REFUSED.
+	failed map[string]bool
+}
+
+// zone is one served zone, indexed by owner name.
+type zone struct {
+	origin string
+	file   string
+	soa    *dns.SOA
+	neg    *dns.SOA // the SOA for negative answers: TTL min(SOA TTL, MINIMUM), RFC 2308 §3
+	nodes  map[string]*node
+	cuts   bool // any delegation below the apex
+}
+
+// node is one owner name; an empty non-terminal has no rrsets and no record.
+type node struct {
+	name   string
+	rrsets []rrset
+	cut    bool        // NS records below the apex: a delegation point
+	cname  *dns.CNAME  // the CNAME, if any
+	gslb   *gslb.Record
+	wild   *node // the "*" child, for RFC 4592 synthesis
+}
+
+type rrset struct {
+	t   uint16
+	rrs []dns.RR
+	// extra holds the in-zone addresses of NS, MX and SRV targets, for the
+	// additional section (RFC 1035 §3.3.9, §4.3.2; RFC 2782).
+	extra []dns.RR
+}
+
+// extra returns the additional-section records for type t at n.
+func (n *node) extra(t uint16) []dns.RR {
+	for i := range n.rrsets {
+		if n.rrsets[i].t == t {
+			return n.rrsets[i].extra
+		}
+	}
+	return nil
+}
+
+func (n *node) get(t uint16) []dns.RR {
+	for i := range n.rrsets {
+		if n.rrsets[i].t == t {
+			return n.rrsets[i].rrs
+		}
+	}
+	return nil
+}
+
+// NewSnapshot indexes linked zones and their compiled GSLB set. failed
+// names zones that are configured but could not be loaded.
+func NewSnapshot(zs []*zones.Zone, set *gslb.Set, failed ...string) *Snapshot {
+	s := &Snapshot{zones: make(map[string]*zone, len(zs)), set: set, failed: map[string]bool{}}
+	for _, f := range failed {
+		s.failed[dns.CanonicalName(f)] = true
+	}
+	for _, z := range zs {
+		s.zones[z.Origin] = buildZone(z, set)
+	}
+	return s
+}
+
+func buildZone(z *zones.Zone, set *gslb.Set) *zone {
+	zn := &zone{origin: z.Origin, file: z.File, soa: z.SOA, nodes: map[string]*node{}}
+	neg := dns.Copy(z.SOA).(*dns.SOA)
+	neg.Hdr.Ttl = min(z.SOA.Hdr.Ttl, z.SOA.Minttl)
+	zn.neg = neg
+	get := func(name string) *node {
+		n := zn.nodes[name]
+		if n == nil {
+			n = &node{name: name}
+			zn.nodes[name] = n
+			// Every ancestor up to the apex exists, as an empty
+			// non-terminal if nothing else (RFC 4592 §2.2.2).
+			for p := name; p != zn.origin; {
+				p = parent(p)
+				if zn.nodes[p] != nil {
+					break
+				}
+				zn.nodes[p] = &node{name: p}
+			}
+		}
+		return n
+	}
+	get(zn.origin)
+	for _, rr := range z.RRs {
+		h := rr.Header()
+		n := get(h.Name)
+		i := 0
+		for ; i < len(n.rrsets) && n.rrsets[i].t != h.Rrtype; i++ {
+		}
+		if i == len(n.rrsets) {
+			n.rrsets = append(n.rrsets, rrset{t: h.Rrtype})
+		}
+		n.rrsets[i].rrs = append(n.rrsets[i].rrs, rr)
+		switch h.Rrtype {
+		case dns.TypeNS:
+			if h.Name != zn.origin {
+				n.cut = true
+				zn.cuts = true
+			}
+		case dns.TypeCNAME:
+			n.cname = rr.(*dns.CNAME)
+		}
+	}
+	for _, r := range z.Records {
+		get(r.Name).gslb = set.Record(r)
+	}
+	for name, n := range zn.nodes {
+		if strings.HasPrefix(name, "*.") {
+			if p := zn.nodes[name[2:]]; p != nil {
+				p.wild = n
+			}
+		}
+	}
+	// Additional-section data is fixed per node: precompute it.
+	for _, n := range zn.nodes {
+		for i := range n.rrsets {
+			set := &n.rrsets[i]
+			for _, rr := range set.rrs {
+				var target string
+				switch v := rr.(type) {
+				case *dns.NS:
+					target = v.Ns
+				case *dns.MX:
+					target = v.Mx
+				case *dns.SRV:
+					target = v.Target
+				default:
+					continue
+				}
+				if t := zn.nodes[dns.CanonicalName(target)]; t != nil {
+					set.extra = appendAddrs(set.extra, t)
+				}
+			}
+		}
+	}
+	return zn
+}
+
+func appendAddrs(dst []dns.RR, t *node) []dns.RR {
+	for _, typ := range []uint16{dns.TypeA, dns.TypeAAAA} {
+	next:
+		for _, rr := range t.get(typ) {
+			for _, d := range dst {
+				if d == rr {
+					continue next
+				}
+			}
+			dst = append(dst, rr)
+		}
+	}
+	return dst
+}
+
+// parent returns the name one label up ("a.b." gives "b.").
+func parent(name string) string {
+	for i := 0; i < len(name)-1; i++ {
+		if name[i] == '\\' {
+			i++
+			continue
+		}
+		if name[i] == '.' {
+			return name[i+1:]
+		}
+	}
+	return "."
+}
+
+// findZone returns the zone with the longest origin that name is in.
+func (s *Snapshot) findZone(name string) *zone {
+	for n := name; ; n = parent(n) {
+		if z := s.zones[n]; z != nil {
+			return z
+		}
+		if n == "." {
+			return nil
+		}
+	}
+}
+
+// broken reports whether name is in a zone that failed to load.
+func (s *Snapshot) broken(name string) bool {
+	if len(s.failed) == 0 {
+		return false
+	}
+	for n := name; ; n = parent(n) {
+		if s.failed[n] {
+			return true
+		}
+		if n == "." {
+			return false
+		}
+	}
+}
+
+// Zones returns the origin and SOA serial of every zone served.
+func (s *Snapshot) Zones() map[string]uint32 {
+	m := make(map[string]uint32, len(s.zones))
+	for o, z := range s.zones {
+		m[o] = z.soa.Serial
+	}
+	return m
+}

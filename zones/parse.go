@@ -1,0 +1,702 @@
+package zones
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Errors is every error found in one load, in file order.
+type Errors []error
+
+func (e Errors) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// errorList turns a list into an error (nil when empty).
+func errorList(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return Errors(errs)
+}
+
+// Load reads one zone file (following $INCLUDE) and validates it on its own.
+// origin is the zone's name; "" derives it from the file name with a
+// trailing ".zone" or ".db" removed, and a $ORIGIN in the file overrides it.
+// References between zones (pools naming regions, records naming pools) are
+// checked by Link.
+func Load(file, origin string) (*Zone, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("load zone: %w", err)
+	}
+	return Parse(data, file, origin, true)
+}
+
+// OriginFromFile returns the zone name a file name implies ("example.com.zone"
+// gives "example.com.").
+func OriginFromFile(file string) string {
+	base := filepath.Base(file)
+	for _, ext := range []string{".zone", ".db"} {
+		base = strings.TrimSuffix(base, ext)
+	}
+	base = strings.TrimPrefix(base, "db.")
+	return dns.CanonicalName(base)
+}
+
+// Parse parses zone file content. file names it in errors and anchors
+// relative $INCLUDE paths; includes are read from disk only when
+// allowInclude is set.
+func Parse(data []byte, file, origin string, allowInclude bool) (*Zone, error) {
+	if origin == "" {
+		origin = OriginFromFile(file)
+	}
+	if _, ok := dns.IsDomainName(origin); !ok || origin == "." && file != "" && OriginFromFile(file) == "." {
+		return nil, &Error{Pos{file, 0}, fmt.Sprintf("cannot tell the zone name from %q: name the zone explicitly", file)}
+	}
+	origin = dns.CanonicalName(origin)
+	p := &parser{z: &Zone{Origin: origin, File: file}}
+	abs := file
+	if a, err := filepath.Abs(file); err == nil && allowInclude {
+		abs = a
+	}
+	p.display = map[string]string{strings.TrimLeft(filepath.ToSlash(abs), "/"): file}
+	top := p.preprocess(file, data)
+
+	zp := dns.NewZoneParser(bytes.NewReader(top), origin, abs)
+	zp.SetDefaultTTL(3600)
+	if allowInclude {
+		zp.SetIncludeAllowed(true)
+		zp.SetIncludeFS(includeFS{p})
+	}
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		p.record(rr, p.pos(zp))
+	}
+	if err := zp.Err(); err != nil {
+		p.errs = append(p.errs, p.parseError(err))
+		return nil, errorList(p.errs)
+	}
+	for _, d := range p.directives {
+		p.directive(d)
+	}
+	p.validate()
+	if len(p.errs) > 0 {
+		return nil, errorList(p.errs)
+	}
+	return p.z, nil
+}
+
+// parser holds the state of one Parse.
+type parser struct {
+	z          *Zone
+	errs       []error
+	directives []directive
+	// display maps the slash-trimmed absolute paths miekg/dns uses for
+	// included files back to the names shown in messages.
+	display map[string]string
+	rrPos   map[dns.RR]Pos
+}
+
+type directive struct {
+	pos  Pos
+	name string // "$REGION" or "$POOL"
+	args []string
+}
+
+func (p *parser) errorf(pos Pos, format string, args ...any) {
+	p.errs = append(p.errs, &Error{pos, fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) warnf(pos Pos, format string, args ...any) {
+	p.z.Warnings = append(p.z.Warnings, &Error{pos, fmt.Sprintf(format, args...)})
+}
+
+// preprocess removes $REGION and $POOL lines (keeping the line count, so
+// miekg/dns reports the same line numbers) and remembers them.
+func (p *parser) preprocess(file string, data []byte) []byte {
+	var out bytes.Buffer
+	out.Grow(len(data))
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		upper := strings.ToUpper(text)
+		if strings.HasPrefix(upper, "$REGION") || strings.HasPrefix(upper, "$POOL") {
+			fields, err := splitDirective(text)
+			pos := Pos{file, line}
+			if err != nil {
+				p.errorf(pos, "%v", err)
+			} else {
+				p.directives = append(p.directives, directive{pos, strings.ToUpper(fields[0]), fields[1:]})
+			}
+			out.WriteByte('\n')
+			continue
+		}
+		out.WriteString(text)
+		out.WriteByte('\n')
+	}
+	if err := sc.Err(); err != nil {
+		p.errorf(Pos{file, line + 1}, "%v", err)
+	}
+	return out.Bytes()
+}
+
+// splitDirective splits a directive line into fields: blanks separate, a
+// ';' outside quotes starts a comment, double quotes group (key="a b").
+func splitDirective(s string) ([]string, error) {
+	var fields []string
+	var cur strings.Builder
+	inQuote, have := false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			inQuote = !inQuote
+			have = true
+		case c == '\\' && inQuote && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+		case inQuote:
+			cur.WriteByte(c)
+		case c == ';':
+			i = len(s)
+		case c == ' ' || c == '\t' || c == '\r':
+			if have {
+				fields = append(fields, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteByte(c)
+			have = true
+		}
+	}
+	if inQuote {
+		return nil, errors.New("unterminated quote")
+	}
+	if have {
+		fields = append(fields, cur.String())
+	}
+	return fields, nil
+}
+
+// includeFS serves $INCLUDE targets from disk, preprocessed like the top
+// file. miekg/dns hands it absolute paths with the leading '/' removed.
+type includeFS struct{ p *parser }
+
+func (f includeFS) Open(name string) (fs.File, error) {
+	path := "/" + name
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	shown := path
+	if rel, err := filepath.Rel(".", path); err == nil && !strings.HasPrefix(rel, "..") {
+		shown = rel
+	}
+	f.p.display[name] = shown
+	return &memFile{Reader: bytes.NewReader(f.p.preprocess(shown, data)), name: name}, nil
+}
+
+type memFile struct {
+	*bytes.Reader
+	name string
+}
+
+func (m *memFile) Stat() (fs.FileInfo, error) { return nil, errors.New("stat not supported") }
+func (m *memFile) Close() error               { return nil }
+
+func (p *parser) shown(file string) string {
+	if s, ok := p.display[strings.TrimLeft(filepath.ToSlash(file), "/")]; ok {
+		return s
+	}
+	return file
+}
+
+// pos tells where the record zp just returned ends. miekg/dns v1 (frozen)
+// does not export positions, so they are read from its lexer; if that ever
+// stops working, positions degrade to the file name alone.
+func (p *parser) pos(zp *dns.ZoneParser) (pos Pos) {
+	defer func() {
+		if recover() != nil {
+			pos = Pos{}
+		}
+	}()
+	v := reflect.ValueOf(zp).Elem()
+	for {
+		sub := v.FieldByName("sub")
+		if !sub.IsValid() || sub.IsNil() {
+			break
+		}
+		v = sub.Elem()
+	}
+	file := v.FieldByName("file").String()
+	c := v.FieldByName("c").Elem()
+	line := int(c.FieldByName("line").Int())
+	// The lexer has consumed the newline that ended the record.
+	if c.FieldByName("eol").Bool() || c.FieldByName("column").Int() == 0 {
+		line--
+	}
+	return Pos{p.shown(file), line}
+}
+
+var parseErrRE = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$`)
+
+// parseError rewrites miekg/dns's "file: dns: msg: "tok" at line: N:C" as
+// "file:N: msg".
+func (p *parser) parseError(err error) error {
+	m := parseErrRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return &Error{Pos{p.z.File, 0}, err.Error()}
+	}
+	line, _ := strconv.Atoi(m[3])
+	file := p.z.File
+	if m[1] != "" {
+		file = p.shown(m[1])
+	}
+	return &Error{Pos{file, line}, m[2]}
+}
+
+// record files one parsed RR.
+func (p *parser) record(rr dns.RR, pos Pos) {
+	h := rr.Header()
+	h.Name = dns.CanonicalName(h.Name)
+	if h.Class != dns.ClassINET {
+		p.errorf(pos, "%s: class %s not supported (only IN)", h.Name, dns.ClassToString[h.Class])
+		return
+	}
+	if !dns.IsSubDomain(p.z.Origin, h.Name) {
+		p.errorf(pos, "%s: out of zone data (zone is %s)", h.Name, p.z.Origin)
+		return
+	}
+	if p.rrPos == nil {
+		p.rrPos = make(map[dns.RR]Pos)
+	}
+	if h.Rrtype == TypeGSLB {
+		r, err := parseRecord(rr.(*dns.PrivateRR).Data.(*gslbRdata).fields)
+		if err != nil {
+			p.errorf(pos, "%s GSLB: %v", h.Name, err)
+			return
+		}
+		r.Name, r.TTL, r.Pos = h.Name, h.Ttl, pos
+		p.z.Records = append(p.z.Records, r)
+		return
+	}
+	p.rrPos[rr] = pos
+	p.z.RRs = append(p.z.RRs, rr)
+}
+
+// parseRecord reads the rdata of a GSLB record: a policy and key=value options.
+func parseRecord(fields []string) (*Record, error) {
+	r := &Record{Policy: strings.ToLower(fields[0]), Options: map[string]string{}}
+	for _, f := range fields[1:] {
+		k, v, ok := strings.Cut(f, "=")
+		k = strings.ToLower(k)
+		if !ok {
+			v = "true"
+		}
+		if _, dup := r.Options[k]; dup || k == "pools" && r.Pools != nil {
+			return nil, fmt.Errorf("option %s given twice", k)
+		}
+		if k != "pools" {
+			r.Options[k] = v
+			continue
+		}
+		for _, ref := range strings.Split(v, ",") {
+			name, w, err := nameWeight(ref)
+			if err != nil {
+				return nil, fmt.Errorf("pools=: %w", err)
+			}
+			r.Pools = append(r.Pools, PoolRef{Name: name, Weight: w})
+		}
+	}
+	if len(r.Pools) == 0 {
+		return nil, errors.New("pools= is required")
+	}
+	return r, nil
+}
+
+// nameWeight splits "name@3" into its parts (weight 1 when absent).
+func nameWeight(s string) (string, int, error) {
+	name, ws, ok := strings.Cut(s, "@")
+	if name == "" {
+		return "", 0, fmt.Errorf("empty name in %q", s)
+	}
+	if !ok {
+		return name, 1, nil
+	}
+	w, err := strconv.Atoi(ws)
+	if err != nil || w < 0 || w > 1000000 {
+		return "", 0, fmt.Errorf("bad weight %q in %q (want 0 to 1000000)", ws, s)
+	}
+	return name, w, nil
+}
+
+func (p *parser) directive(d directive) {
+	if len(d.args) == 0 {
+		p.errorf(d.pos, "%s needs a name", d.name)
+		return
+	}
+	name := d.args[0]
+	if !validName(name) {
+		p.errorf(d.pos, "%s %q: names are letters, digits, '-', '_' and '.'", d.name, name)
+		return
+	}
+	opts := map[string]string{}
+	var order []string
+	for _, a := range d.args[1:] {
+		k, v, ok := strings.Cut(a, "=")
+		k = strings.ToLower(k)
+		if !ok {
+			v = "true"
+		}
+		if _, dup := opts[k]; dup {
+			p.errorf(d.pos, "%s %s: option %s given twice", d.name, name, k)
+			return
+		}
+		opts[k] = v
+		order = append(order, k)
+	}
+	var err error
+	switch d.name {
+	case "$REGION":
+		err = p.region(d.pos, name, opts, order)
+	case "$POOL":
+		err = p.pool(d.pos, name, opts, order)
+	default:
+		err = errors.New("unknown directive")
+	}
+	if err != nil {
+		p.errorf(d.pos, "%s %s: %v", d.name, name, err)
+	}
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *parser) region(pos Pos, name string, opts map[string]string, order []string) error {
+	r := &Region{Name: name, Pos: pos}
+	_, hasLat := opts["lat"]
+	_, hasLon := opts["lon"]
+	if hasLat != hasLon {
+		return errors.New("lat= and lon= go together")
+	}
+	for _, k := range order {
+		v := opts[k]
+		switch k {
+		case "lat", "lon":
+			f, err := strconv.ParseFloat(v, 64)
+			limit := 90.0
+			if k == "lon" {
+				limit = 180
+			}
+			if err != nil || f < -limit || f > limit {
+				return fmt.Errorf("%s=%q: want a number from %v to %v", k, v, -limit, limit)
+			}
+			if k == "lat" {
+				r.Lat = f
+			} else {
+				r.Lon = f
+			}
+			r.HasCoords = true
+		case "serves":
+			if err := parseServes(r, v); err != nil {
+				return fmt.Errorf("serves=: %w", err)
+			}
+		default:
+			return fmt.Errorf("unknown option %q (want lat, lon, serves)", k)
+		}
+	}
+	for _, o := range p.z.Regions {
+		if o.Name == name {
+			return fmt.Errorf("defined twice (first at %s)", o.Pos)
+		}
+	}
+	p.z.Regions = append(p.z.Regions, r)
+	return nil
+}
+
+// Continents are the continent codes GeoIP databases use.
+var Continents = map[string]bool{"AF": true, "AN": true, "AS": true, "EU": true, "NA": true, "OC": true, "SA": true}
+
+func parseServes(r *Region, v string) error {
+	for _, s := range strings.Split(v, ",") {
+		switch {
+		case strings.Contains(s, "/"):
+			pfx, err := parsePrefix(s)
+			if err != nil {
+				return err
+			}
+			r.Prefixes = append(r.Prefixes, pfx)
+		case Continents[strings.ToUpper(s)] && s == strings.ToUpper(s):
+			r.Continents = append(r.Continents, s)
+		case len(s) == 2 && isAlpha(s):
+			r.Countries = append(r.Countries, strings.ToUpper(s))
+		default:
+			return fmt.Errorf("%q is not a country code, continent code or CIDR prefix", s)
+		}
+	}
+	return nil
+}
+
+func isAlpha(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i] | 0x20; c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *parser) pool(pos Pos, name string, opts map[string]string, order []string) error {
+	pl := &Pool{Name: name, Pos: pos}
+	for _, o := range p.z.Pools {
+		if o.Name == name {
+			return fmt.Errorf("defined twice (first at %s)", o.Pos)
+		}
+	}
+	pl.Region = opts["region"]
+	if pl.Region == "" {
+		return errors.New("region= is required")
+	}
+	if m, ok := opts["members"]; ok {
+		seen := map[string]bool{}
+		for _, s := range strings.Split(m, ",") {
+			addrText, w, err := nameWeight(s)
+			if err != nil {
+				return fmt.Errorf("members=: %w", err)
+			}
+			a, err := parseAddr(addrText)
+			if err != nil {
+				return fmt.Errorf("members=: %w", err)
+			}
+			if seen[a.String()] {
+				return fmt.Errorf("members=: %s listed twice", a)
+			}
+			seen[a.String()] = true
+			pl.Members = append(pl.Members, Member{Addr: a, Weight: w})
+		}
+	}
+	if c, ok := opts["cname"]; ok {
+		if _, ok := dns.IsDomainName(c); !ok || !strings.HasSuffix(c, ".") {
+			return fmt.Errorf("cname=%q: want a fully qualified name ending in '.'", c)
+		}
+		pl.CNAME = dns.CanonicalName(c)
+	}
+	if len(pl.Members) == 0 && pl.CNAME == "" {
+		return errors.New("members= (or cname=) is required")
+	}
+	ck, err := parseCheck(opts, order)
+	if err != nil {
+		return err
+	}
+	pl.Check = ck
+	p.z.Pools = append(p.z.Pools, pl)
+	return nil
+}
+
+// parseCheck reads check= and its options, filling in defaults.
+func parseCheck(opts map[string]string, order []string) (Check, error) {
+	var c Check
+	for _, k := range order {
+		switch k {
+		case "region", "members", "cname", "check", "interval", "timeout", "fails", "passes",
+			"expect", "body", "host", "sni", "insecure", "method", "qname", "quorum":
+		default:
+			return c, fmt.Errorf("unknown option %q", k)
+		}
+	}
+	url, ok := opts["check"]
+	if !ok || url == "none" {
+		for _, k := range []string{"interval", "timeout", "fails", "passes", "expect", "body", "host", "sni", "insecure", "method", "qname"} {
+			if _, set := opts[k]; set {
+				return c, fmt.Errorf("%s= needs check=", k)
+			}
+		}
+		return c, nil
+	}
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return c, fmt.Errorf("check=%q: want tcp://, http://, https:// or dns:// URL", url)
+	}
+	c.Scheme = strings.ToLower(scheme)
+	hostport, path, _ := strings.Cut(rest, "/")
+	c.Path = "/" + path
+	defPort := map[string]uint16{"tcp": 0, "http": 80, "https": 443, "dns": 53}
+	dp, known := defPort[c.Scheme]
+	if !known {
+		return c, fmt.Errorf("check=%q: unknown scheme %q (want tcp, http, https, dns)", url, scheme)
+	}
+	host, portText := hostport, ""
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.HasSuffix(hostport, "]") {
+		host, portText = hostport[:i], hostport[i+1:]
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	c.Host = host
+	c.Port = dp
+	if portText != "" {
+		n, err := strconv.ParseUint(portText, 10, 16)
+		if err != nil || n == 0 {
+			return c, fmt.Errorf("check=%q: bad port %q", url, portText)
+		}
+		c.Port = uint16(n)
+	}
+	if c.Port == 0 {
+		return c, fmt.Errorf("check=%q: a port is required", url)
+	}
+	if (c.Scheme == "tcp" || c.Scheme == "dns") && path != "" {
+		return c, fmt.Errorf("check=%q: %s checks take no path", url, c.Scheme)
+	}
+	c.Interval, c.Fails, c.Passes = DefaultInterval, DefaultFails, DefaultPasses
+	var err error
+	if v, ok := opts["interval"]; ok {
+		if c.Interval, err = time.ParseDuration(v); err != nil || c.Interval < MinInterval {
+			return c, fmt.Errorf("interval=%q: want a duration of at least %v", v, MinInterval)
+		}
+	}
+	c.Timeout = min(c.Interval/2, 2*time.Second)
+	if v, ok := opts["timeout"]; ok {
+		if c.Timeout, err = time.ParseDuration(v); err != nil || c.Timeout <= 0 || c.Timeout >= c.Interval {
+			return c, fmt.Errorf("timeout=%q: want a duration above 0 and below interval (%v)", v, c.Interval)
+		}
+	}
+	for _, k := range []string{"fails", "passes"} {
+		v, ok := opts[k]
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return c, fmt.Errorf("%s=%q: want 1 to 100", k, v)
+		}
+		if k == "fails" {
+			c.Fails = n
+		} else {
+			c.Passes = n
+		}
+	}
+	httpOnly := func(k string) error {
+		if c.Scheme != "http" && c.Scheme != "https" {
+			return fmt.Errorf("%s= applies to http and https checks only", k)
+		}
+		return nil
+	}
+	switch c.Scheme {
+	case "http", "https":
+		c.ExpectMin, c.ExpectMax, c.Method = 200, 399, "GET"
+	}
+	if v, ok := opts["expect"]; ok {
+		switch c.Scheme {
+		case "http", "https":
+			lo, hi, ok := strings.Cut(v, "-")
+			if !ok {
+				hi = lo
+			}
+			a, e1 := strconv.Atoi(lo)
+			b, e2 := strconv.Atoi(hi)
+			if e1 != nil || e2 != nil || a < 100 || b > 599 || a > b {
+				return c, fmt.Errorf("expect=%q: want a status or range such as 200-299", v)
+			}
+			c.ExpectMin, c.ExpectMax = a, b
+		case "dns":
+			rc, ok := dns.StringToRcode[strings.ToUpper(v)]
+			if !ok {
+				return c, fmt.Errorf("expect=%q: want an rcode such as NOERROR or NXDOMAIN", v)
+			}
+			c.ExpectMin, c.ExpectMax = rc, rc
+		default:
+			return c, errors.New("expect= applies to http, https and dns checks")
+		}
+	}
+	for _, k := range []string{"body", "host", "method"} {
+		v, ok := opts[k]
+		if !ok {
+			continue
+		}
+		if err := httpOnly(k); err != nil {
+			return c, err
+		}
+		switch k {
+		case "body":
+			if len(v) == 0 || len(v) > 5120 {
+				return c, fmt.Errorf("body=: want 1 to 5120 bytes")
+			}
+			c.Body = v
+		case "host":
+			c.HostHeader = v
+		case "method":
+			c.Method = strings.ToUpper(v)
+			if c.Method != "GET" && c.Method != "HEAD" {
+				return c, fmt.Errorf("method=%q: want GET or HEAD", v)
+			}
+		}
+	}
+	for _, k := range []string{"sni", "insecure"} {
+		v, ok := opts[k]
+		if !ok {
+			continue
+		}
+		if c.Scheme != "https" {
+			return c, fmt.Errorf("%s= applies to https checks only", k)
+		}
+		if k == "sni" {
+			c.SNI = v
+		} else if c.Insecure, err = strconv.ParseBool(v); err != nil {
+			return c, fmt.Errorf("insecure=%q: want true or false", v)
+		}
+	}
+	if v, ok := opts["qname"]; ok {
+		if c.Scheme != "dns" {
+			return c, errors.New("qname= applies to dns checks only")
+		}
+		if _, ok := dns.IsDomainName(v); !ok {
+			return c, fmt.Errorf("qname=%q: not a domain name", v)
+		}
+		c.QName = dns.Fqdn(v)
+	}
+	if v, ok := opts["quorum"]; ok {
+		switch v {
+		case "majority":
+			c.Quorum = QuorumMajority
+		case "any":
+			c.Quorum = QuorumAny
+		case "all":
+			c.Quorum = QuorumAll
+		default:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				return c, fmt.Errorf("quorum=%q: want majority, any, all or a count", v)
+			}
+			c.Quorum = Quorum(n)
+		}
+	}
+	return c, nil
+}
