@@ -169,10 +169,18 @@ func listenPair(addr string) (net.PacketConn, net.Listener, error) {
 }
 
 // UDPAddrs and TCPAddrs return the bound listen addresses.
-func (s *Server) UDPAddrs() []net.Addr { s.mu.Lock(); defer s.mu.Unlock(); return append([]net.Addr(nil), s.udp...) }
+func (s *Server) UDPAddrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]net.Addr(nil), s.udp...)
+}
 
 // TCPAddrs returns the bound TCP listen addresses.
-func (s *Server) TCPAddrs() []net.Addr { s.mu.Lock(); defer s.mu.Unlock(); return append([]net.Addr(nil), s.tcp...) }
+func (s *Server) TCPAddrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]net.Addr(nil), s.tcp...)
+}
 
 // Shutdown stops every listener; in-flight queries are answered.
 func (s *Server) Shutdown(ctx context.Context) error {

@@ -37,8 +37,8 @@ type zone struct {
 type node struct {
 	name   string
 	rrsets []rrset
-	cut    bool        // NS records below the apex: a delegation point
-	cname  *dns.CNAME  // the CNAME, if any
+	cut    bool       // NS records below the apex: a delegation point
+	cname  *dns.CNAME // the CNAME, if any
 	gslb   *gslb.Record
 	wild   *node // the "*" child, for RFC 4592 synthesis
 }
