@@ -164,7 +164,7 @@ func (c *Checker) probeTCP(ctx context.Context, t Target) (Result, error) {
 	start := time.Now()
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return Result{}, fmt.Errorf("tcp connect %s: %w", addr, err)
+		return Result{}, err // a *net.OpError naming the address
 	}
 	rtt := time.Since(start)
 	conn.Close()
