@@ -1,0 +1,116 @@
+package store
+
+import (
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics is the Store's Prometheus collector. Gauges are read from Raft at
+// scrape time; histograms and counters are updated as things happen.
+type metrics struct {
+	s *Store
+
+	submit    *prometheus.HistogramVec // by result
+	fsmApply  prometheus.Histogram
+	authFails atomic.Uint64
+
+	quorum, stateIndex, raftState, term, commit, applied, lastContact, records, fileBytes, authDesc *prometheus.Desc
+}
+
+func newMetrics(s *Store) *metrics {
+	buckets := []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}
+	return &metrics{
+		s: s,
+		submit: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "gslb", Subsystem: "store", Name: "apply_duration_seconds",
+			Help:    "Time from Submit to the command being applied on the leader (forwarding included), by result.",
+			Buckets: buckets,
+		}, []string{"result"}),
+		fsmApply: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "gslb", Subsystem: "store", Name: "fsm_batch_duration_seconds",
+			Help:    "Time to apply one batch of committed entries to state.db (one fsync).",
+			Buckets: buckets,
+		}),
+		quorum:      prometheus.NewDesc("gslb_cluster_quorum", "1 when this node is in contact with a leader that has a quorum, else 0.", nil, nil),
+		stateIndex:  prometheus.NewDesc("gslb_state_index", "Raft index of the last command in the state this node serves.", nil, nil),
+		raftState:   prometheus.NewDesc("gslb_store_raft_state", "Raft role of this node: 1 for the current role.", []string{"state"}, nil),
+		term:        prometheus.NewDesc("gslb_store_raft_term", "Current Raft term.", nil, nil),
+		commit:      prometheus.NewDesc("gslb_store_commit_index", "Raft commit index.", nil, nil),
+		applied:     prometheus.NewDesc("gslb_store_applied_index", "Raft applied index.", nil, nil),
+		lastContact: prometheus.NewDesc("gslb_store_last_contact_seconds", "Seconds since this follower last heard from the leader (0 on the leader).", nil, nil),
+		records:     prometheus.NewDesc("gslb_store_fsm_records", "Records in the replicated state (verdicts, RTT summaries, overrides, zones, members).", nil, nil),
+		fileBytes:   prometheus.NewDesc("gslb_store_bbolt_file_bytes", "Size of a bbolt file.", []string{"db"}, nil),
+		authDesc:    prometheus.NewDesc("gslb_store_auth_failures_total", "Inbound connections refused for failing the cluster TLS handshake.", nil, nil),
+	}
+}
+
+func (m *metrics) observeSubmit(d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.submit.WithLabelValues(result).Observe(d.Seconds())
+}
+
+func (m *metrics) observeFSMApply(d time.Duration) { m.fsmApply.Observe(d.Seconds()) }
+
+func (m *metrics) authFailed() { m.authFails.Add(1) }
+
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.submit.Describe(ch)
+	m.fsmApply.Describe(ch)
+	for _, d := range []*prometheus.Desc{m.quorum, m.stateIndex, m.raftState, m.term, m.commit, m.applied, m.lastContact, m.records, m.fileBytes, m.authDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	m.submit.Collect(ch)
+	m.fsmApply.Collect(ch)
+	s := m.s
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	q := 0.0
+	if s.HasQuorum() {
+		q = 1
+	}
+	gauge(m.quorum, q)
+	st := s.State()
+	gauge(m.stateIndex, float64(st.Index()))
+	gauge(m.records, float64(st.Len()))
+	cur := s.raft.State()
+	for _, rs := range []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown} {
+		v := 0.0
+		if rs == cur {
+			v = 1
+		}
+		gauge(m.raftState, v, rs.String())
+	}
+	gauge(m.term, float64(s.raft.CurrentTerm()))
+	gauge(m.commit, float64(s.raft.CommitIndex()))
+	gauge(m.applied, float64(s.raft.AppliedIndex()))
+	lc := 0.0
+	if cur != raft.Leader {
+		if t := s.raft.LastContact(); !t.IsZero() {
+			lc = time.Since(t).Seconds()
+		}
+	}
+	gauge(m.lastContact, lc)
+	for _, db := range []string{"raft", "state"} {
+		if fi, err := os.Stat(filepath.Join(s.cfg.DataDir, db+".db")); err == nil {
+			gauge(m.fileBytes, float64(fi.Size()), db)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(m.authDesc, prometheus.CounterValue, float64(m.authFails.Load()))
+}
+
+// Collector returns the store's Prometheus collector; register it once.
+func (s *Store) Collector() prometheus.Collector { return s.metrics }

@@ -1,0 +1,192 @@
+package store
+
+import (
+	"cmp"
+	"slices"
+)
+
+// State is an immutable view of the committed cluster state, built from the
+// entries up to Index. It is never modified after it is published, so it may
+// be read from any goroutine without locks. Slices returned by its methods
+// are fresh copies (Content of a zone excepted: it is shared and must not be
+// modified).
+type State struct {
+	index     uint64
+	verdicts  map[verdictKey]Transition
+	rtts      map[rttKey]RTTSummary
+	overrides map[overrideKey]Override
+	zones     map[string]ZoneUpdate
+	members   map[string]MemberChange
+}
+
+type verdictKey struct{ Key, Prober string }
+type rttKey struct{ Prober, Target string }
+type overrideKey struct{ Kind, Name string }
+
+func emptyState() *State {
+	return &State{
+		verdicts:  map[verdictKey]Transition{},
+		rtts:      map[rttKey]RTTSummary{},
+		overrides: map[overrideKey]Override{},
+		zones:     map[string]ZoneUpdate{},
+		members:   map[string]MemberChange{},
+	}
+}
+
+// Index returns the Raft index of the last command applied to this state.
+func (s *State) Index() uint64 { return s.index }
+
+// Verdict returns prober's committed verdict for key.
+func (s *State) Verdict(key, prober string) (Transition, bool) {
+	t, ok := s.verdicts[verdictKey{key, prober}]
+	return t, ok
+}
+
+// Verdicts returns every prober's verdict for key, ordered by prober.
+func (s *State) Verdicts(key string) []Transition {
+	var out []Transition
+	for k, t := range s.verdicts {
+		if k.Key == key {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b Transition) int { return cmp.Compare(a.Prober, b.Prober) })
+	return out
+}
+
+// Transitions returns every verdict, ordered by key then prober.
+func (s *State) Transitions() []Transition {
+	out := make([]Transition, 0, len(s.verdicts))
+	for _, t := range s.verdicts {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b Transition) int {
+		return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Prober, b.Prober))
+	})
+	return out
+}
+
+// RTT returns prober's RTT summary to target.
+func (s *State) RTT(prober, target string) (RTTSummary, bool) {
+	r, ok := s.rtts[rttKey{prober, target}]
+	return r, ok
+}
+
+// RTTs returns every RTT summary, ordered by prober then target.
+func (s *State) RTTs() []RTTSummary {
+	out := make([]RTTSummary, 0, len(s.rtts))
+	for _, r := range s.rtts {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b RTTSummary) int {
+		return cmp.Or(cmp.Compare(a.Prober, b.Prober), cmp.Compare(a.Target, b.Target))
+	})
+	return out
+}
+
+// Override returns the override on (kind, name), expired or not; check
+// Override.Active.
+func (s *State) Override(kind, name string) (Override, bool) {
+	o, ok := s.overrides[overrideKey{kind, name}]
+	return o, ok
+}
+
+// Overrides returns every override, ordered by kind then name.
+func (s *State) Overrides() []Override {
+	out := make([]Override, 0, len(s.overrides))
+	for _, o := range s.overrides {
+		out = append(out, o)
+	}
+	slices.SortFunc(out, func(a, b Override) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+// Zone returns the committed version of the zone name (a lower-case FQDN).
+func (s *State) Zone(name string) (ZoneUpdate, bool) {
+	z, ok := s.zones[name]
+	return z, ok
+}
+
+// Zones returns every committed zone, ordered by name.
+func (s *State) Zones() []ZoneUpdate {
+	out := make([]ZoneUpdate, 0, len(s.zones))
+	for _, z := range s.zones {
+		out = append(out, z)
+	}
+	slices.SortFunc(out, func(a, b ZoneUpdate) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Members returns the recorded members (the last join of each node that has
+// not left since), ordered by ID.
+func (s *State) Members() []MemberChange {
+	out := make([]MemberChange, 0, len(s.members))
+	for _, m := range s.members {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b MemberChange) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Len returns the number of records in the state.
+func (s *State) Len() int {
+	return len(s.verdicts) + len(s.rtts) + len(s.overrides) + len(s.zones) + len(s.members)
+}
+
+// draft is a copy-on-write builder of the next State: a map is copied the
+// first time a batch changes it, so a batch costs the size of the maps it
+// touches, not of the whole state.
+type draft struct {
+	base, next *State
+	copied     [5]bool
+}
+
+func newDraft(base *State) *draft {
+	n := *base
+	return &draft{base: base, next: &n}
+}
+
+func (d *draft) verdicts() map[verdictKey]Transition {
+	if !d.copied[0] {
+		d.next.verdicts, d.copied[0] = cloneMap(d.base.verdicts), true
+	}
+	return d.next.verdicts
+}
+
+func (d *draft) rtts() map[rttKey]RTTSummary {
+	if !d.copied[1] {
+		d.next.rtts, d.copied[1] = cloneMap(d.base.rtts), true
+	}
+	return d.next.rtts
+}
+
+func (d *draft) overrides() map[overrideKey]Override {
+	if !d.copied[2] {
+		d.next.overrides, d.copied[2] = cloneMap(d.base.overrides), true
+	}
+	return d.next.overrides
+}
+
+func (d *draft) zones() map[string]ZoneUpdate {
+	if !d.copied[3] {
+		d.next.zones, d.copied[3] = cloneMap(d.base.zones), true
+	}
+	return d.next.zones
+}
+
+func (d *draft) members() map[string]MemberChange {
+	if !d.copied[4] {
+		d.next.members, d.copied[4] = cloneMap(d.base.members), true
+	}
+	return d.next.members
+}
+
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
