@@ -8,6 +8,7 @@ package geodata
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"strings"
 	"sync"
@@ -51,6 +52,10 @@ type DB struct {
 func Open(path string) (*DB, error) {
 	r, err := maxminddb.Open(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // it would name the path a second time
+		}
 		return nil, fmt.Errorf("geodata: open %s: %w", path, err)
 	}
 	db, err := newDB(r, fmt.Sprintf("%s database %s", r.Metadata.DatabaseType, path))
