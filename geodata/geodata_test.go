@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/maxmind/mmdbwriter"
 
 	"github.com/gslbd/gslb/geodata"
 	"github.com/gslbd/gslb/geodata/geodatatest"
@@ -472,4 +475,88 @@ func BenchmarkLookup(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkWalk walks the whole embedded database, as a snapshot build that
+// precomputes a tree would.
+func BenchmarkWalk(b *testing.B) {
+	db, err := geodata.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := db.Walk(func(geodata.Info) bool { n++; return true }); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(n), "networks")
+	}
+}
+
+func writeTree(t *testing.T, opts mmdbwriter.Options, nets map[string]geodata.Info) string {
+	t.Helper()
+	opts.IncludeReservedNetworks = true
+	tree, err := mmdbwriter.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s, in := range nets {
+		_, ipnet, err := net.ParseCIDR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tree.Insert(ipnet, geodatatest.Record(in)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "db.mmdb")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := tree.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// GEO-09: the network of an unknown address keeps the address family in
+// IPv4-only databases and in databases without IPv4 data.
+func TestLookupOtherTreeShapes(t *testing.T) {
+	us := geodata.Info{Country: "US", Continent: "NA", Lat: 38, Lon: -97, HasLocation: true}
+	v4only := writeTree(t, mmdbwriter.Options{DatabaseType: "GeoIP2-Country", IPVersion: 4}, map[string]geodata.Info{"192.0.2.0/24": us})
+	v6only := writeTree(t, mmdbwriter.Options{DatabaseType: "GeoIP2-Country"}, map[string]geodata.Info{"2001:db8::/32": us})
+	v6noalias := writeTree(t, mmdbwriter.Options{DatabaseType: "GeoIP2-Country", DisableIPv4Aliasing: true}, map[string]geodata.Info{"2001:db8::/32": us})
+	tests := []struct {
+		name, db, addr string
+		want           geodata.Info
+	}{
+		{"v4-only found", v4only, "192.0.2.1", info(us, "192.0.2.0/24")},
+		{"v4-only mapped", v4only, "::ffff:192.0.2.1", info(us, "192.0.2.0/24")},
+		{"v4-only not found", v4only, "8.8.8.8", geodata.Info{Network: netip.MustParsePrefix("0.0.0.0/1")}},
+		{"v4-only asked for v6", v4only, "2001:db8::1", geodata.Info{Network: netip.MustParsePrefix("::/0")}},
+		// The writer keeps a fixed node at ::/96 for the IPv4 subtree, so the
+		// walk ends one bit below it.
+		{"no v4 data", v6only, "8.8.8.8", geodata.Info{Network: netip.MustParsePrefix("0.0.0.0/1")}},
+		{"no v4 data, no aliases", v6noalias, "8.8.8.8", geodata.Info{Network: netip.MustParsePrefix("0.0.0.0/0")}},
+		{"no v4 data, v6 found", v6only, "2001:db8::1", info(us, "2001:db8::/32")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db, err := geodata.Open(tc.db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			got, err := db.Lookup(netip.MustParseAddr(tc.addr))
+			if err != nil {
+				t.Fatalf("Lookup(%s): %v", tc.addr, err)
+			}
+			if got != tc.want {
+				t.Errorf("Lookup(%s) = %+v, want %+v", tc.addr, got, tc.want)
+			}
+		})
+	}
 }
