@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -81,4 +83,291 @@ func TestClusterReplicatesReportsAndOverrides(t *testing.T) {
 		fp = sum
 	}
 	t.Logf("replicated to 3 nodes at index %d, fingerprint %x", idx2, fp[:8])
+}
+
+// Kill the leader: a new one is elected and writes continue; the old
+// leader, restarted on its data directory, catches up with what it missed.
+func TestLeaderFailoverAndRestartCatchUp(t *testing.T) {
+	c := storetest.NewCluster(t, 3)
+	old := c.WaitLeader()
+	if _, err := c.Nodes[old].Store.SubmitIndex(ctxT(t), report("p1", "k1", true, t0)); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(old)
+	start := time.Now()
+	leader := c.WaitLeader()
+	if leader == old {
+		t.Fatalf("stopped node %d still leader", old)
+	}
+	var idx uint64
+	for i := range 20 {
+		var err error
+		idx, err = c.Nodes[follower(c, -1)].Store.SubmitIndex(ctxT(t), report("p1", fmt.Sprintf("k%d", i+2), i%2 == 0, t0.Add(time.Duration(i)*time.Second)))
+		if err != nil {
+			t.Fatalf("write %d after failover: %v", i, err)
+		}
+	}
+	t.Logf("new leader %s; 20 writes done %v after the old leader stopped", c.Nodes[leader].ID, time.Since(start).Round(time.Millisecond))
+
+	c.Restart(old)
+	c.WaitIndex(idx)
+	_, want, _ := c.Nodes[leader].Store.Fingerprint()
+	_, got, _ := c.Nodes[old].Store.Fingerprint()
+	if got != want {
+		t.Fatalf("restarted %s fingerprint %x, leader %x", c.Nodes[old].ID, got[:8], want[:8])
+	}
+	if n := len(c.Nodes[old].Store.State().Transitions()); n != 21 {
+		t.Fatalf("restarted node has %d verdicts, want 21", n)
+	}
+}
+
+// RF-09 across the cluster: the leader snapshots and compacts its log, so a
+// node that joins afterwards is sent the snapshot; its state.db is then
+// identical to the leader's, and later entries apply on top of it.
+func TestSnapshotInstallOnJoin(t *testing.T) {
+	c := storetest.NewCluster(t, 3, storetest.WithConfig(func(cfg *store.Config) { cfg.Tuning.TrailingLogs = 2 }))
+	leader := c.WaitLeader()
+	s := c.Nodes[leader].Store
+	for i := range 30 {
+		if err := s.Submit(ctxT(t), report("p1", fmt.Sprintf("k%d", i), true, t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	nd := c.AddNode(leader, true)
+	idx, err := s.SubmitIndex(ctxT(t), &store.ZoneUpdate{Name: "example.com.", Serial: 1, Content: []byte("after snapshot")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitIndex(idx)
+	_, want, _ := s.Fingerprint()
+	_, got, _ := nd.Store.Fingerprint()
+	if got != want {
+		t.Fatalf("joined node fingerprint %x, leader %x", got[:8], want[:8])
+	}
+	if n := len(nd.Store.State().Transitions()); n != 30 {
+		t.Fatalf("joined node has %d verdicts, want 30", n)
+	}
+	// Restart of a node whose log was compacted: it starts from state.db
+	// and its snapshot, then catches up.
+	c.Stop(1)
+	idx, err = c.Nodes[leader].Store.SubmitIndex(ctxT(t), report("p2", "k", false, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(1)
+	c.WaitIndex(idx)
+	_, got, _ = c.Nodes[1].Store.Fingerprint()
+	_, want, _ = c.Nodes[c.WaitLeader()].Store.Fingerprint()
+	if got != want {
+		t.Fatalf("restarted node fingerprint %x, leader %x", got[:8], want[:8])
+	}
+}
+
+// RF-07: 5 nodes, 2 of them non-voters. Removing a non-voter or losing
+// both never affects quorum (3 voters); losing 2 voters does.
+func TestNonVotersNeverAffectQuorum(t *testing.T) {
+	c := storetest.NewCluster(t, 5, storetest.NonVoters(2))
+	leader := c.WaitLeader()
+	if !c.Nodes[leader].Voter {
+		t.Fatalf("non-voter %s became leader", c.Nodes[leader].ID)
+	}
+	members, err := c.Nodes[3].Store.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	voters := 0
+	for _, m := range members {
+		if m.Voter {
+			voters++
+		}
+	}
+	if len(members) != 5 || voters != 3 {
+		t.Fatalf("members = %+v, want 5 with 3 voters", members)
+	}
+	// Writes through a non-voter are forwarded; non-voters receive them.
+	idx, err := c.Nodes[4].Store.SubmitIndex(ctxT(t), report("ap-south", "k", true, t0))
+	if err != nil {
+		t.Fatalf("submit via non-voter: %v", err)
+	}
+	c.WaitIndex(idx)
+
+	// Remove non-voter n5 (it leaves itself), stop non-voter n4.
+	if err := c.Nodes[4].Store.Leave(ctxT(t)); err != nil {
+		t.Fatalf("n5 leave: %v", err)
+	}
+	c.Stop(4)
+	c.Stop(3)
+	if _, err := c.Nodes[leader].Store.SubmitIndex(ctxT(t), report("ap-south", "k", false, t0.Add(time.Second))); err != nil {
+		t.Fatalf("write with both non-voters gone: %v", err)
+	}
+	if !c.Nodes[leader].Store.HasQuorum() {
+		t.Fatal("leader lost quorum without its non-voters")
+	}
+	members, _ = c.Nodes[leader].Store.Members()
+	if len(members) != 4 {
+		t.Fatalf("members after n5 left = %+v", members)
+	}
+	st := c.Nodes[leader].Store.State()
+	for _, m := range st.Members() {
+		if m.ID == "n5" {
+			t.Fatalf("n5 still recorded as member: %+v", st.Members())
+		}
+	}
+	// One voter stopped: 2 of 3 voters remain, writes go on.
+	stopped := 0
+	for _, i := range []int{0, 1, 2} {
+		if i != leader {
+			c.Stop(i)
+			stopped = i
+			break
+		}
+	}
+	if _, err := c.Nodes[leader].Store.SubmitIndex(ctxT(t), report("ap-south", "k", true, t0.Add(2*time.Second))); err != nil {
+		t.Fatalf("write with 2 of 3 voters: %v", err)
+	}
+	// A second voter stopped: 1 of 3, no quorum; the leader steps down.
+	for _, i := range []int{0, 1, 2} {
+		if i != leader && i != stopped {
+			c.Stop(i)
+		}
+	}
+	s := c.Nodes[leader].Store
+	storetest.WaitFor(t, "lone voter to lose quorum", func() bool { return !s.HasQuorum() })
+	if err := s.Submit(ctxT(t), report("ap-south", "k", false, t0.Add(3*time.Second))); err == nil {
+		t.Fatal("write committed by 1 of 3 voters")
+	}
+}
+
+// RF-04: a follower cut off from the others cannot commit (fast failure,
+// no hang) but keeps serving its last committed state; after healing it
+// catches up.
+func TestCutOffFollowerServesReadsButCannotCommit(t *testing.T) {
+	c := storetest.NewCluster(t, 3)
+	leader := c.WaitLeader()
+	f := follower(c, leader)
+	idx, err := c.Nodes[f].Store.SubmitIndex(ctxT(t), report("p1", "k", true, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitIndex(idx)
+	c.Partition(f)
+	s := c.Nodes[f].Store
+	storetest.WaitFor(t, "cut-off follower to report no quorum", func() bool { return !s.HasQuorum() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = s.Submit(ctx, report("p1", "k", false, t0.Add(time.Second)))
+	if !errors.Is(err, store.ErrNoQuorum) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("submit on cut-off follower = %v, want ErrNoQuorum or deadline", err)
+	}
+	t.Logf("submit on cut-off follower failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	if v, ok := s.State().Verdict("k", "p1"); !ok || !v.Up {
+		t.Fatalf("cut-off follower lost its committed state: %+v %v", v, ok)
+	}
+
+	// The rest of the cluster goes on.
+	leader = c.WaitLeader()
+	idx, err = c.Nodes[leader].Store.SubmitIndex(ctxT(t), report("p1", "k", false, t0.Add(2*time.Second)))
+	if err != nil {
+		t.Fatalf("majority side write: %v", err)
+	}
+	if s.State().Index() >= idx {
+		t.Fatal("cut-off follower applied a write it cannot have received")
+	}
+	c.Heal(f)
+	c.WaitIndex(idx)
+	if v, _ := s.State().Verdict("k", "p1"); v.Up {
+		t.Fatal("healed follower did not catch up")
+	}
+}
+
+// Without a leader Submit returns ErrNoQuorum at once, and State still
+// answers.
+func TestNoLeaderSubmitFailsFast(t *testing.T) {
+	c := storetest.NewCluster(t, 3)
+	leader := c.WaitLeader()
+	idx, err := c.Nodes[leader].Store.SubmitIndex(ctxT(t), report("p1", "k", true, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitIndex(idx)
+	last := follower(c, leader)
+	idx = c.Nodes[last].Store.State().Index()
+	for _, i := range c.Running() {
+		if i != last {
+			c.Stop(i)
+		}
+	}
+	s := c.Nodes[last].Store
+	storetest.WaitFor(t, "no leader known", func() bool { id, _ := s.Leader(); return id == "" })
+	start := time.Now()
+	err = s.Submit(context.Background(), report("p1", "k", false, t0))
+	if !errors.Is(err, store.ErrNoQuorum) {
+		t.Fatalf("submit without leader = %v, want ErrNoQuorum", err)
+	}
+	t.Logf("submit without a leader failed in %v", time.Since(start))
+	if st := s.Stats(); st.Quorum || st.StateIndex != idx {
+		t.Fatalf("stats = %+v, want no quorum at index %d", st, idx)
+	}
+}
+
+// Zones through the cluster: submitted anywhere, every node serves the
+// committed version; an older serial is rejected (through forwarding too).
+func TestZonesThroughCluster(t *testing.T) {
+	c := storetest.NewCluster(t, 3)
+	leader := c.WaitLeader()
+	f := follower(c, leader)
+	z := &store.ZoneUpdate{Name: "example.com.", Serial: 2026112302, Content: []byte("$ORIGIN example.com.\n@ SOA ns1 h 2026112302 1 1 1 1\n")}
+	idx, err := c.Nodes[f].Store.SubmitIndex(ctxT(t), z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitIndex(idx)
+	for _, nd := range c.Nodes {
+		got, ok := nd.Store.State().Zone("example.com.")
+		if !ok || got.Serial != z.Serial || string(got.Content) != string(z.Content) {
+			t.Errorf("%s: zone = %+v %v", nd.ID, got, ok)
+		}
+	}
+	old := &store.ZoneUpdate{Name: "example.com.", Serial: 2026112301, Content: []byte("old")}
+	err = c.Nodes[f].Store.Submit(ctxT(t), old)
+	if !errors.Is(err, store.ErrRejected) {
+		t.Fatalf("older serial via follower = %v, want ErrRejected", err)
+	}
+	t.Logf("older serial: %v", err)
+	if got, _ := c.Nodes[f].Store.State().Zone("example.com."); got.Serial != z.Serial {
+		t.Fatalf("rejected update changed the zone to serial %d", got.Serial)
+	}
+}
+
+// Subscribe signals after each applied batch, so the DNS snapshot can be
+// rebuilt right after a commit.
+func TestSubscribeSignalsAfterCommit(t *testing.T) {
+	c := storetest.NewCluster(t, 3)
+	leader := c.WaitLeader()
+	f := follower(c, leader)
+	sub := c.Nodes[f].Store.Subscribe()
+	idx, err := c.Nodes[leader].Store.SubmitIndex(ctxT(t), &store.Override{Kind: store.KindPool, Name: "web-us", Action: store.ActionDrain, At: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c.Nodes[f].Store.State().Index() < idx {
+		select {
+		case <-sub:
+		case <-ctxT(t).Done():
+			t.Fatal("no signal")
+		}
+	}
+	if _, ok := c.Nodes[f].Store.State().Override(store.KindPool, "web-us"); !ok {
+		t.Fatal("signalled state lacks the override")
+	}
+	c.Stop(f)
+	if _, ok := <-sub; ok {
+		for range sub {
+		}
+	}
 }

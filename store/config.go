@@ -26,7 +26,8 @@ type Config struct {
 	// listener's address (which must then not be a wildcard address).
 	AdvertiseAddr string
 	// Peers is the initial cluster. A node that finds itself in Peers and
-	// has no Raft state yet bootstraps the cluster with exactly this list;
+	// has no Raft state yet bootstraps the cluster with exactly this list
+	// (voters do; listed non-voters wait for the leader to contact them);
 	// every node listed must be given the same list. A node not listed
 	// starts empty and is added with Join.
 	Peers []Peer

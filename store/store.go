@@ -64,14 +64,14 @@ type Store struct {
 // internal API, and bootstraps the cluster when this node is listed in
 // cfg.Peers and has no Raft state yet. It returns once the node is running;
 // it does not wait for a leader.
-func New(cfg Config) (s *Store, err error) {
+func New(cfg Config) (_ *Store, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s = &Store{
+	s := &Store{
 		cfg:  cfg,
 		tun:  cfg.Tuning.withDefaults(),
 		log:  cfg.Logger.With("component", "store", "node", cfg.NodeID),
@@ -177,20 +177,20 @@ func New(cfg Config) (s *Store, err error) {
 	}
 	closers = append(closers, func() error { return s.raft.Shutdown().Error() })
 
-	s.api = newAPIServer(s)
-	s.wg.Add(2)
-	go func() { defer s.wg.Done(); s.api.serve(s.mux.api) }()
-	go func() { defer s.wg.Done(); s.watchLeadership() }()
-
 	for _, p := range cfg.Peers {
-		if p.ID == cfg.NodeID {
+		// Non-voters cannot bootstrap: they receive the configuration from
+		// the leader, which contacts them because they are listed in it.
+		if p.ID == cfg.NodeID && p.Voter {
 			if err := s.Bootstrap(); err != nil {
-				s.Close()
 				return nil, err
 			}
 			break
 		}
 	}
+	s.api = newAPIServer(s)
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.api.serve(s.mux.api) }()
+	go func() { defer s.wg.Done(); s.watchLeadership() }()
 	s.log.Info("store started", "addr", adv, "data_dir", cfg.DataDir, "index", s.fsm.current().index)
 	return s, nil
 }

@@ -114,7 +114,33 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 		c.start(nd, lns[i])
 	}
 	c.WaitLeader()
+	c.WaitSettled()
 	return c
+}
+
+// WaitSettled waits until every running node that is not cut off has the
+// same Raft configuration as the leader and has applied the leader's
+// record of the members, so a test starts from a quiet cluster.
+func (c *Cluster) WaitSettled() {
+	c.t.Helper()
+	leader := c.WaitLeader()
+	want, err := c.Nodes[leader].Store.Members()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	WaitFor(c.t, "members recorded on every node", func() bool {
+		for _, i := range c.Running() {
+			nd := c.Nodes[i]
+			if nd.net.IsCut() {
+				continue
+			}
+			got, err := nd.Store.Members()
+			if err != nil || len(got) != len(want) || len(nd.Store.State().Members()) != len(want) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func (c *Cluster) config(nd *Node, peers []store.Peer) store.Config {
