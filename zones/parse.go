@@ -64,14 +64,15 @@ func OriginFromFile(file string) string {
 // relative $INCLUDE paths; includes are read from disk only when
 // allowInclude is set.
 func Parse(data []byte, file, origin string, allowInclude bool) (*Zone, error) {
-	if origin == "" {
+	explicit := origin != ""
+	if !explicit {
 		origin = OriginFromFile(file)
 	}
-	if _, ok := dns.IsDomainName(origin); !ok || origin == "." && file != "" && OriginFromFile(file) == "." {
-		return nil, &Error{Pos{file, 0}, fmt.Sprintf("cannot tell the zone name from %q: name the zone explicitly", file)}
+	if _, ok := dns.IsDomainName(origin); !ok {
+		return nil, &Error{Pos{file, 0}, fmt.Sprintf("zone name %q is not a domain name", origin)}
 	}
 	origin = dns.CanonicalName(origin)
-	p := &parser{z: &Zone{Origin: origin, File: file}}
+	p := &parser{z: &Zone{Origin: origin, File: file}, explicit: explicit}
 	abs := file
 	if a, err := filepath.Abs(file); err == nil && allowInclude {
 		abs = a
@@ -92,6 +93,7 @@ func Parse(data []byte, file, origin string, allowInclude bool) (*Zone, error) {
 		p.errs = append(p.errs, p.parseError(err))
 		return nil, errorList(p.errs)
 	}
+	p.setOrigin()
 	for _, d := range p.directives {
 		p.directive(d)
 	}
@@ -111,6 +113,10 @@ type parser struct {
 	// included files back to the names shown in messages.
 	display map[string]string
 	rrPos   map[dns.RR]Pos
+	// explicit is set when the caller named the zone; otherwise the zone
+	// is named by its SOA record, and the file name is only the origin
+	// for relative names before the first $ORIGIN.
+	explicit bool
 }
 
 type directive struct {
@@ -135,10 +141,17 @@ func (p *parser) preprocess(file string, data []byte) []byte {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	line := 0
+	ttl := ""
 	for sc.Scan() {
 		line++
 		text := sc.Text()
 		upper := strings.ToUpper(text)
+		if f := strings.Fields(text); len(f) >= 2 && strings.ToUpper(f[0]) == "$TTL" {
+			ttl = f[1]
+		}
+		if strings.HasPrefix(upper, "$GENERATE") && ttl != "" {
+			text = generateTTL(text, ttl)
+		}
 		if strings.HasPrefix(upper, "$REGION") || strings.HasPrefix(upper, "$POOL") {
 			fields, err := splitDirective(text)
 			pos := Pos{file, line}
@@ -157,6 +170,19 @@ func (p *parser) preprocess(file string, data []byte) []byte {
 		p.errorf(Pos{file, line + 1}, "%v", err)
 	}
 	return out.Bytes()
+}
+
+// generateTTL gives a $GENERATE line without a TTL the file's $TTL:
+// miekg/dns v1 would use 3600 where BIND uses $TTL.
+func generateTTL(line, ttl string) string {
+	f := strings.Fields(line)
+	if len(f) < 5 {
+		return line // miekg reports the syntax error
+	}
+	if c := f[3][0]; c >= '0' && c <= '9' {
+		return line // a TTL is given (types and classes never start with a digit)
+	}
+	return strings.Join(append(f[:3:3], append([]string{ttl}, f[3:]...)...), " ")
 }
 
 // splitDirective splits a directive line into fields: blanks separate, a
@@ -250,12 +276,9 @@ func (p *parser) pos(zp *dns.ZoneParser) (pos Pos) {
 	}
 	file := v.FieldByName("file").String()
 	c := v.FieldByName("c").Elem()
-	line := int(c.FieldByName("line").Int())
-	// The lexer has consumed the newline that ended the record.
-	if c.FieldByName("eol").Bool() || c.FieldByName("column").Int() == 0 {
-		line--
-	}
-	return Pos{p.shown(file), line}
+	// The lexer's line is the record's last line (a multi-line record is
+	// reported at its end).
+	return Pos{p.shown(file), int(c.FieldByName("line").Int())}
 }
 
 var parseErrRE = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$`)
@@ -272,7 +295,15 @@ func (p *parser) parseError(err error) error {
 	if m[1] != "" {
 		file = p.shown(m[1])
 	}
-	return &Error{Pos{file, line}, m[2]}
+	msg := m[2]
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		// An $INCLUDE target that cannot be read: say which, without the
+		// absolute path miekg/dns built.
+		tok := msg[strings.LastIndexByte(msg, ':')+1:]
+		msg = fmt.Sprintf("$INCLUDE %s: %v", strings.TrimSpace(tok), pe.Err)
+	}
+	return &Error{Pos{file, line}, msg}
 }
 
 // record files one parsed RR.
@@ -281,10 +312,6 @@ func (p *parser) record(rr dns.RR, pos Pos) {
 	h.Name = dns.CanonicalName(h.Name)
 	if h.Class != dns.ClassINET {
 		p.errorf(pos, "%s: class %s not supported (only IN)", h.Name, dns.ClassToString[h.Class])
-		return
-	}
-	if !dns.IsSubDomain(p.z.Origin, h.Name) {
-		p.errorf(pos, "%s: out of zone data (zone is %s)", h.Name, p.z.Origin)
 		return
 	}
 	if p.rrPos == nil {
@@ -302,6 +329,38 @@ func (p *parser) record(rr dns.RR, pos Pos) {
 	}
 	p.rrPos[rr] = pos
 	p.z.RRs = append(p.z.RRs, rr)
+}
+
+// setOrigin names the zone after its first SOA record (unless the caller
+// named it) and drops, with an error each, records outside it.
+func (p *parser) setOrigin() {
+	z := p.z
+	if !p.explicit {
+		for _, rr := range z.RRs {
+			if rr.Header().Rrtype == dns.TypeSOA {
+				z.Origin = rr.Header().Name
+				break
+			}
+		}
+	}
+	kept := z.RRs[:0]
+	for _, rr := range z.RRs {
+		if !dns.IsSubDomain(z.Origin, rr.Header().Name) {
+			p.errorf(p.rrPos[rr], "%s: out of zone data (zone is %s)", rr.Header().Name, z.Origin)
+			continue
+		}
+		kept = append(kept, rr)
+	}
+	z.RRs = kept
+	recs := z.Records[:0]
+	for _, r := range z.Records {
+		if !dns.IsSubDomain(z.Origin, r.Name) {
+			p.errorf(r.Pos, "%s: out of zone data (zone is %s)", r.Name, z.Origin)
+			continue
+		}
+		recs = append(recs, r)
+	}
+	z.Records = recs
 }
 
 // parseRecord reads the rdata of a GSLB record: a policy and key=value options.
