@@ -152,14 +152,15 @@ func TestSnapshotInstallOnJoin(t *testing.T) {
 	}
 	// Restart of a node whose log was compacted: it starts from state.db
 	// and its snapshot, then catches up.
-	c.Stop(1)
+	f := follower(c, leader)
+	c.Stop(f)
 	idx, err = c.Nodes[leader].Store.SubmitIndex(ctxT(t), report("p2", "k", false, t0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Restart(1)
+	c.Restart(f)
 	c.WaitIndex(idx)
-	_, got, _ = c.Nodes[1].Store.Fingerprint()
+	_, got, _ = c.Nodes[f].Store.Fingerprint()
 	_, want, _ = c.Nodes[c.WaitLeader()].Store.Fingerprint()
 	if got != want {
 		t.Fatalf("restarted node fingerprint %x, leader %x", got[:8], want[:8])
