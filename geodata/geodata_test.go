@@ -44,7 +44,8 @@ func info(in geodata.Info, network string) geodata.Info {
 	return in
 }
 
-// GEO-01: lookups against a generated City database.
+// ST-01, DNS-40: lookups against a test MMDB built with mmdbwriter; the
+// matched network (the ECS scope) and addresses the database does not know.
 func TestLookup(t *testing.T) {
 	db := openTestDB(t)
 	us := info(testNets["192.0.2.0/24"], "192.0.2.0/24")
@@ -82,7 +83,7 @@ func TestLookup(t *testing.T) {
 	}
 }
 
-// GEO-02: IPv4 and IPv4-mapped IPv6 give the same answer, found or not.
+// DNS-40: IPv4 and IPv4-mapped IPv6 give the same answer, found or not.
 func TestLookupMappedEqualsV4(t *testing.T) {
 	db := openTestDB(t)
 	for _, s := range []string{"192.0.2.9", "198.51.100.200", "203.0.113.1", "203.0.113.129", "8.8.8.8", "10.0.0.1", "255.255.255.255", "0.0.0.0"} {
@@ -108,7 +109,7 @@ func TestLookupInvalidAddress(t *testing.T) {
 	}
 }
 
-// GEO-03: Walk reports every network once, with the Info that Lookup gives,
+// Walk reports every network once, with the Info that Lookup gives,
 // IPv4 as IPv4, and covers every address of the input.
 func TestWalk(t *testing.T) {
 	db := openTestDB(t)
@@ -164,7 +165,7 @@ func TestWalk(t *testing.T) {
 	}
 }
 
-// GEO-04: the cache holds one decoded record per database record; two
+// The cache holds one decoded record per database record; two
 // addresses in one network share a result, different networks do not (even
 // when the writer stored their equal records once).
 func TestCache(t *testing.T) {
@@ -234,7 +235,7 @@ func TestCache(t *testing.T) {
 	}
 }
 
-// GEO-05: concurrent lookups (run with -race) give the same answers as
+// Concurrent lookups (run with -race) give the same answers as
 // sequential ones on a fresh database.
 func TestConcurrentLookups(t *testing.T) {
 	var addrs []netip.Addr
@@ -283,7 +284,7 @@ func TestConcurrentLookups(t *testing.T) {
 	}
 }
 
-// GEO-06: the embedded default maps well-known public addresses (whose
+// The embedded default maps well-known public addresses (whose
 // registry data is unambiguous) to their countries.
 func TestDefault(t *testing.T) {
 	db, err := geodata.Default()
@@ -340,7 +341,7 @@ func TestDefault(t *testing.T) {
 	}
 }
 
-// GEO-07: every network of the embedded default has a country, a continent
+// Every network of the embedded default has a country, a continent
 // and a location (the generator's country table covers all its codes), and
 // Walk sees as many networks as Describe counts.
 func TestDefaultWalk(t *testing.T) {
@@ -522,7 +523,7 @@ func writeTree(t *testing.T, opts mmdbwriter.Options, nets map[string]geodata.In
 	return path
 }
 
-// GEO-09: the network of an unknown address keeps the address family in
+// DNS-40: the network of an unknown address keeps the address family in
 // IPv4-only databases and in databases without IPv4 data.
 func TestLookupOtherTreeShapes(t *testing.T) {
 	us := geodata.Info{Country: "US", Continent: "NA", Lat: 38, Lon: -97, HasLocation: true}

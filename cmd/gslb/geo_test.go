@@ -11,7 +11,7 @@ import (
 	"github.com/gslbd/gslb/geodata/geodatatest"
 )
 
-// GEO-08: `gslb geo` prints network, country, continent, subdivision,
+// `gslb geo` prints network, country, continent, subdivision,
 // location and database per address, and fails clearly on bad input.
 func TestGeoCommand(t *testing.T) {
 	dbPath := geodatatest.Write(t, map[string]geodata.Info{

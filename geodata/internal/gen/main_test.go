@@ -42,7 +42,7 @@ func writeSource(t *testing.T, nets map[string]string) string {
 	return path
 }
 
-// GEO-10: the generator turns {"country_code"} records into the GeoIP2
+// The generator turns {"country_code"} records into the GeoIP2
 // Country layout with continent and centre, merging equal neighbours.
 func TestBuild(t *testing.T) {
 	src := writeSource(t, map[string]string{
