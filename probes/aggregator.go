@@ -139,8 +139,10 @@ func (a *Aggregator) Report(r Report) {
 	seen := make(map[string]bool, len(r.Statuses))
 	for _, s := range r.Statuses {
 		seen[s.Key] = true
+		// Events are transitions, and first reports of a target down; a
+		// target first seen up is the normal start, not news.
 		old, had := ps.statuses[s.Key]
-		if !had || old.Up != s.Up {
+		if had && old.Up != s.Up || !had && !s.Up {
 			from := "unknown"
 			if had {
 				from = upDown(old.Up)
@@ -243,15 +245,14 @@ func (a *Aggregator) recompute(now time.Time) bool {
 		if v != nil && v.up == u {
 			continue
 		}
-		from := "unknown"
-		if v != nil {
-			from = upDown(v.up)
-		}
 		a.verdicts[k] = &verdict{up: u, since: now}
 		a.cfg.Metrics.setVerdict(k, u)
-		a.addEvent(Event{Time: now, Key: k, From: from, To: upDown(u),
-			Reason: verdictReason(up, n)})
-		if v != nil {
+		if v != nil || !u {
+			from := "unknown"
+			if v != nil {
+				from = upDown(v.up)
+			}
+			a.addEvent(Event{Time: now, Key: k, From: from, To: upDown(u), Reason: verdictReason(up, n)})
 			a.log.Info("verdict changed", "target", k, "up", u, "probers_up", up, "probers", n)
 		}
 		changed = true

@@ -30,6 +30,10 @@ const MaxBody = 5120
 type Target struct {
 	Check zones.Check
 	Addr  netip.Addr
+	// Zone is the origin of the zone that defines the pool: the name a dns
+	// check without qname= queries. It is not part of the Key, so targets
+	// that differ only in Zone share one probe (of the first zone seen).
+	Zone string
 }
 
 // Key identifies the probe for de-duplication, reports and verdicts.
@@ -314,6 +318,9 @@ func dnsQuery(id uint16, qname string) ([]byte, error) {
 func (c *Checker) probeDNS(ctx context.Context, t Target) (Result, error) {
 	addr := net.JoinHostPort(t.host(), strconv.Itoa(int(t.Check.Port)))
 	qname := t.Check.QName
+	if qname == "" {
+		qname = t.Zone
+	}
 	if qname == "" {
 		qname = "."
 	}

@@ -258,3 +258,63 @@ func TestThresholds(t *testing.T) {
 		}
 	}
 }
+
+func TestTargetsFromZones(t *testing.T) {
+	web := zones.Check{Scheme: "http", Port: 80, Path: "/healthz"}
+	dnsc := zones.Check{Scheme: "dns", Port: 53}
+	z := &zones.Zone{Origin: "example.com.", Pools: []*zones.Pool{
+		{Name: "web-us", Members: []zones.Member{{Addr: addr4(10)}, {Addr: addr4(11)}}, Check: web},
+		{Name: "web-all", Members: []zones.Member{{Addr: addr4(10)}}, Check: web},
+		{Name: "static", Members: []zones.Member{{Addr: addr4(12)}}},
+		{Name: "ns", Members: []zones.Member{{Addr: addr4(53)}}, Check: dnsc},
+	}}
+	ts := probes.TargetsFromZones(z)
+	var got []string
+	for _, tg := range ts {
+		got = append(got, tg.String()+" "+tg.Zone)
+	}
+	want := []string{
+		"http://192.0.2.10:80/healthz example.com.",
+		"http://192.0.2.11:80/healthz example.com.",
+		"http://192.0.2.10:80/healthz example.com.",
+		"dns://192.0.2.53:53 example.com.",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("TargetsFromZones:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if ts[0].Key() != ts[2].Key() || ts[0].Key() != web.Key(addr4(10)) {
+		t.Errorf("one member in two pools with one check: keys %q and %q, want both %q", ts[0].Key(), ts[2].Key(), web.Key(addr4(10)))
+	}
+}
+
+func addr4(i byte) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, i}) }
+
+func TestDNSCheckQueriesZoneOrigin(t *testing.T) {
+	// A dns check without qname= asks for its zone's SOA.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, 512)
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		got <- append([]byte(nil), buf[:n]...)
+		buf[2] |= 0x80
+		pc.WriteTo(buf[:n], from)
+	}()
+	ck := zones.Check{Scheme: "dns", Port: uint16(pc.LocalAddr().(*net.UDPAddr).Port), Interval: time.Second, Timeout: 500 * time.Millisecond}
+	r := probe(t, probes.NewChecker(probes.CheckerConfig{}), probes.Target{Check: ck, Addr: loopback, Zone: "example.com."})
+	if !r.Up {
+		t.Fatalf("dns check: %+v", r)
+	}
+	q := <-got
+	wantQ := "\x07example\x03com\x00\x00\x06\x00\x01" // example.com. SOA IN
+	if len(q) < 12 || string(q[12:]) != wantQ || q[2]&0x01 != 0 {
+		t.Errorf("query %q, want question %q without RD", q, wantQ)
+	}
+}

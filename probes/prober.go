@@ -273,17 +273,22 @@ func (p *Prober) loop(ctx context.Context, tg *target) {
 		t = tg.t
 		p.mu.Unlock()
 		next := iv + time.Duration((rand.Float64()-0.5)*0.1*float64(iv))
+		// Wait for a concurrency slot; each interval spent waiting is a
+		// missed probe.
 		slot := time.NewTimer(iv)
-		select {
-		case <-ctx.Done():
-			slot.Stop()
-			return
-		case <-slot.C:
-			p.cfg.Metrics.miss(p.cfg.Name)
-			timer.Reset(next)
-			continue
-		case p.sem <- struct{}{}:
-			slot.Stop()
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				slot.Stop()
+				return
+			case <-slot.C:
+				p.cfg.Metrics.miss(p.cfg.Name)
+				slot.Reset(iv)
+			case p.sem <- struct{}{}:
+				slot.Stop()
+				break wait
+			}
 		}
 		r := p.probe(ctx, t)
 		<-p.sem
