@@ -6,13 +6,4 @@ import "net/netip"
 func LookupUncached(db *DB, a netip.Addr) (Info, error) { return db.lookup(a, false) }
 
 // CacheLen returns how many decoded records db's cache holds.
-func CacheLen(db *DB) int {
-	n := 0
-	for i := range db.cache.shards {
-		s := &db.cache.shards[i]
-		s.mu.RLock()
-		n += len(s.m)
-		s.mu.RUnlock()
-	}
-	return n
-}
+func CacheLen(db *DB) int { return db.cache.len() }

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/oschwald/geoip2-golang/v2"
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -93,7 +94,6 @@ func newDB(r *maxminddb.Reader, label string) (*DB, error) {
 		return nil, fmt.Errorf("database type %q: %w", r.Metadata.DatabaseType, ErrNotGeo)
 	}
 	db := &DB{r: r, label: label}
-	db.cache.init()
 	return db, nil
 }
 
@@ -109,8 +109,8 @@ func (db *DB) Close() error {
 // addresses are looked up as IPv4 and any zone is ignored. An address that is
 // not in the database gives an Info with empty Country and Continent, Network
 // set to the enclosing empty network, and no error. Decoded records are
-// cached per database record, so a hit costs one walk of the search tree and
-// allocates nothing.
+// cached per database record, so a hit costs one walk of the search tree,
+// takes no lock and allocates nothing.
 //
 // Where a record has no country but a registered country, that is used; where
 // it lacks a continent or a location but has a country, the continent and the
@@ -270,42 +270,69 @@ func decode(res maxminddb.Result) (record, error) {
 }
 
 // recordCache maps a record's offset in the data section (which identifies
-// the record: networks with equal data share one) to its decoded form. Its
-// size is bounded by the number of distinct records in the database. It is
-// sharded so that concurrent readers rarely meet on one lock.
+// the record: networks with equal data share one) to its decoded form. It is
+// a fixed, two-way set-associative table of immutable entries behind atomic
+// pointers: a hit takes no lock and writes no shared memory, so concurrent
+// readers scale, and memory stays bounded (cacheSlots entries) even for a
+// City database with hundreds of thousands of records. A miss decodes the
+// record and may evict another, which is then decoded again when needed.
 type recordCache struct {
-	shards [cacheShards]cacheShard
+	slots [cacheSlots]atomic.Pointer[cacheEntry]
 }
 
-const cacheShards = 32
+const (
+	cacheBits  = 14
+	cacheSlots = 1 << cacheBits
+)
 
-type cacheShard struct {
-	mu sync.RWMutex
-	m  map[uintptr]record
-	_  [40]byte // keep shards on separate cache lines
-}
-
-func (c *recordCache) init() {
-	for i := range c.shards {
-		c.shards[i].m = make(map[uintptr]record)
-	}
+type cacheEntry struct {
+	off uintptr
+	rec record
 }
 
 func (c *recordCache) get(res maxminddb.Result) (record, error) {
 	off := res.Offset()
-	s := &c.shards[(off>>2)%cacheShards]
-	s.mu.RLock()
-	rec, ok := s.m[off]
-	s.mu.RUnlock()
-	if ok {
-		return rec, nil
+	i := int(mix(uint64(off))>>(64-cacheBits)) &^ 1 // the pair of slots i, i+1
+	if e := c.slots[i].Load(); e != nil && e.off == off {
+		return e.rec, nil
+	}
+	if e := c.slots[i+1].Load(); e != nil && e.off == off {
+		return e.rec, nil
 	}
 	rec, err := decode(res)
 	if err != nil {
 		return record{}, err
 	}
-	s.mu.Lock()
-	s.m[off] = rec
-	s.mu.Unlock()
+	e := &cacheEntry{off: off, rec: rec}
+	switch {
+	case c.slots[i].Load() == nil:
+		c.slots[i].Store(e)
+	case c.slots[i+1].Load() == nil:
+		c.slots[i+1].Store(e)
+	default:
+		c.slots[i+int(off&1)].Store(e) // evict one of the two
+	}
 	return rec, nil
+}
+
+// mix is the 64-bit finaliser of MurmurHash3: offsets come in near-regular
+// strides, which a plain multiplicative hash spreads over too few slots.
+func mix(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
+
+// len returns how many records the cache holds.
+func (c *recordCache) len() int {
+	n := 0
+	for i := range c.slots {
+		if c.slots[i].Load() != nil {
+			n++
+		}
+	}
+	return n
 }

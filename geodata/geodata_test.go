@@ -561,3 +561,34 @@ func TestLookupOtherTreeShapes(t *testing.T) {
 		})
 	}
 }
+
+// More distinct records than the cache has slots: every lookup still gives
+// the record of its own network, and the cache stays bounded.
+func TestCacheEviction(t *testing.T) {
+	const n = 40_000
+	nets := make(map[string]geodata.Info, n)
+	for i := range n {
+		nets[fmt.Sprintf("10.%d.%d.0/24", i>>8, i&0xff)] = geodata.Info{Country: "NZ", Lat: float64(i), Lon: 1, HasLocation: true}
+	}
+	db, err := geodata.Open(geodatatest.Write(t, nets))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for round := range 2 {
+		for i := range n {
+			a := netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})
+			got, err := db.Lookup(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Lat != float64(i) || got.Country != "NZ" || got.Continent != "OC" || got.Network.Bits() != 24 || !got.Network.Contains(a) {
+				t.Fatalf("round %d: Lookup(%s) = %+v, want Lat %d in its /24", round, a, got, i)
+			}
+		}
+	}
+	if c := geodata.CacheLen(db); c == 0 || c >= n {
+		t.Errorf("cache holds %d records after %d distinct ones, want a bounded number", c, n)
+	}
+	t.Logf("cache holds %d of %d records", geodata.CacheLen(db), n)
+}
