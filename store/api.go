@@ -170,6 +170,9 @@ func (a *apiServer) post(ctx context.Context, addr, path string, body []byte, fo
 		if ctx.Err() != nil {
 			return 0, fmt.Errorf("forward to %s: %w", addr, ctx.Err())
 		}
+		if errors.Is(err, ErrAuth) {
+			return 0, fmt.Errorf("forward to %s: %w", addr, err)
+		}
 		// The leader we knew is unreachable: treat like a leader change so
 		// the caller retries with a fresh view until its deadline.
 		return 0, fmt.Errorf("%w: forward to %s: %w", ErrNotLeader, addr, err)

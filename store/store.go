@@ -399,6 +399,9 @@ func (s *Store) applyLocal(ctx context.Context, data []byte) (uint64, error) {
 		}
 	case <-ctx.Done():
 		return 0, fmt.Errorf("submit: %w", ctx.Err())
+	case <-s.done:
+		// Raft may drop a queued proposal at shutdown without answering it.
+		return 0, ErrClosed
 	}
 	if err, ok := f.Response().(error); ok && err != nil {
 		return f.Index(), err

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"sync"
@@ -76,6 +77,17 @@ func clusterTLS(secret, clusterID string) (*tls.Config, error) {
 		VerifyPeerCertificate: verify,
 		ServerName:            "gslb",
 	}, nil
+}
+
+// ErrAuth is wrapped by errors of connections that failed the cluster TLS
+// handshake: the peer does not hold the cluster key (another secret or
+// cluster ID). Retrying does not help.
+var ErrAuth = errors.New("cluster authentication failed")
+
+func isNetError(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // DialFunc dials a TCP connection; it is Config.Dial.
@@ -177,6 +189,9 @@ func (m *mux) dialPurpose(ctx context.Context, addr string, purpose byte) (net.C
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
+		if ctx.Err() == nil && !isNetError(err) {
+			return nil, fmt.Errorf("%w: handshake with %s: %w", ErrAuth, addr, err)
+		}
 		return nil, fmt.Errorf("handshake with %s: %w", addr, err)
 	}
 	if _, err := tc.Write([]byte{purpose}); err != nil {
