@@ -56,23 +56,36 @@ type proberState struct {
 	heard        time.Time // local time the last report arrived
 	every        time.Duration
 	statuses     map[string]Status
+	down         int // statuses with Up false
 	rtts         []RTT
 }
 
 func (ps *proberState) fresh(now time.Time) bool {
-	return now.Sub(ps.heard) <= 3*ps.every
+	return !ps.heard.IsZero() && now.Sub(ps.heard) <= 3*ps.every
 }
 
+// suspect says the prober sees every one of its targets down.
 func (ps *proberState) suspect() bool {
-	if len(ps.statuses) == 0 {
-		return false
+	return len(ps.statuses) > 0 && ps.down == len(ps.statuses)
+}
+
+func (ps *proberState) set(s Status) {
+	if old, ok := ps.statuses[s.Key]; ok && !old.Up {
+		ps.down--
 	}
-	for _, s := range ps.statuses {
-		if s.Up {
-			return false
+	if !s.Up {
+		ps.down++
+	}
+	ps.statuses[s.Key] = s
+}
+
+func (ps *proberState) remove(k string) {
+	if old, ok := ps.statuses[k]; ok {
+		if !old.Up {
+			ps.down--
 		}
+		delete(ps.statuses, k)
 	}
-	return true
 }
 
 type verdict struct {
@@ -124,21 +137,24 @@ func (a *Aggregator) Report(r Report) {
 	now := time.Now()
 	a.mu.Lock()
 	ps := a.probers[r.Prober]
+	all := false // whether the prober's standing, and so every verdict, may change
 	if ps == nil {
 		ps = &proberState{name: r.Prober, statuses: make(map[string]Status)}
 		a.probers[r.Prober] = ps
+		all = true
 	} else if r.Time.Before(ps.reported) {
 		a.mu.Unlock()
 		return
 	}
+	wasFresh, wasSuspect := ps.fresh(now), ps.suspect()
 	ps.region, ps.reported, ps.heard = r.Region, r.Time, now
 	ps.every = r.Every
 	if ps.every <= 0 {
 		ps.every = zones.DefaultInterval
 	}
-	seen := make(map[string]bool, len(r.Statuses))
+	keys := make([]string, 0, len(r.Statuses))
 	for _, s := range r.Statuses {
-		seen[s.Key] = true
+		keys = append(keys, s.Key)
 		// Events are transitions, and first reports of a target down; a
 		// target first seen up is the normal start, not news.
 		old, had := ps.statuses[s.Key]
@@ -150,17 +166,32 @@ func (a *Aggregator) Report(r Report) {
 			a.addEvent(Event{Time: s.Since, Prober: r.Prober, Region: r.Region, Key: s.Key,
 				From: from, To: upDown(s.Up), Reason: s.Reason})
 		}
-		ps.statuses[s.Key] = s
+		ps.set(s)
 	}
 	if r.Full {
-		for k := range ps.statuses {
-			if !seen[k] {
-				delete(ps.statuses, k)
+		if len(ps.statuses) != len(r.Statuses) {
+			seen := make(map[string]bool, len(keys))
+			for _, k := range keys {
+				seen[k] = true
 			}
+			for k := range ps.statuses {
+				if !seen[k] {
+					ps.remove(k)
+				}
+			}
+			all = true
 		}
 		ps.rtts = slices.Clone(r.RTTs)
 	}
-	changed := a.recompute(now)
+	var changed bool
+	if all || !wasFresh || wasSuspect != ps.suspect() {
+		changed = a.recomputeAll(now)
+	} else {
+		for _, k := range keys {
+			changed = a.decide(k, now) || changed
+		}
+	}
+	a.rearm(now)
 	a.mu.Unlock()
 	if changed {
 		a.notify()
@@ -184,78 +215,86 @@ func (a *Aggregator) addEvent(e Event) {
 	a.nextEv = (a.nextEv + 1) % len(a.events)
 }
 
-// recompute recomputes every verdict at now, re-arms the ageing timer and
-// reports whether a verdict changed; a.mu must be held.
-func (a *Aggregator) recompute(now time.Time) bool {
-	type tally struct {
-		quorum                    zones.Quorum
-		fresh, freshUp            int // fresh probers not suspect
-		suspect, suspectUp, total int
-	}
-	tallies := make(map[string]*tally, len(a.verdicts))
-	var next time.Time // earliest moment a fresh prober goes stale
-	for _, ps := range a.probers {
-		fresh := ps.fresh(now)
-		if fresh {
-			if exp := ps.heard.Add(3 * ps.every); next.IsZero() || exp.Before(next) {
-				next = exp
-			}
-		}
-		suspect := ps.suspect()
-		for k, s := range ps.statuses {
-			t := tallies[k]
-			if t == nil {
-				t = &tally{quorum: s.Quorum}
-				tallies[k] = t
-			}
-			t.total++
-			switch {
-			case !fresh:
-			case suspect:
-				t.suspect++
-				if s.Up {
-					t.suspectUp++
-				}
-			default:
-				t.fresh++
-				if s.Up {
-					t.freshUp++
-				}
-			}
-		}
-	}
+// recomputeAll decides every key some prober reports on and drops the
+// verdicts of keys none does; a.mu must be held.
+func (a *Aggregator) recomputeAll(now time.Time) bool {
 	changed := false
+	keys := make(map[string]bool, len(a.verdicts))
+	for _, ps := range a.probers {
+		for k := range ps.statuses {
+			if !keys[k] {
+				keys[k] = true
+				changed = a.decide(k, now) || changed
+			}
+		}
+	}
 	for k := range a.verdicts {
-		if _, ok := tallies[k]; !ok { // no prober checks it any more
+		if !keys[k] { // no prober checks it any more
 			delete(a.verdicts, k)
 			a.cfg.Metrics.forgetVerdict(k)
 			changed = true
 		}
 	}
-	for k, t := range tallies {
-		n, up := t.fresh, t.freshUp
-		if n == 0 {
-			n, up = t.suspect, t.suspectUp
-		}
-		if n == 0 {
-			continue // every prober is silent: keep the last verdict
-		}
-		u := quorumUp(t.quorum, up, n)
-		v := a.verdicts[k]
-		if v != nil && v.up == u {
+	return changed
+}
+
+// decide recomputes the verdict on key k and reports whether it changed;
+// a.mu must be held.
+func (a *Aggregator) decide(k string, now time.Time) bool {
+	var quorum zones.Quorum
+	var n, up, suspects, suspectsUp int
+	for _, ps := range a.probers {
+		s, ok := ps.statuses[k]
+		if !ok || !ps.fresh(now) {
 			continue
 		}
-		a.verdicts[k] = &verdict{up: u, since: now}
-		a.cfg.Metrics.setVerdict(k, u)
-		if v != nil || !u {
-			from := "unknown"
-			if v != nil {
-				from = upDown(v.up)
+		quorum = s.Quorum
+		if ps.suspect() {
+			suspects++
+			if s.Up {
+				suspectsUp++
 			}
-			a.addEvent(Event{Time: now, Key: k, From: from, To: upDown(u), Reason: verdictReason(up, n)})
-			a.log.Info("verdict changed", "target", k, "up", u, "probers_up", up, "probers", n)
+			continue
 		}
-		changed = true
+		n++
+		if s.Up {
+			up++
+		}
+	}
+	if n == 0 {
+		n, up = suspects, suspectsUp
+	}
+	if n == 0 {
+		return false // every prober is silent: keep the last verdict
+	}
+	u := quorumUp(quorum, up, n)
+	v := a.verdicts[k]
+	if v != nil && v.up == u {
+		return false
+	}
+	a.verdicts[k] = &verdict{up: u, since: now}
+	a.cfg.Metrics.setVerdict(k, u)
+	if v != nil || !u {
+		from := "unknown"
+		if v != nil {
+			from = upDown(v.up)
+		}
+		a.addEvent(Event{Time: now, Key: k, From: from, To: upDown(u), Reason: verdictReason(up, n)})
+		a.log.Info("verdict changed", "target", k, "up", u, "probers_up", up, "probers", n)
+	}
+	return true
+}
+
+// rearm sets the ageing timer to the moment the next fresh prober goes
+// stale; a.mu must be held.
+func (a *Aggregator) rearm(now time.Time) {
+	var next time.Time
+	for _, ps := range a.probers {
+		if ps.fresh(now) {
+			if exp := ps.heard.Add(3 * ps.every); next.IsZero() || exp.Before(next) {
+				next = exp
+			}
+		}
 	}
 	switch {
 	case next.IsZero() || a.closed:
@@ -268,7 +307,6 @@ func (a *Aggregator) recompute(now time.Time) bool {
 	default:
 		a.timer.Reset(next.Sub(now) + time.Millisecond)
 	}
-	return changed
 }
 
 func verdictReason(up, n int) string {
@@ -296,7 +334,9 @@ func (a *Aggregator) age() {
 		a.mu.Unlock()
 		return
 	}
-	changed := a.recompute(time.Now())
+	now := time.Now()
+	changed := a.recomputeAll(now)
+	a.rearm(now)
 	a.mu.Unlock()
 	if changed {
 		a.notify()

@@ -291,3 +291,29 @@ func TestAggregatorMetrics(t *testing.T) {
 		t.Errorf("gslb_member_verdict = %v, want m1 0, m2 1", got)
 	}
 }
+
+func TestSuspectByDeltaReports(t *testing.T) {
+	// The probers send each transition as a delta: c's targets go down one
+	// by one, and c turns suspect on the last, which must clear the views it
+	// gave while it still counted.
+	a := probes.NewAggregator(probes.AggregatorConfig{Logger: quiet})
+	defer a.Close()
+	a.Report(full("a", "m1", "m2", "m3"))
+	a.Report(full("b", "!m1", "m2", "m3"))
+	a.Report(full("c", "m1", "m2", "m3"))
+	wantVerdict(t, a, "m1", true, true)
+	delta := func(k string) probes.Report {
+		r := full("c", k)
+		r.Full = false
+		return r
+	}
+	a.Report(delta("!m1")) // a up, b down, c down: down
+	wantVerdict(t, a, "m1", false, true)
+	a.Report(delta("!m2"))
+	a.Report(delta("!m3")) // c is suspect now: m1 is a up, b down, a tie
+	wantVerdict(t, a, "m1", true, true)
+	wantVerdict(t, a, "m2", true, true)
+	a.Report(delta("m3")) // c counts again
+	wantVerdict(t, a, "m1", false, true)
+	wantVerdict(t, a, "m2", true, true)
+}
