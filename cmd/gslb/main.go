@@ -20,6 +20,7 @@ type command struct {
 var commands = map[string]command{
 	"serve":      {runServe, "run a node: DNS server (and the rest of the stack)"},
 	"check-zone": {runCheckZone, "check zone files and print OK or every error"},
+	"demo":       {runDemo, "run a demo node on loopback and print the dig lines to try"},
 	"geo":        {runGeo, "print what the geo database knows about an address"},
 	"proxy":      {runProxy, "run only the region proxy (L7 HTTP / L4 TCP balancer)"},
 }
