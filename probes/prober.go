@@ -306,6 +306,10 @@ func (p *Prober) observe(tg *target, t Target, r Result) {
 	m.observe(t.Check.Scheme, r)
 	now := time.Now()
 	p.mu.Lock()
+	if p.targets[tg.key] != tg { // removed by SetTargets while probing
+		p.mu.Unlock()
+		return
+	}
 	first := !tg.h.Known()
 	changed := tg.h.Observe(r.Up)
 	if r.RTT > 0 {
