@@ -1,11 +1,110 @@
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gslbd/gslb/proxy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// runProxy runs only the region proxy: `gslb proxy -config FILE`. It prints
+// a ready line with the listening addresses to stdout, reloads the config
+// on SIGHUP (keeping the running one if the new one is bad) and drains on
+// SIGTERM or SIGINT.
 func runProxy(args []string) int {
-	fmt.Fprintln(os.Stderr, "gslb proxy: not built yet")
-	return 1
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "config file with a proxy: section (required)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9100)")
+	check := fs.Bool("check", false, "validate the config and exit")
+	debug := fs.Bool("debug", false, "log at debug level")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cfgPath == "" {
+		fmt.Fprintln(os.Stderr, "gslb proxy: -config FILE is required")
+		fs.Usage()
+		return 2
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg, err := proxy.LoadFile(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gslb proxy: %v\n", err)
+		return 1
+	}
+	if *check {
+		fmt.Println("OK")
+		return 0
+	}
+	p, err := proxy.New(cfg, logger)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gslb proxy: %v\n", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	if err := p.Start(context.Background()); err != nil {
+		fmt.Fprintf(os.Stderr, "gslb proxy: %v\n", err)
+		return 1
+	}
+	ready := p.ReadyLine()
+	if *metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(p)
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		ln, err := listenTCP(*metricsAddr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "gslb proxy: metrics: %v\n", err)
+			return 1
+		}
+		ready += " metrics=" + ln.Addr().String()
+		go srv.Serve(ln)
+		defer srv.Close()
+	}
+	fmt.Println(ready)
+
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			cfg, err := proxy.LoadFile(*cfgPath)
+			if err == nil {
+				err = p.Reload(cfg)
+			}
+			if err != nil {
+				logger.Error("reload refused; keeping the running config", "err", err)
+				continue
+			}
+			logger.Info("reloaded", "config", *cfgPath)
+			continue
+		}
+		logger.Info("shutting down", "signal", sig.String())
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+		err := p.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			logger.Warn("shutdown", "err", err)
+		}
+		return 0
+	}
+	return 0
+}
+
+func listenTCP(addr string) (net.Listener, error) {
+	return net.Listen("tcp", addr)
 }
