@@ -143,12 +143,13 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		panic(fmt.Sprintf("store: write state db: %v", err))
 	}
 	if changed {
-		f.state.Store(d.next)
+		next := d.done()
+		f.state.Store(next)
 		if f.applyDur != nil {
 			f.applyDur(time.Since(start))
 		}
 		if f.onApply != nil {
-			f.onApply(d.next)
+			f.onApply(next)
 		}
 	}
 	return resp
@@ -190,20 +191,20 @@ func (w *writer) apply(cmd Command) error {
 		for _, t := range c.Transitions {
 			t.Prober = c.Prober
 			k := verdictKey{t.Key, t.Prober}
-			if old, ok := w.d.next.verdicts[k]; ok && t.At.Before(old.At) {
+			if old, ok := w.d.verdicts.get(k); ok && t.At.Before(old.At) {
 				continue // a late retry of an older report
 			}
 			w.put(bucketVerdicts, pairKey(t.Key, t.Prober), t)
-			w.d.verdicts()[k] = t
+			w.d.verdicts.put(k, t)
 		}
 		for _, r := range c.RTTs {
 			r.Prober = c.Prober
 			k := rttKey{r.Prober, r.Target}
-			if old, ok := w.d.next.rtts[k]; ok && r.At.Before(old.At) {
+			if old, ok := w.d.rtts.get(k); ok && r.At.Before(old.At) {
 				continue
 			}
 			w.put(bucketRTTs, pairKey(r.Prober, r.Target), r)
-			w.d.rtts()[k] = r
+			w.d.rtts.put(k, r)
 		}
 		return nil
 	case *Override:
@@ -288,12 +289,16 @@ func loadState(db *bolt.DB) (*State, error) {
 		if v := tx.Bucket(bucketMeta).Get(keyApplied); len(v) == 8 {
 			s.index = binary.BigEndian.Uint64(v)
 		}
-		if err := loadBucket(tx, bucketVerdicts, func(t Transition) { s.verdicts[verdictKey{t.Key, t.Prober}] = t }); err != nil {
+		var vd shardDraft[verdictKey, Transition]
+		if err := loadBucket(tx, bucketVerdicts, func(t Transition) { vd.put(verdictKey{t.Key, t.Prober}, t) }); err != nil {
 			return err
 		}
-		if err := loadBucket(tx, bucketRTTs, func(r RTTSummary) { s.rtts[rttKey{r.Prober, r.Target}] = r }); err != nil {
+		s.verdicts = vd.result()
+		var rd shardDraft[rttKey, RTTSummary]
+		if err := loadBucket(tx, bucketRTTs, func(r RTTSummary) { rd.put(rttKey{r.Prober, r.Target}, r) }); err != nil {
 			return err
 		}
+		s.rtts = rd.result()
 		if err := loadBucket(tx, bucketOverrides, func(o Override) { s.overrides[overrideKey{o.Kind, o.Name}] = o }); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"reflect"
@@ -70,7 +71,7 @@ func TestApplyDeterministic(t *testing.T) {
 	if ia != 8 || ib != 8 || sa != sb {
 		t.Fatalf("fingerprints differ: %d %x vs %d %x", ia, sa[:8], ib, sb[:8])
 	}
-	if !reflect.DeepEqual(a.current(), b.current()) {
+	if !sameState(a.current(), b.current()) {
 		t.Fatal("in-memory states differ")
 	}
 	// Entries at or below the applied index (a restart replaying its log)
@@ -202,7 +203,7 @@ func TestSnapshotRestoreIdentical(t *testing.T) {
 	if ir != ib || sr != sb {
 		t.Fatalf("restored %d %x, want %d %x", ib, sb[:8], ir, sr[:8])
 	}
-	if !reflect.DeepEqual(b.current(), ref.current()) {
+	if !sameState(b.current(), ref.current()) {
 		t.Fatal("restored in-memory state differs")
 	}
 	t.Logf("snapshot %d bytes, index %d, fingerprint %x", len(image), ib, sb[:8])
@@ -243,7 +244,36 @@ func TestStateReopens(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.close()
-	if _, s := fp(t, g); s != sum || !reflect.DeepEqual(g.current(), want) || g.current().Index() != 10 {
+	if _, s := fp(t, g); s != sum || !sameState(g.current(), want) || g.current().Index() != 10 {
 		t.Fatalf("reopened state differs (index %d)", g.current().Index())
+	}
+}
+
+func sameState(a, b *State) bool {
+	return a.Index() == b.Index() && a.Len() == b.Len() &&
+		reflect.DeepEqual(a.Transitions(), b.Transitions()) &&
+		reflect.DeepEqual(a.RTTs(), b.RTTs()) &&
+		reflect.DeepEqual(a.Overrides(), b.Overrides()) &&
+		reflect.DeepEqual(a.Zones(), b.Zones()) &&
+		reflect.DeepEqual(a.Members(), b.Members())
+}
+
+// The sharded copy-on-write never changes a published State.
+func TestPublishedStateIsImmutable(t *testing.T) {
+	f := newTestFSM(t)
+	f.ApplyBatch(logs(t, 1, sampleCommands()...))
+	before := f.current()
+	want := before.Transitions()
+	for i := range 200 {
+		f.ApplyBatch(logs(t, uint64(7+i), &ReportBatch{Prober: "us-east", Transitions: []Transition{{Key: fmt.Sprintf("k%d", i), Up: true, At: t0}, {Key: "web-eu/a", Up: true, At: t0.Add(time.Hour)}}}))
+	}
+	if got := before.Transitions(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("published state changed: %d verdicts, want %d", len(got), len(want))
+	}
+	if n := len(f.current().Transitions()); n != 203 {
+		t.Fatalf("%d verdicts, want 203", n)
+	}
+	if v, _ := f.current().Verdict("web-eu/a", "us-east"); !v.Up {
+		t.Fatal("update lost")
 	}
 }

@@ -12,8 +12,8 @@ import (
 // modified).
 type State struct {
 	index     uint64
-	verdicts  map[verdictKey]Transition
-	rtts      map[rttKey]RTTSummary
+	verdicts  shardMap[verdictKey, Transition]
+	rtts      shardMap[rttKey, RTTSummary]
 	overrides map[overrideKey]Override
 	zones     map[string]ZoneUpdate
 	members   map[string]MemberChange
@@ -25,8 +25,6 @@ type overrideKey struct{ Kind, Name string }
 
 func emptyState() *State {
 	return &State{
-		verdicts:  map[verdictKey]Transition{},
-		rtts:      map[rttKey]RTTSummary{},
 		overrides: map[overrideKey]Override{},
 		zones:     map[string]ZoneUpdate{},
 		members:   map[string]MemberChange{},
@@ -38,14 +36,13 @@ func (s *State) Index() uint64 { return s.index }
 
 // Verdict returns prober's committed verdict for key.
 func (s *State) Verdict(key, prober string) (Transition, bool) {
-	t, ok := s.verdicts[verdictKey{key, prober}]
-	return t, ok
+	return s.verdicts.get(verdictKey{key, prober})
 }
 
 // Verdicts returns every prober's verdict for key, ordered by prober.
 func (s *State) Verdicts(key string) []Transition {
 	var out []Transition
-	for k, t := range s.verdicts {
+	for k, t := range s.verdicts.all() {
 		if k.Key == key {
 			out = append(out, t)
 		}
@@ -56,8 +53,8 @@ func (s *State) Verdicts(key string) []Transition {
 
 // Transitions returns every verdict, ordered by key then prober.
 func (s *State) Transitions() []Transition {
-	out := make([]Transition, 0, len(s.verdicts))
-	for _, t := range s.verdicts {
+	out := make([]Transition, 0, s.verdicts.len())
+	for _, t := range s.verdicts.all() {
 		out = append(out, t)
 	}
 	slices.SortFunc(out, func(a, b Transition) int {
@@ -68,14 +65,13 @@ func (s *State) Transitions() []Transition {
 
 // RTT returns prober's RTT summary to target.
 func (s *State) RTT(prober, target string) (RTTSummary, bool) {
-	r, ok := s.rtts[rttKey{prober, target}]
-	return r, ok
+	return s.rtts.get(rttKey{prober, target})
 }
 
 // RTTs returns every RTT summary, ordered by prober then target.
 func (s *State) RTTs() []RTTSummary {
-	out := make([]RTTSummary, 0, len(s.rtts))
-	for _, r := range s.rtts {
+	out := make([]RTTSummary, 0, s.rtts.len())
+	for _, r := range s.rtts.all() {
 		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b RTTSummary) int {
@@ -132,34 +128,32 @@ func (s *State) Members() []MemberChange {
 
 // Len returns the number of records in the state.
 func (s *State) Len() int {
-	return len(s.verdicts) + len(s.rtts) + len(s.overrides) + len(s.zones) + len(s.members)
+	return s.verdicts.len() + s.rtts.len() + len(s.overrides) + len(s.zones) + len(s.members)
 }
 
-// draft is a copy-on-write builder of the next State: a map is copied the
-// first time a batch changes it, so a batch costs the size of the maps it
-// touches, not of the whole state.
+// draft is a copy-on-write builder of the next State: verdicts and RTTs are
+// sharded (see shardMap); the small maps are copied the first time a batch
+// changes them.
 type draft struct {
 	base, next *State
+	verdicts   shardDraft[verdictKey, Transition]
+	rtts       shardDraft[rttKey, RTTSummary]
 	copied     [5]bool
 }
 
 func newDraft(base *State) *draft {
 	n := *base
-	return &draft{base: base, next: &n}
+	d := &draft{base: base, next: &n}
+	d.verdicts.base = base.verdicts
+	d.rtts.base = base.rtts
+	return d
 }
 
-func (d *draft) verdicts() map[verdictKey]Transition {
-	if !d.copied[0] {
-		d.next.verdicts, d.copied[0] = cloneMap(d.base.verdicts), true
-	}
-	return d.next.verdicts
-}
-
-func (d *draft) rtts() map[rttKey]RTTSummary {
-	if !d.copied[1] {
-		d.next.rtts, d.copied[1] = cloneMap(d.base.rtts), true
-	}
-	return d.next.rtts
+// done returns the next State.
+func (d *draft) done() *State {
+	d.next.verdicts = d.verdicts.result()
+	d.next.rtts = d.rtts.result()
+	return d.next
 }
 
 func (d *draft) overrides() map[overrideKey]Override {
