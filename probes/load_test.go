@@ -3,12 +3,16 @@ package probes_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -37,6 +41,13 @@ func TestLoadServerHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if dir := os.Getenv("GSLB_PROBES_LOAD_TLS"); dir != "" {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hl = tls.NewListener(hl, &tls.Config{Certificates: []tls.Certificate{cert}})
+	}
 	go http.Serve(hl, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) }))
 	go func() {
 		for {
@@ -58,12 +69,13 @@ func TestLoadServerHelper(t *testing.T) {
 //
 //	GSLB_PROBES_LOAD=http go test -run '^TestLoad$' -v ./probes/
 //
-// GSLB_PROBES_LOAD may be http or tcp; GSLB_PROBES_LOAD_SECONDS sets the
-// measured time (default 20, at most 60).
+// GSLB_PROBES_LOAD may be http, https (a certificate from a test CA,
+// verified) or tcp; GSLB_PROBES_LOAD_SECONDS sets the measured time
+// (default 20, at most 60).
 func TestLoad(t *testing.T) {
 	scheme := os.Getenv("GSLB_PROBES_LOAD")
-	if scheme != "http" && scheme != "tcp" {
-		t.Skip("set GSLB_PROBES_LOAD=http or tcp to measure the cost of 1,000 checks/s")
+	if scheme != "http" && scheme != "https" && scheme != "tcp" {
+		t.Skip("set GSLB_PROBES_LOAD=http, https or tcp to measure the cost of 1,000 checks/s")
 	}
 	secs := 20
 	if s, err := strconv.Atoi(os.Getenv("GSLB_PROBES_LOAD_SECONDS")); err == nil && s > 0 {
@@ -71,6 +83,14 @@ func TestLoad(t *testing.T) {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLoadServerHelper$")
 	cmd.Env = append(os.Environ(), "GSLB_PROBES_LOAD_SERVER=1")
+	var roots *x509.CertPool
+	if scheme == "https" {
+		ca := probestest.NewCA(t)
+		dir := t.TempDir()
+		writeKeyPair(t, dir, ca.Issue(t, time.Now().Add(time.Hour), "127.0.0.1"))
+		cmd.Env = append(cmd.Env, "GSLB_PROBES_LOAD_TLS="+dir)
+		roots = ca.Pool()
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +113,7 @@ func TestLoad(t *testing.T) {
 	}
 
 	const targets, interval = 5000, 5 * time.Second
-	checker := probes.NewChecker(probes.CheckerConfig{})
+	checker := probes.NewChecker(probes.CheckerConfig{RootCAs: roots})
 	var done, failed atomic.Int64
 	var lastFailure atomic.Value
 	count := func(ctx context.Context, tg probes.Target) probes.Result {
@@ -111,7 +131,7 @@ func TestLoad(t *testing.T) {
 	ts := make([]probes.Target, targets)
 	for i := range ts {
 		c := zones.Check{Scheme: scheme, Port: addr.Port(), Interval: interval, Timeout: 2 * time.Second, Fails: 3, Passes: 2}
-		if scheme == "http" {
+		if scheme != "tcp" {
 			c.Path, c.Method, c.ExpectMin, c.ExpectMax = "/health?n="+strconv.Itoa(i), "GET", 200, 399
 		} else {
 			c.QName = strconv.Itoa(i) // only to make the keys distinct
@@ -144,6 +164,21 @@ func TestLoad(t *testing.T) {
 	t.Logf("server process CPU over its whole life (%v): %v", (wall + interval).Round(time.Second), srv.Round(time.Millisecond))
 	if f := failed.Load(); f > 0 {
 		t.Errorf("%d checks failed; last: %v", f, lastFailure.Load())
+	}
+}
+
+func writeKeyPair(t *testing.T, dir string, c tls.Certificate) {
+	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
