@@ -284,7 +284,7 @@ func (p *Proxy) Reload(cfg Config) error {
 	if p.started {
 		for i := range cfg.Listeners {
 			lc := cfg.Listeners[i]
-			if l := p.listeners[lc.Name]; l != nil && l.cfg.Address == lc.Address && l.cfg.Protocol == lc.Protocol && l.cfg.H2C == lc.H2C {
+			if l := p.listeners[lc.Name]; l != nil && (l.cfg.Address == lc.Address || l.ln.Addr().String() == lc.Address) && l.cfg.Protocol == lc.Protocol && l.cfg.H2C == lc.H2C {
 				keep[lc.Name] = true
 				continue
 			}

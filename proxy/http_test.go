@@ -1,0 +1,419 @@
+package proxy_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gslbd/gslb/proxy"
+	"github.com/gslbd/gslb/proxy/proxytest"
+)
+
+// PX-01: a backend killed mid-test: no idempotent request fails; a POST
+// whose body was sent is not retried and gets a 502, not a hang.
+func TestFailoverNoFailedGET(t *testing.T) {
+	bs := proxytest.NewBackends(t, 3)
+	p, url := startHTTP(t, proxytest.Group("web", proxy.AlgRoundRobin, bs...))
+	c := client()
+	counts := map[string]int{}
+	for i := range 300 {
+		if i == 100 {
+			bs[1].Close()
+		}
+		code, b := get(t, c, url+"/")
+		if code != 200 {
+			t.Fatalf("GET %d after b1 died: status %d", i, code)
+		}
+		counts[b]++
+	}
+	t.Logf("distribution with b1 killed after 100 requests: %v", counts)
+	// b1 was ejected after 5 consecutive connection errors.
+	ejected := false
+	for _, b := range p.Group("web").Backends() {
+		if b.Address() == bs[1].Addr {
+			ejected = true
+		}
+	}
+	if !ejected || counts["b1"] > 34 {
+		t.Errorf("b1 served %d requests after its death", counts["b1"]-33)
+	}
+
+	// All backends dead: a POST is not retried (one backend tried) and
+	// fails fast with 502.
+	bs[0].Close()
+	bs[2].Close()
+	resp, err := c.Post(url+"/", "text/plain", strings.NewReader("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway && resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("POST with every backend dead: status %d, want 502 or 503", resp.StatusCode)
+	}
+}
+
+// PX-01: a POST is sent once: a backend that fails it is not retried on another.
+func TestPostNotRetried(t *testing.T) {
+	var hits atomic.Int64
+	dead := httpBackendFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.Copy(io.Discard, r.Body)
+		panic(http.ErrAbortHandler) // drop the connection after reading the body
+	})
+	good := proxytest.NewBackend(t, "good")
+	g := proxy.GroupConfig{Name: "web", Backends: []proxy.BackendConfig{{Address: dead}, {Address: good.Addr}}}
+	_, url := startHTTP(t, g)
+	c := client()
+	resp, err := c.Post(url+"/", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || good.Hits.Load() != 0 {
+		t.Fatalf("POST to a failing backend: status %d, good backend hits %d; want 502 and 0", resp.StatusCode, good.Hits.Load())
+	}
+	// The same failure on a GET is retried on the good backend.
+	code, b := get(t, c, url+"/")
+	if code != 200 || b != "good" {
+		// Round robin may start on the good one; then the next is the dead one.
+		code, b = get(t, c, url+"/")
+	}
+	if code != 200 || b != "good" {
+		t.Fatalf("GET retried: status %d from %q, want 200 from good", code, b)
+	}
+}
+
+func httpBackendFunc(t *testing.T, f http.HandlerFunc) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: f}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// PX-03: active HTTP checks mark a backend down after `fails` failures and
+// up after `passes` successes; the region health follows.
+func TestActiveHealthAndRegionHealth(t *testing.T) {
+	bs := proxytest.NewBackends(t, 2)
+	g := proxytest.Group("web", proxy.AlgRoundRobin, bs...)
+	g.HealthCheck = &proxy.HealthCheckConfig{Type: "http", Path: "/healthz", Interval: 20 * time.Millisecond, Timeout: time.Second, Fails: 2, Passes: 2}
+	p, url := startHTTP(t, g)
+	c := client()
+	region := func() int {
+		code, _ := get(t, c, url+"/health/region")
+		return code
+	}
+	if code := region(); code != 200 {
+		t.Fatalf("region health with all up = %d", code)
+	}
+	bs[0].SetHealthy(false)
+	proxytest.Eventually(t, "b0 marked down", func() bool {
+		_, b := get(t, c, url+"/")
+		_, b2 := get(t, c, url+"/")
+		return b == "b1" && b2 == "b1"
+	})
+	for range 10 {
+		if _, b := get(t, c, url+"/"); b != "b1" {
+			t.Fatalf("request went to %s, which is down", b)
+		}
+	}
+	bs[1].SetHealthy(false)
+	proxytest.Eventually(t, "region unhealthy", func() bool { return !p.Healthy() })
+	if code := region(); code != http.StatusServiceUnavailable {
+		t.Fatalf("region health with no backend = %d, want 503", code)
+	}
+	if code, _ := get(t, c, url+"/health"); code != 200 {
+		t.Fatalf("/health (liveness) = %d, want 200 even with no backend", code)
+	}
+	if code, _ := get(t, c, url+"/"); code != http.StatusServiceUnavailable {
+		t.Fatalf("request with no backend = %d, want 503", code)
+	}
+	bs[0].SetHealthy(true)
+	proxytest.Eventually(t, "region healthy", p.Healthy)
+	if code, b := get(t, c, url+"/"); code != 200 || b != "b0" {
+		t.Fatalf("after recovery: %d from %s", code, b)
+	}
+}
+
+// PX-02 over HTTP: a backend answering 5xx is ejected; others keep serving.
+func TestPassiveEjectionHTTP(t *testing.T) {
+	bad := httpBackendFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", "bad")
+		w.WriteHeader(500)
+	})
+	good := proxytest.NewBackend(t, "good")
+	g := proxy.GroupConfig{Name: "web", Backends: []proxy.BackendConfig{{Address: bad}, {Address: good.Addr}},
+		Outlier: &proxy.OutlierConfig{ConsecutiveFailures: 3, BaseEjection: time.Hour}}
+	_, url := startHTTP(t, g)
+	c := client()
+	fails := 0
+	for range 40 {
+		if code, _ := get(t, c, url+"/"); code == 500 {
+			fails++
+		}
+	}
+	if fails != 3 {
+		t.Fatalf("got %d responses from the failing backend, want exactly 3 before ejection", fails)
+	}
+}
+
+// PX-07: a draining backend takes no new requests; its in-flight request
+// completes.
+func TestDrainInFlight(t *testing.T) {
+	bs := proxytest.NewBackends(t, 2)
+	p, url := startHTTP(t, proxytest.Group("web", proxy.AlgRoundRobin, bs...))
+	c := client()
+	done := make(chan int, 1)
+	go func() {
+		resp, err := c.Get(url + "/hold")
+		if err != nil {
+			done <- 0
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	<-bs[0].Held() // round robin: the first request goes to b0
+	if err := p.SetDraining("web", bs[0].Addr, true); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, b := get(t, c, url+"/"); b != "b1" {
+			t.Fatalf("request %d went to draining %s", i, b)
+		}
+	}
+	bs[0].Release()
+	if code := <-done; code != 200 {
+		t.Fatalf("in-flight request on the draining backend: status %d, want 200", code)
+	}
+	if err := p.SetDraining("web", "127.0.0.1:1", true); err == nil || !strings.Contains(err.Error(), `unknown backend "127.0.0.1:1"`) {
+		t.Fatalf("SetDraining unknown backend: %v", err)
+	}
+}
+
+// PX-11: X-Forwarded-* and Forwarded from an untrusted client are replaced;
+// from a trusted proxy they are appended to. Hop-by-hop headers are removed.
+func TestForwardedHeaders(t *testing.T) {
+	bs := proxytest.NewBackends(t, 1)
+	spoof := []string{"X-Forwarded-For", "6.6.6.6", "X-Forwarded-Proto", "https", "Forwarded", "for=6.6.6.6",
+		"X-Request-Id", "spoofed", "Connection", "X-Hop", "X-Hop", "secret"}
+	echo := func(url string) string {
+		req, _ := http.NewRequest("GET", url+"/echo", nil)
+		for i := 0; i < len(spoof); i += 2 {
+			req.Header.Set(spoof[i], spoof[i+1])
+		}
+		resp, err := client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	_, url := startHTTP(t, proxytest.Group("web", "", bs...))
+	got := echo(url)
+	host := strings.TrimPrefix(url, "http://")
+	for _, want := range []string{"X-Forwarded-For: 127.0.0.1\n", "X-Forwarded-Proto: http\n", "X-Forwarded-Host: " + host + "\n",
+		"Forwarded: for=127.0.0.1;host=\"" + host + "\";proto=http\n", "X-Hop: \n", "Connection: \n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("untrusted client: backend saw\n%s\nwant a line %q", got, want)
+		}
+	}
+	if strings.Contains(got, "spoofed") || strings.Contains(got, "6.6.6.6") {
+		t.Errorf("untrusted client's headers reached the backend:\n%s", got)
+	}
+	if !strings.Contains(got, "X-Request-Id: ") || strings.Contains(got, "X-Request-Id: \n") {
+		t.Errorf("no request ID:\n%s", got)
+	}
+
+	_, url = startHTTP(t, proxytest.Group("web", "", bs...), func(c *proxy.Config) { c.TrustedProxies = []string{"127.0.0.0/8"} })
+	got = echo(url)
+	for _, want := range []string{"X-Forwarded-For: 6.6.6.6, 127.0.0.1\n", "X-Forwarded-Proto: https\n", "X-Request-Id: spoofed\n", "Forwarded: for=6.6.6.6, for=127.0.0.1;"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("trusted proxy: backend saw\n%s\nwant a line %q", got, want)
+		}
+	}
+}
+
+// PX-09: a header block over max_header_bytes gets 431; a body over
+// max_body_bytes gets 413 (declared or chunked).
+func TestLimits(t *testing.T) {
+	bs := proxytest.NewBackends(t, 1)
+	_, url := startHTTP(t, proxytest.Group("web", "", bs...), func(c *proxy.Config) {
+		c.MaxHeaderBytes = 8 << 10
+		c.MaxBodyBytes = 1000
+	})
+	c := client()
+	if code, _ := get(t, c, url+"/", "X-Big", strings.Repeat("a", 20<<10)); code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("20 KiB header: status %d, want 431", code)
+	}
+	post := func(body io.Reader, n int64) int {
+		req, _ := http.NewRequest("POST", url+"/", body)
+		req.ContentLength = n
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(strings.NewReader(strings.Repeat("x", 1000)), 1000); code != 200 {
+		t.Errorf("1000-byte body: status %d, want 200", code)
+	}
+	if code := post(strings.NewReader(strings.Repeat("x", 1001)), 1001); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("1001-byte body: status %d, want 413", code)
+	}
+	if code := post(io.MultiReader(strings.NewReader(strings.Repeat("x", 5000))), -1); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("5000-byte chunked body: status %d, want 413", code)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	for _, alg := range []string{"token_bucket", "sliding_window"} {
+		t.Run(alg, func(t *testing.T) {
+			bs := proxytest.NewBackends(t, 1)
+			_, url := startHTTP(t, proxytest.Group("web", "", bs...), func(c *proxy.Config) {
+				c.Routes[0].RateLimit = &proxy.RateLimitConfig{Key: "header:X-Key", Algorithm: alg, Rate: 5, Window: time.Hour, Burst: 5}
+			})
+			c := client()
+			for i := range 5 {
+				if code, _ := get(t, c, url+"/", "X-Key", "alice"); code != 200 {
+					t.Fatalf("request %d within the limit: %d", i, code)
+				}
+			}
+			req, _ := http.NewRequest("GET", url+"/", nil)
+			req.Header.Set("X-Key", "alice")
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("6th request: %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+			}
+			t.Logf("429 Retry-After: %s", resp.Header.Get("Retry-After"))
+			if code, _ := get(t, c, url+"/", "X-Key", "bob"); code != 200 {
+				t.Fatalf("another key: %d, want 200", code)
+			}
+		})
+	}
+}
+
+// Reload under load: requests keep flowing with zero failures while the
+// config is swapped (backends added, removed, reweighted).
+func TestReloadUnderLoad(t *testing.T) {
+	bs := proxytest.NewBackends(t, 4)
+	cfgs := []proxy.Config{
+		proxytest.HTTPConfig(proxytest.Group("web", proxy.AlgRoundRobin, bs[0], bs[1])),
+		proxytest.HTTPConfig(proxytest.Group("web", proxy.AlgLeastConn, bs[1], bs[2], bs[3])),
+		proxytest.HTTPConfig(proxytest.Group("web", proxy.AlgWeightedRoundRobin, bs[3], bs[0])),
+	}
+	p := proxytest.Start(t, cfgs[0])
+	url := "http://" + p.Addrs()["http"]
+	var failed, ok atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			c := client()
+			for i := 0; i < 5000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get(url + "/")
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+				} else {
+					ok.Add(1)
+				}
+			}
+		})
+	}
+	for i := range 30 {
+		cfg := cfgs[i%len(cfgs)]
+		cfg.Listeners = []proxy.ListenerConfig{{Name: "http", Address: p.Addrs()["http"]}}
+		if err := p.Reload(cfg); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		for ok.Load() < int64(50*(i+1)) && failed.Load() == 0 {
+			time.Sleep(time.Millisecond) // let some requests through between reloads
+		}
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("reload under load: %d requests ok, %d failed, 30 reloads", ok.Load(), failed.Load())
+	if failed.Load() != 0 {
+		t.Fatalf("%d requests failed during reloads", failed.Load())
+	}
+	// A bad config is refused and the running one keeps serving.
+	bad := cfgs[0]
+	bad.Routes = []proxy.RouteConfig{{Backends: "nope"}}
+	if err := p.Reload(bad); err == nil || !strings.Contains(err.Error(), `proxy.routes[0].backends: unknown group "nope"`) {
+		t.Fatalf("bad reload: %v", err)
+	}
+	if code, _ := get(t, client(), url+"/"); code != 200 {
+		t.Fatalf("after refused reload: %d", code)
+	}
+}
+
+// WebSocket: the upgrade is tunnelled and bytes echo both ways.
+func TestWebSocketEcho(t *testing.T) {
+	ws := httpBackendFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			http.Error(w, "upgrade required", 426)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(conn, brw) // echo
+	})
+	g := proxy.GroupConfig{Name: "web", Backends: []proxy.BackendConfig{{Address: ws}}}
+	p, _ := startHTTP(t, g)
+	conn, err := net.Dial("tcp", p.Addrs()["http"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 101 {
+		t.Fatalf("upgrade status %d, want 101", resp.StatusCode)
+	}
+	for _, msg := range []string{"hello", "world"} {
+		conn.Write([]byte(msg))
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(br, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo: %q, %v; want %q", buf, err, msg)
+		}
+	}
+}
+
