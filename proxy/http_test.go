@@ -416,4 +416,3 @@ func TestWebSocketEcho(t *testing.T) {
 		}
 	}
 }
-
