@@ -372,3 +372,91 @@ func TestSubscribeSignalsAfterCommit(t *testing.T) {
 		}
 	}
 }
+
+// RF-07: grow 3 -> 5 voters, remove a follower, then remove the leader: a
+// new leader is elected among the rest and writes go on.
+func TestMembershipGrowAndRemoveLeader(t *testing.T) {
+	c := storetest.NewCluster(t, 3)
+	c.AddNode(0, false)
+	c.AddNode(1, false)
+	c.WaitSettled()
+	leader := c.WaitLeader()
+	members, _ := c.Nodes[leader].Store.Members()
+	if len(members) != 5 {
+		t.Fatalf("members = %+v, want 5", members)
+	}
+	f := follower(c, leader)
+	if err := c.Nodes[leader].Store.Remove(ctxT(t), c.Nodes[f].ID); err != nil {
+		t.Fatalf("remove follower: %v", err)
+	}
+	c.Stop(f)
+	// The leader removes itself (asked through another node).
+	via := follower(c, leader)
+	if err := c.Nodes[via].Store.Remove(ctxT(t), c.Nodes[leader].ID); err != nil {
+		t.Fatalf("remove leader: %v", err)
+	}
+	c.Stop(leader)
+	nl := c.WaitLeader()
+	idx, err := c.Nodes[nl].Store.SubmitIndex(ctxT(t), report("p", "after", true, t0))
+	if err != nil {
+		t.Fatalf("write after removing the leader: %v", err)
+	}
+	c.WaitIndex(idx)
+	members, _ = c.Nodes[nl].Store.Members()
+	if len(members) != 3 {
+		t.Fatalf("members = %+v, want 3", members)
+	}
+	recorded := c.Nodes[nl].Store.State().Members()
+	if len(recorded) != 3 {
+		t.Fatalf("recorded members = %+v, want 3", recorded)
+	}
+}
+
+// RF-12: a subscriber's view (the feed that rebuilds DNS) never goes
+// backwards across a partition and heal, and converges to the committed
+// index.
+func TestSubscriberViewConvergesAcrossPartition(t *testing.T) {
+	c := storetest.NewCluster(t, 3)
+	leader := c.WaitLeader()
+	f := follower(c, leader)
+	fs := c.Nodes[f].Store
+	sub := fs.Subscribe()
+	seen := make(chan []uint64, 1)
+	go func() {
+		var idx []uint64
+		for range sub {
+			idx = append(idx, fs.State().Index())
+		}
+		seen <- idx
+	}()
+	write := func(i int) uint64 {
+		t.Helper()
+		l := c.WaitLeader()
+		idx, err := c.Nodes[l].Store.SubmitIndex(ctxT(t), report("p", fmt.Sprintf("k%d", i), true, t0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idx
+	}
+	for i := range 10 {
+		write(i)
+	}
+	c.Partition(f)
+	for i := 10; i < 20; i++ {
+		write(i)
+	}
+	c.Heal(f)
+	last := write(20)
+	c.WaitIndex(last)
+	c.Stop(f) // closes the subscription
+	idx := <-seen
+	for i := 1; i < len(idx); i++ {
+		if idx[i] < idx[i-1] {
+			t.Fatalf("subscriber saw index %d after %d", idx[i], idx[i-1])
+		}
+	}
+	if len(idx) == 0 || idx[len(idx)-1] != last {
+		t.Fatalf("subscriber's last index %v, want %d", idx[max(0, len(idx)-1):], last)
+	}
+	t.Logf("%d signals for 21 writes, last index %d", len(idx), last)
+}

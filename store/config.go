@@ -46,6 +46,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Tuning holds Raft timing; zero fields take the defaults.
 	Tuning Tuning
+	// CheckZone, if set, validates a zone's content before Submit proposes
+	// a ZoneUpdate (the node wires the zone parser here), so a zone that
+	// does not load is refused before it reaches the log. Errors are
+	// returned by Submit as they are.
+	CheckZone func(name string, content []byte) error
 
 	// Listener, if set, is used instead of listening on RaftAddr (tests
 	// and socket activation). The store closes it.

@@ -296,3 +296,27 @@ func TestChildNode(t *testing.T) {
 		fmt.Printf("ACK %d\n", i)
 	}
 }
+
+// ZL-12: a zone that does not load is refused before the Raft commit.
+func TestCheckZoneBeforeCommit(t *testing.T) {
+	c := storetest.NewCluster(t, 1, storetest.WithConfig(func(cfg *store.Config) {
+		cfg.CheckZone = func(name string, content []byte) error {
+			if !strings.Contains(string(content), "SOA") {
+				return fmt.Errorf("%s: no SOA record", name)
+			}
+			return nil
+		}
+	}))
+	s := c.Nodes[0].Store
+	before := s.Stats().LastIndex
+	err := s.Submit(ctxT(t), &store.ZoneUpdate{Name: "example.com.", Serial: 1, Content: []byte("www A 192.0.2.1")})
+	if err == nil || err.Error() != "example.com.: no SOA record" {
+		t.Fatalf("submit of a broken zone = %v", err)
+	}
+	if got := s.Stats().LastIndex; got != before {
+		t.Fatalf("log grew from %d to %d for a refused zone", before, got)
+	}
+	if err := s.Submit(ctxT(t), &store.ZoneUpdate{Name: "example.com.", Serial: 1, Content: []byte("@ SOA ns h 1 1 1 1 1")}); err != nil {
+		t.Fatal(err)
+	}
+}

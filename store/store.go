@@ -321,11 +321,7 @@ func (s *Store) applied(st *State) {
 // Submit failed may still have been committed; every command type is safe
 // to submit again.
 func (s *Store) Submit(ctx context.Context, cmd Command) error {
-	data, err := Encode(cmd)
-	if err != nil {
-		return err
-	}
-	_, err = s.submit(ctx, data)
+	_, err := s.SubmitIndex(ctx, cmd)
 	return err
 }
 
@@ -334,6 +330,11 @@ func (s *Store) SubmitIndex(ctx context.Context, cmd Command) (uint64, error) {
 	data, err := Encode(cmd)
 	if err != nil {
 		return 0, err
+	}
+	if z, ok := cmd.(*ZoneUpdate); ok && z.Content != nil && s.cfg.CheckZone != nil {
+		if err := s.cfg.CheckZone(z.Name, z.Content); err != nil {
+			return 0, err
+		}
 	}
 	return s.submit(ctx, data)
 }
