@@ -11,10 +11,11 @@ import (
 
 // query is the per-query state, pooled and reused.
 type query struct {
-	m      dns.Msg
-	qname  string // lower case
-	qtype  uint16
-	client gslb.Client
+	m        dns.Msg
+	qname    string // lower case
+	question [1]dns.Question
+	qtype    uint16
+	client   gslb.Client
 	// clientKnown is set once client has been filled in (lazily: only
 	// GSLB answers need it).
 	clientKnown bool
@@ -22,6 +23,7 @@ type query struct {
 	src         netip.Addr
 	scope       uint8
 	scoped      bool // a GSLB answer was given: scope applies
+	dynamic     bool // the reply depends on the client: never cached
 	addrs       []netip.Addr
 	buf         []byte
 	ips         []byte // backing store of synthesized addresses
@@ -155,6 +157,9 @@ func (s *Server) answerGSLB(q *query, z *zone, r *gslb.Record, owner string) str
 		fam = gslb.IPv6
 	}
 	q.fillClient()
+	if r.DependsOnClient() {
+		q.dynamic = true
+	}
 	a := r.Answer(q.addrs[:0], fam, &q.client)
 	q.addrs = a.Addrs[:0]
 	if !q.scoped || a.Scope > q.scope {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -463,4 +465,69 @@ func TestTCP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReplyCache: repeated UDP questions are answered from the per-snapshot
+// cache, with the ID, RD, CD and question case of each query; a new
+// snapshot never serves the old data; ECS queries bypass the cache.
+func TestReplyCache(t *testing.T) {
+	srv := startExample(t)
+	ask := func(name string, rd bool) *dns.Msg {
+		m := query(name, dns.TypeA)
+		m.RecursionDesired = rd
+		m.SetEdns0(1232, false)
+		r := dnstest.Exchange(t, srv.Addr, "udp", m)
+		if r.Id != m.Id || r.RecursionDesired != rd || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+			t.Fatalf("%s: id %d (want %d) RD %v (want %v) rcode %s answers %d", name, r.Id, m.Id, r.RecursionDesired, rd, dns.RcodeToString[r.Rcode], len(r.Answer))
+		}
+		return r
+	}
+	before := srv.CacheHits()
+	ask("mail.example.com.", false)
+	ask("mail.example.com.", true)
+	r := ask("MAIL.Example.COM.", false)
+	if got := srv.CacheHits() - before; got != 2 {
+		t.Errorf("%d cache hits, want 2", got)
+	}
+	if r.Question[0].Name != "MAIL.Example.COM." || r.Answer[0].Header().Name != "MAIL.Example.COM." {
+		t.Errorf("case not mirrored from the cache: question %s, owner %s", r.Question[0].Name, r.Answer[0].Header().Name)
+	}
+	// The same query over TCP (never cached) gives the same sections.
+	m := query("MAIL.Example.COM.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	tr := dnstest.Exchange(t, srv.Addr, "tcp", m)
+	if tr.Answer[0].String() != r.Answer[0].String() {
+		t.Errorf("UDP (cached) %v and TCP %v differ", r.Answer[0], tr.Answer[0])
+	}
+
+	// A reload with new data: the cache goes with the old snapshot.
+	writeZone(t, srv.Dir, "example.com.zone", strings.Replace(mustRead(t, "testdata/example.com.zone"), "192.0.2.25", "192.0.2.26", 1))
+	snap, errs := srv.Loader.Load()
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	srv.Swap(snap)
+	if got := ask("mail.example.com.", false).Answer[0].(*dns.A).A.String(); got != "192.0.2.26" {
+		t.Fatalf("after reload mail = %s, want 192.0.2.26", got)
+	}
+
+	before = srv.CacheHits()
+	for i := 0; i < 2; i++ {
+		r := dnstest.Exchange(t, srv.Addr, "udp", ecsQuery("mail.example.com.", dns.TypeA, "198.51.100.0/24"))
+		if e := ecsOf(r); e == nil || e.SourceNetmask != 24 {
+			t.Fatalf("ECS not echoed: %v", r)
+		}
+	}
+	if srv.CacheHits() != before {
+		t.Error("an ECS query was answered from the cache")
+	}
+}
+
+func mustRead(t *testing.T, f string) string {
+	t.Helper()
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -12,7 +12,7 @@ import (
 var osHostname = os.Hostname
 
 // answer fills in the reply for an acceptable query and returns its rcode.
-func (s *Server) answer(q *query) int {
+func (s *Server) answer(q *query, snap *Snapshot) int {
 	m := &q.m
 	qc := m.Question[0].Qclass
 	if m.Opcode == dns.OpcodeNotify {
@@ -32,7 +32,6 @@ func (s *Server) answer(q *query) int {
 	if qc != dns.ClassINET && qc != dns.ClassANY {
 		return dns.RcodeRefused // DNS-24
 	}
-	snap := s.snap.Load()
 	z := snap.findZone(q.qname)
 	if z == nil {
 		if snap.broken(q.qname) {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -51,7 +52,11 @@ type Server struct {
 	nsidHex string
 	pool    sync.Pool
 
+	hseed maphash.Seed
+	stats stats
+
 	mu      sync.Mutex
+	conns   []*net.UDPConn
 	servers []*dns.Server
 	udp     []net.Addr
 	tcp     []net.Addr
@@ -83,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.NSID == "" {
 		cfg.NSID = hostname()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "dns"), nsidHex: hex.EncodeToString([]byte(cfg.NSID))}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "dns"), nsidHex: hex.EncodeToString([]byte(cfg.NSID)), hseed: maphash.MakeSeed()}
 	s.snap.Store(NewSnapshot(nil, nil))
 	s.pool.New = func() any { return &query{buf: make([]byte, 0, dns.MaxMsgSize)} }
 	return s, nil
@@ -116,25 +121,25 @@ func (s *Server) Start() error {
 				UDPSize:       dns.MaxMsgSize,
 			}
 		}
-		us, ts := mk(), mk()
-		us.PacketConn = pc
+		ts := mk()
 		ts.Listener = netutil.LimitListener(ln, s.cfg.MaxTCPConns)
+		uc := pc.(*net.UDPConn)
 		s.mu.Lock()
-		s.servers = append(s.servers, us, ts)
+		s.servers = append(s.servers, ts)
+		s.conns = append(s.conns, uc)
 		s.udp = append(s.udp, pc.LocalAddr())
 		s.tcp = append(s.tcp, ln.Addr())
 		s.mu.Unlock()
-		for _, srv := range []*dns.Server{us, ts} {
-			started := make(chan struct{})
-			srv.NotifyStartedFunc = func() { close(started) }
-			errc := make(chan error, 1)
-			go func() { errc <- srv.ActivateAndServe() }()
-			select {
-			case <-started:
-			case err := <-errc:
-				s.Shutdown(context.Background())
-				return fmt.Errorf("dns: serve %s: %w", addr, err)
-			}
+		go s.serveUDP(uc)
+		started := make(chan struct{})
+		ts.NotifyStartedFunc = func() { close(started) }
+		errc := make(chan error, 1)
+		go func() { errc <- ts.ActivateAndServe() }()
+		select {
+		case <-started:
+		case err := <-errc:
+			s.Shutdown(context.Background())
+			return fmt.Errorf("dns: serve %s: %w", addr, err)
 		}
 		s.log.Info("listening", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String())
 	}
@@ -182,13 +187,25 @@ func (s *Server) TCPAddrs() []net.Addr {
 	return append([]net.Addr(nil), s.tcp...)
 }
 
-// Shutdown stops every listener; in-flight queries are answered.
+// stats are the server's counters, updated with atomics.
+type stats struct {
+	cacheHits atomic.Uint64
+	panics    atomic.Uint64
+}
+
+// CacheHits returns how many UDP queries were answered from the reply cache.
+func (s *Server) CacheHits() uint64 { return s.stats.cacheHits.Load() }
+
+// Shutdown stops every listener; in-flight TCP queries are answered.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	servers := s.servers
-	s.servers = nil
+	servers, conns := s.servers, s.conns
+	s.servers, s.conns = nil, nil
 	s.mu.Unlock()
 	var errs []error
+	for _, c := range conns {
+		c.Close()
+	}
 	for _, srv := range servers {
 		if err := srv.ShutdownContext(ctx); err != nil {
 			errs = append(errs, err)
@@ -215,17 +232,29 @@ func accept(h dns.Header) dns.MsgAcceptAction {
 	return dns.MsgAccept
 }
 
-// ServeDNS answers one query. It takes no lock: the snapshot is one atomic
-// load, and everything it reads from there is immutable.
+// ServeDNS answers one query (TCP, through miekg/dns's server). It takes
+// no lock: the snapshot is one atomic load, and everything it reads from
+// there is immutable.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	q := s.pool.Get().(*query)
 	defer s.pool.Put(q)
+	if out, _ := s.serve(q, w, r, s.snap.Load()); out != nil {
+		w.Write(out)
+	}
+}
+
+// serve answers r from snap into q's buffer and returns the packed reply,
+// and whether the reply may be cached for other clients asking the same
+// question the same way.
+func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapshot) (out []byte, cacheable bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic answering query", "panic", p, "qname", safeQName(r))
+			s.stats.panics.Add(1)
 			fail := new(dns.Msg)
 			fail.SetRcode(r, dns.RcodeServerFailure)
-			w.WriteMsg(fail)
+			out, _ = fail.Pack()
+			cacheable = false
 		}
 	}()
 	q.reset(r)
@@ -235,7 +264,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 
 	opt, rcode := s.checkEDNS(q, r)
 	if rcode == dns.RcodeSuccess {
-		rcode = s.answer(q)
+		rcode = s.answer(q, snap)
 	}
 	m.Rcode = rcode
 	if rcode == dns.RcodeFormatError || rcode == dns.RcodeBadVers {
@@ -259,14 +288,38 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		m.Truncate(limit)
 		out, err = m.PackBuffer(q.buf[:cap(q.buf)])
 	}
+	if err == nil {
+		restoreCase(out, r.Question[0].Name)
+	}
 	if err != nil {
 		s.log.Error("packing reply", "err", err, "qname", q.qname)
 		fail := new(dns.Msg)
 		fail.SetRcode(r, dns.RcodeServerFailure)
-		w.WriteMsg(fail)
+		out, _ = fail.Pack()
+		return out, false
+	}
+	return out, !q.dynamic && (rcode == dns.RcodeSuccess || rcode == dns.RcodeNameError)
+}
+
+// restoreCase writes the letter case of name, as the query spelled it,
+// into the packed question at offset 12 (DNS-25). Names with escapes are
+// left as packed.
+func restoreCase(out []byte, name string) {
+	if strings.IndexByte(name, '\\') >= 0 {
 		return
 	}
-	w.Write(out)
+	i, j := 12, 0
+	for i < len(out) && out[i] != 0 && out[i]&0xc0 == 0 {
+		l := int(out[i])
+		for k := 1; k <= l && i+k < len(out) && j < len(name); k++ {
+			if c := name[j]; c >= 'A' && c <= 'Z' && out[i+k] == c+('a'-'A') {
+				out[i+k] = c
+			}
+			j++
+		}
+		i += 1 + l
+		j++ // the dot
+	}
 }
 
 func safeQName(r *dns.Msg) string {
@@ -302,10 +355,17 @@ func (q *query) reset(r *dns.Msg) {
 	// query (TC, AA, RA, AD, Z) is cleared.
 	m.CheckingDisabled = r.CheckingDisabled
 	m.Compress = true
-	m.Question = r.Question
+	// The reply is packed with the question in lower case, and the case
+	// as asked is put back into the packed question afterwards
+	// (restoreCase): so names compressed against the question mirror the
+	// query's case whichever path, cached or not, answers it, as BIND and
+	// Knot do.
 	q.qname = strings.ToLower(r.Question[0].Name)
+	q.question[0] = r.Question[0]
+	q.question[0].Name = q.qname
+	m.Question = q.question[:]
 	q.qtype = r.Question[0].Qtype
-	q.clientKnown, q.ecs, q.scope, q.scoped = false, nil, 0, false
+	q.clientKnown, q.ecs, q.scope, q.scoped, q.dynamic = false, nil, 0, false, false
 	q.addrs, q.ips, q.aRR, q.aaaaRR = q.addrs[:0], q.ips[:0], q.aRR[:0], q.aaaaRR[:0]
 }
 

@@ -113,8 +113,8 @@ func TestAnswers(t *testing.T) {
 		{Name: "additional: SRV target", Qname: "_sip._tcp.example.com.", Qtype: dns.TypeSRV, AA: true,
 			Answer: []string{"_sip._tcp.example.com. 300 IN SRV 0 5 5060 sip.example.com."},
 			Extra:  []string{"sip.example.com. 300 IN A 192.0.2.60"}},
-		{Name: "DNS-25 0x20 case is answered", Qname: "MaIl.ExAmPlE.cOm.", Qtype: dns.TypeA, AA: true,
-			Answer: []string{"mail.example.com. 300 IN A 192.0.2.25"}},
+		{Name: "DNS-25 0x20: answer owner mirrors the question, as BIND and Knot do", Qname: "MaIl.ExAmPlE.cOm.", Qtype: dns.TypeA, AA: true,
+			Answer: []string{"MaIl.ExAmPlE.cOm. 300 IN A 192.0.2.25"}},
 		{Name: "DNS-06 case variants of a foreign name", Qname: "ANOTHER.world.", Qtype: dns.TypeA, Rcode: dns.RcodeRefused},
 	}
 	t.Run("udp", func(t *testing.T) { dnstest.Run(t, srv.Addr, cases) })

@@ -21,6 +21,9 @@ type Snapshot struct {
 	// failed are the origins of zones that are configured but have never
 	// loaded: queries for them get SERVFAIL, not REFUSED.
 	failed map[string]bool
+	// cache holds packed replies to repeated questions (see udp.go); it
+	// lives and dies with the snapshot, so a swap never serves stale data.
+	cache *answerCache
 }
 
 // zone is one served zone, indexed by owner name.
@@ -73,7 +76,7 @@ func (n *node) get(t uint16) []dns.RR {
 // NewSnapshot indexes linked zones and their compiled GSLB set. failed
 // names zones that are configured but could not be loaded.
 func NewSnapshot(zs []*zones.Zone, set *gslb.Set, failed ...string) *Snapshot {
-	s := &Snapshot{zones: make(map[string]*zone, len(zs)), set: set, failed: map[string]bool{}}
+	s := &Snapshot{zones: make(map[string]*zone, len(zs)), set: set, failed: map[string]bool{}, cache: new(answerCache)}
 	for _, f := range failed {
 		s.failed[dns.CanonicalName(f)] = true
 	}

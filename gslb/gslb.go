@@ -120,6 +120,10 @@ const (
 // the choice depended on.
 type Policy interface {
 	Pick(dst []netip.Addr, r *Record, f Family, c *Client) (addrs []netip.Addr, scope uint8)
+	// DependsOnClient reports whether Pick's answer may differ between
+	// clients or between calls (so a reply must not be reused for another
+	// client).
+	DependsOnClient() bool
 }
 
 // policies is the explicit table of policy names.
@@ -306,6 +310,9 @@ func (r *Record) Answer(dst []netip.Addr, f Family, c *Client) Answer {
 	return a
 }
 
+// DependsOnClient reports whether answers may differ between clients.
+func (r *Record) DependsOnClient() bool { return r.Policy.DependsOnClient() }
+
 // hasFamily reports whether any pool of the record has members of family fi.
 func (r *Record) hasFamily(fi int) bool {
 	for _, pi := range r.pools {
@@ -328,6 +335,8 @@ func (r *Record) limit(dst []netip.Addr, n int) []netip.Addr {
 type allPolicy struct{}
 
 func newAll(*Record, map[string]string) (Policy, error) { return allPolicy{}, nil }
+
+func (allPolicy) DependsOnClient() bool { return false }
 
 func (allPolicy) Pick(dst []netip.Addr, r *Record, f Family, _ *Client) ([]netip.Addr, uint8) {
 	n := len(dst)

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Runs dnsperf against gslb and, in the same run, against Knot DNS serving the
+# same static zone. Servers are pinned to core 0, dnsperf to core 1.
+# Usage: bash bench/dnsperf.sh [seconds]   (make bench runs it; default 15 s)
+# Loopback only; every dnsperf run is bounded by -l.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-${BENCH_SECONDS:-15}}
+need=()
+command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v knotd >/dev/null || need+=(knot)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+[ -x bin/gslb ] || go build -o bin/gslb ./cmd/gslb
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The zone: the README example. Knot gets its static part (no GSLB lines).
+mkdir -p "$work/gslb" "$work/knot"
+cp examples/zones/example.com.zone "$work/gslb/"
+grep -v -E '^\$(REGION|POOL)|[[:space:]]GSLB[[:space:]]' examples/zones/example.com.zone > "$work/knot/example.com.zone"
+
+gport=$(freeport)
+taskset -c 0 bin/gslb serve --dns "127.0.0.1:$gport" --zones "$work/gslb" --log-level warn > "$work/gslb.out" 2>&1 &
+pids+=($!)
+
+kport=$(freeport)
+cat > "$work/knot.conf" <<CONF
+server:
+    rundir: "$work/knot"
+    listen: 127.0.0.1@$kport
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$work/knot"
+log:
+  - target: stderr
+    any: warning
+template:
+  - id: default
+    storage: "$work/knot"
+zone:
+  - domain: example.com
+    file: example.com.zone
+CONF
+taskset -c 0 knotd -c "$work/knot.conf" > "$work/knot.out" 2>&1 &
+pids+=($!)
+
+for i in $(seq 50); do
+  if dig +short +time=1 +tries=1 @127.0.0.1 -p "$gport" example.com SOA >/dev/null 2>&1 &&
+     dig +short +time=1 +tries=1 @127.0.0.1 -p "$kport" example.com SOA | grep -q ns1; then break; fi
+  sleep 0.2
+done
+
+echo "mail.example.com A" > "$work/static.q"
+echo "nope.example.com A" > "$work/nx.q"
+echo "www.example.com A" > "$work/gslb.q"
+ecs="8:00011800c63364" # ECS 198.51.100.0/24
+
+run() { # name port queryfile [extra dnsperf args]
+  local name=$1 port=$2 q=$3; shift 3
+  local qps
+  qps=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$q" -c 32 -q 200 -l "$secs" "$@" 2>&1 |
+    awk '/Queries per second/ {print int($4)}')
+  printf '%-28s %10s qps\n' "$name" "$qps"
+  eval "qps_$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')=$qps"
+}
+
+echo "dnsperf -c 32 -q 200 -l $secs, servers on core 0, dnsperf on core 1 ($(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+run "knot static" "$kport" "$work/static.q"
+run "gslb static" "$gport" "$work/static.q"
+run "knot nxdomain" "$kport" "$work/nx.q"
+run "gslb nxdomain" "$gport" "$work/nx.q"
+run "gslb gslb+ecs" "$gport" "$work/gslb.q" -E "$ecs"
+python3 - "$qps_gslb_static" "$qps_knot_static" "$qps_gslb_nxdomain" "$qps_knot_nxdomain" <<'PY'
+import sys
+gs, ks, gn, kn = map(float, sys.argv[1:])
+print(f"ratio static   gslb/knot = {gs/ks:.2f}")
+print(f"ratio nxdomain gslb/knot = {gn/kn:.2f}")
+PY

@@ -1,0 +1,328 @@
+package dnsserver
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/maphash"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// UDP is served by our own loop rather than miekg/dns's (which starts a
+// goroutine and unpacks a message per packet): a few reader goroutines per
+// socket, each with its own buffers, answer repeated questions from a
+// per-snapshot cache of packed replies (patching the ID, flags and the
+// question's letter case), and hand everything else to the same code path
+// TCP uses. The cache holds only replies that do not depend on the client.
+
+// udpReader is one reader goroutine's state.
+type udpReader struct {
+	s     *Server
+	conn  *net.UDPConn
+	wild  bool // bound to a wildcard address: reply from the address queried (DNS-38)
+	buf   []byte
+	out   []byte
+	key   []byte
+	q     query
+	w     udpWriter
+	hseed maphash.Seed
+}
+
+// serveUDP runs readers on conn until it is closed.
+func (s *Server) serveUDP(conn *net.UDPConn) {
+	la := conn.LocalAddr().(*net.UDPAddr)
+	wild := la.IP.IsUnspecified()
+	if wild {
+		// Ask for the destination address of each packet; failing both
+		// families is not fatal (replies then come from the default
+		// source address).
+		e6 := ipv6.NewPacketConn(conn).SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true)
+		e4 := ipv4.NewPacketConn(conn).SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true)
+		if e6 != nil && e4 != nil {
+			s.log.Warn("cannot learn the destination address of UDP queries", "addr", la.String(), "err", e4)
+		}
+	}
+	n := max(1, runtime.GOMAXPROCS(0))
+	done := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		r := &udpReader{s: s, conn: conn, wild: wild, buf: make([]byte, dns.MaxMsgSize), out: make([]byte, 0, dns.MaxMsgSize), hseed: s.hseed}
+		r.q.buf = make([]byte, 0, dns.MaxMsgSize)
+		r.w.r = r
+		go func() { r.loop(); done <- struct{}{} }()
+	}
+	for i := 0; i < n; i++ {
+		<-done
+	}
+}
+
+func (r *udpReader) loop() {
+	for {
+		var (
+			n    int
+			from netip.AddrPort
+			sess *dns.SessionUDP
+			err  error
+		)
+		if r.wild {
+			n, sess, err = dns.ReadFromSessionUDP(r.conn, r.buf)
+			if err == nil {
+				from = sess.RemoteAddr().(*net.UDPAddr).AddrPort()
+			}
+		} else {
+			n, from, err = r.conn.ReadFromUDPAddrPort(r.buf)
+		}
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			continue
+		}
+		r.w.from, r.w.sess = from, sess
+		r.handle(r.buf[:n])
+	}
+}
+
+func (r *udpReader) write(b []byte) {
+	if r.w.sess != nil {
+		dns.WriteToSessionUDP(r.conn, b, r.w.sess)
+		return
+	}
+	r.conn.WriteToUDPAddrPort(b, r.w.from)
+}
+
+// handle answers one packet.
+func (r *udpReader) handle(pkt []byte) {
+	s := r.s
+	snap := s.snap.Load()
+	key, qend, ok := r.cacheKey(pkt)
+	var h uint64
+	if ok {
+		h = maphash.Bytes(r.hseed, key)
+		if e := snap.cache.get(key, h); e != nil {
+			out := append(r.out[:0], e.resp...)
+			out[0], out[1] = pkt[0], pkt[1]     // ID
+			out[2] = out[2]&^0x01 | pkt[2]&0x01 // RD copied
+			out[3] = out[3]&^0x10 | pkt[3]&0x10 // CD copied
+			copy(out[12:qend], pkt[12:qend])    // the question as asked (0x20)
+			r.out = out
+			r.write(out)
+			s.stats.cacheHits.Add(1)
+			return
+		}
+	}
+	// The slow path: what miekg/dns's server does, then ServeDNS.
+	if len(pkt) < 12 {
+		return // no header: no reply ("any reply can be used to amplify")
+	}
+	var hdr dns.Header
+	hdr.Id = binary.BigEndian.Uint16(pkt)
+	hdr.Bits = binary.BigEndian.Uint16(pkt[2:])
+	hdr.Qdcount = binary.BigEndian.Uint16(pkt[4:])
+	hdr.Ancount = binary.BigEndian.Uint16(pkt[6:])
+	hdr.Nscount = binary.BigEndian.Uint16(pkt[8:])
+	hdr.Arcount = binary.BigEndian.Uint16(pkt[10:])
+	action := accept(hdr)
+	if action == dns.MsgIgnore {
+		return
+	}
+	m := new(dns.Msg)
+	if action == dns.MsgAccept {
+		if err := m.Unpack(pkt); err != nil {
+			action = dns.MsgReject
+		}
+	}
+	if action != dns.MsgAccept {
+		r.write(errorReply(pkt, m, action))
+		return
+	}
+	out, cacheable := s.serve(&r.q, &r.w, m, snap)
+	if out == nil {
+		return
+	}
+	r.write(out)
+	if ok && cacheable {
+		snap.cache.put(key, out, h)
+	}
+}
+
+// errorReply answers a message that was not accepted: FORMERR, or NOTIMP
+// with the opcode echoed, the ID kept, and the question if it could be read.
+func errorReply(pkt []byte, m *dns.Msg, action dns.MsgAcceptAction) []byte {
+	var req dns.Msg
+	req.Id = binary.BigEndian.Uint16(pkt)
+	req.Opcode = int(pkt[2]>>3) & 0xf
+	req.RecursionDesired = pkt[2]&1 != 0
+	if len(m.Question) > 0 {
+		req.Question = m.Question[:1]
+	}
+	rep := new(dns.Msg)
+	rep.SetRcode(&req, dns.RcodeFormatError)
+	if action == dns.MsgRejectNotImplemented {
+		rep.Rcode = dns.RcodeNotImplemented
+	}
+	rep.Opcode = req.Opcode
+	b, err := rep.Pack()
+	if err != nil {
+		rep.Question = nil
+		b, _ = rep.Pack()
+	}
+	return b
+}
+
+// cacheKey parses what the reply to a plain query depends on, and builds
+// the cache key: the lower-case QNAME, QTYPE, EDNS presence and DO, and the
+// UDP size limit. ok is false for anything the cache must not answer
+// (another opcode or class, several questions, compression in the
+// question, EDNS version above 0, ECS or NSID options, trailing data).
+// qend is the offset just past the question name.
+func (r *udpReader) cacheKey(pkt []byte) (key []byte, qend int, ok bool) {
+	if len(pkt) < 17 || pkt[2]&0xf8 != 0 || // QR=0, opcode QUERY
+		binary.BigEndian.Uint16(pkt[4:]) != 1 || binary.BigEndian.Uint16(pkt[6:]) != 0 ||
+		binary.BigEndian.Uint16(pkt[8:]) != 0 || binary.BigEndian.Uint16(pkt[10:]) > 1 {
+		return nil, 0, false
+	}
+	key = r.key[:0]
+	i := 12
+	for {
+		if i >= len(pkt) {
+			return nil, 0, false
+		}
+		l := int(pkt[i])
+		if l&0xc0 != 0 || i+1+l > len(pkt) {
+			return nil, 0, false
+		}
+		key = append(key, byte(l))
+		for _, c := range pkt[i+1 : i+1+l] {
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			key = append(key, c)
+		}
+		i += 1 + l
+		if l == 0 {
+			break
+		}
+	}
+	if i > 12+255 || i+4 > len(pkt) {
+		return nil, 0, false
+	}
+	qend = i
+	if binary.BigEndian.Uint16(pkt[i+2:]) != dns.ClassINET {
+		return nil, 0, false
+	}
+	key = append(key, pkt[i], pkt[i+1])
+	i += 4
+	limit := uint16(dns.MinMsgSize)
+	edns := byte(0)
+	if pkt[11] == 1 {
+		// The OPT record: root owner, type 41, class = payload size,
+		// TTL = extended rcode, version, flags; then its options.
+		if i+11 > len(pkt) || pkt[i] != 0 || binary.BigEndian.Uint16(pkt[i+1:]) != dns.TypeOPT || pkt[i+6] != 0 {
+			return nil, 0, false
+		}
+		size := binary.BigEndian.Uint16(pkt[i+3:])
+		limit = max(dns.MinMsgSize, min(size, r.s.cfg.UDPSize))
+		edns = 1
+		if pkt[i+7]&0x80 != 0 {
+			edns = 2 // DO
+		}
+		rdlen := int(binary.BigEndian.Uint16(pkt[i+9:]))
+		j := i + 11
+		if j+rdlen != len(pkt) {
+			return nil, 0, false
+		}
+		for j < len(pkt) {
+			if j+4 > len(pkt) {
+				return nil, 0, false
+			}
+			code := binary.BigEndian.Uint16(pkt[j:])
+			olen := int(binary.BigEndian.Uint16(pkt[j+2:]))
+			if code == dns.EDNS0SUBNET || code == dns.EDNS0NSID || j+4+olen > len(pkt) {
+				return nil, 0, false
+			}
+			j += 4 + olen
+		}
+	} else if i != len(pkt) {
+		return nil, 0, false
+	}
+	key = append(key, edns, byte(limit>>8), byte(limit))
+	r.key = key
+	return key, qend, true
+}
+
+// udpWriter is the dns.ResponseWriter of the UDP loop's slow path.
+type udpWriter struct {
+	r    *udpReader
+	from netip.AddrPort
+	sess *dns.SessionUDP
+}
+
+func (w *udpWriter) LocalAddr() net.Addr { return w.r.conn.LocalAddr() }
+func (w *udpWriter) RemoteAddr() net.Addr {
+	return net.UDPAddrFromAddrPort(w.from)
+}
+func (w *udpWriter) Write(b []byte) (int, error) { w.r.write(b); return len(b), nil }
+func (w *udpWriter) WriteMsg(m *dns.Msg) error {
+	b, err := m.Pack()
+	if err != nil {
+		return err
+	}
+	w.r.write(b)
+	return nil
+}
+func (w *udpWriter) Close() error        { return nil }
+func (w *udpWriter) TsigStatus() error   { return nil }
+func (w *udpWriter) TsigTimersOnly(bool) {}
+func (w *udpWriter) Hijack()             {}
+
+// answerCache is a fixed-size, lock-free table of packed replies, one per
+// snapshot. Readers load an atomic pointer; writers replace a slot. Its size
+// bounds its memory whatever names are asked (DNS-48).
+type answerCache struct {
+	slots [cacheSlots]atomic.Pointer[cacheEntry]
+}
+
+const (
+	cacheSlots = 1 << 13
+	cacheProbe = 4
+)
+
+type cacheEntry struct {
+	hash uint64
+	key  []byte
+	resp []byte
+}
+
+func (c *answerCache) get(key []byte, h uint64) *cacheEntry {
+	for i := uint64(0); i < cacheProbe; i++ {
+		e := c.slots[(h+i)&(cacheSlots-1)].Load()
+		if e == nil {
+			return nil
+		}
+		if e.hash == h && string(e.key) == string(key) {
+			return e
+		}
+	}
+	return nil
+}
+
+func (c *answerCache) put(key, resp []byte, h uint64) {
+	e := &cacheEntry{hash: h, key: append([]byte(nil), key...), resp: append([]byte(nil), resp...)}
+	for i := uint64(0); i < cacheProbe; i++ {
+		slot := &c.slots[(h+i)&(cacheSlots-1)]
+		if slot.CompareAndSwap(nil, e) {
+			return
+		}
+	}
+	c.slots[h&(cacheSlots-1)].Store(e) // full: replace the first
+}
