@@ -24,8 +24,9 @@ type ProberConfig struct {
 	MaxConcurrent int
 	// Sink receives the reports; nil drops them.
 	Sink Sink
-	// ReportEvery is the period of full reports, which also measure the RTTs
-	// to region nodes and client networks (default 5s).
+	// ReportEvery is the period of full reports (the prober's heartbeat)
+	// and of RTT measurements to region nodes and client networks
+	// (default 5s).
 	ReportEvery time.Duration
 	// Probe runs one probe; nil means a Checker's Probe with default config.
 	Probe func(context.Context, Target) Result
@@ -219,6 +220,11 @@ func (p *Prober) Run(ctx context.Context) error {
 	}
 	p.mu.Unlock()
 
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.rttLoop(ctx)
+	}()
 	p.sendFull()
 	tick := time.NewTicker(p.cfg.ReportEvery)
 	defer tick.Stop()
@@ -228,7 +234,6 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
-			p.measureRTTs(ctx)
 			p.sendFull()
 		}
 	}
@@ -432,8 +437,29 @@ func (p *Prober) sendFull() {
 	p.cfg.Sink.Report(r)
 }
 
+// rttConcurrency bounds the RTT measurements in flight. They have their own
+// bound so that a thousand unresponsive client networks cannot take the
+// health checks' slots.
+const rttConcurrency = 16
+
+// rttLoop measures RTTs every ReportEvery, apart from the reports so that
+// slow measurements never delay the prober's heartbeat; a round that takes
+// longer than the period delays the next one.
+func (p *Prober) rttLoop(ctx context.Context) {
+	tick := time.NewTicker(p.cfg.ReportEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			p.measureRTTs(ctx)
+		}
+	}
+}
+
 // measureRTTs samples the RTT to every region node and client network once,
-// in parallel within the concurrency bound, and drops expired networks.
+// at most rttConcurrency at a time, and drops expired networks.
 func (p *Prober) measureRTTs(ctx context.Context) {
 	type job struct {
 		node Node
@@ -456,15 +482,16 @@ func (p *Prober) measureRTTs(ctx context.Context) {
 	p.mu.Unlock()
 	timeout := min(p.cfg.ReportEvery/2, 2*time.Second)
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, rttConcurrency)
 	for _, j := range jobs {
 		select {
-		case p.sem <- struct{}{}:
+		case sem <- struct{}{}:
 		case <-ctx.Done():
 			wg.Wait()
 			return
 		}
 		wg.Go(func() {
-			defer func() { <-p.sem }()
+			defer func() { <-sem }()
 			d, ok := measureRTT(ctx, j.addr, timeout)
 			if !ok {
 				return
@@ -493,13 +520,18 @@ func (p *Prober) measureRTTs(ctx context.Context) {
 func measureRTT(ctx context.Context, a netip.AddrPort, timeout time.Duration) (time.Duration, bool) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if d, err := pingICMP(ctx, a.Addr()); err == nil {
+	// Half the time for the echo, so that a network that filters ICMP
+	// still gets its TCP try.
+	ictx, icancel := context.WithTimeout(ctx, timeout/2)
+	d, err := pingICMP(ictx, a.Addr())
+	icancel()
+	if err == nil {
 		return d, true
 	}
 	var dl net.Dialer
 	start := time.Now()
 	c, err := dl.DialContext(ctx, "tcp", a.String())
-	d := time.Since(start)
+	d = time.Since(start)
 	if err == nil {
 		c.Close()
 		return d, true
