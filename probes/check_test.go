@@ -15,10 +15,15 @@ import (
 
 var loopback = netip.MustParseAddr("127.0.0.1")
 
+// testTimeout is the timeout of checks whose outcome is not a timeout: long,
+// so that a loaded machine (or the race detector) cannot turn an answer
+// into a timeout.
+const testTimeout = 10 * time.Second
+
 // httpCheck is a check as zones.Parse fills it for check=SCHEME://:PORT/PATH.
 func httpCheck(scheme string, port uint16, path string) zones.Check {
-	return zones.Check{Scheme: scheme, Port: port, Path: path, Interval: time.Second,
-		Timeout: 500 * time.Millisecond, Fails: 3, Passes: 2, ExpectMin: 200, ExpectMax: 399, Method: "GET"}
+	return zones.Check{Scheme: scheme, Port: port, Path: path, Interval: 2 * testTimeout,
+		Timeout: testTimeout, Fails: 3, Passes: 2, ExpectMin: 200, ExpectMax: 399, Method: "GET"}
 }
 
 func probe(t *testing.T, c *probes.Checker, tg probes.Target) probes.Result {
@@ -34,7 +39,7 @@ func TestTCPCheck(t *testing.T) {
 	}
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	c := probes.NewChecker(probes.CheckerConfig{})
-	tg := probes.Target{Check: zones.Check{Scheme: "tcp", Port: port, Timeout: time.Second, Interval: 2 * time.Second}, Addr: loopback}
+	tg := probes.Target{Check: zones.Check{Scheme: "tcp", Port: port, Timeout: testTimeout, Interval: 2 * testTimeout}, Addr: loopback}
 	r := probe(t, c, tg)
 	t.Logf("open: %+v", r)
 	if !r.Up || r.RTT <= 0 || r.Duration <= 0 {
@@ -196,7 +201,7 @@ func TestDNSCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.SetRcode(tc.rcode)
 			ck := zones.Check{Scheme: "dns", Port: srv.Addr.Port(), QName: "example.com.",
-				Interval: time.Second, Timeout: 500 * time.Millisecond, ExpectMin: tc.expect, ExpectMax: tc.expect}
+				Interval: 2 * testTimeout, Timeout: testTimeout, ExpectMin: tc.expect, ExpectMax: tc.expect}
 			tg := probes.Target{Check: ck, Addr: loopback}
 			r := probe(t, c, tg)
 			if r.Up != tc.up || !strings.Contains(r.Reason, tc.reasonHas) {
@@ -307,7 +312,7 @@ func TestDNSCheckQueriesZoneOrigin(t *testing.T) {
 		buf[2] |= 0x80
 		pc.WriteTo(buf[:n], from)
 	}()
-	ck := zones.Check{Scheme: "dns", Port: uint16(pc.LocalAddr().(*net.UDPAddr).Port), Interval: time.Second, Timeout: 500 * time.Millisecond}
+	ck := zones.Check{Scheme: "dns", Port: uint16(pc.LocalAddr().(*net.UDPAddr).Port), Interval: 2 * testTimeout, Timeout: testTimeout}
 	r := probe(t, probes.NewChecker(probes.CheckerConfig{}), probes.Target{Check: ck, Addr: loopback, Zone: "example.com."})
 	if !r.Up {
 		t.Fatalf("dns check: %+v", r)
