@@ -86,14 +86,14 @@ func BenchmarkThroughput(b *testing.B) {
 
 // BenchmarkFailover measures the time from stopping the leader until a
 // write submitted on a surviving node commits, with the test timeouts
-// (300 ms) and with the defaults (1 s heartbeat and election timeouts).
+// (500 ms) and with the defaults (1 s heartbeat and election timeouts).
 // Each iteration restarts the old leader and waits for a settled cluster.
 func BenchmarkFailover(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		tune func(*store.Tuning)
 	}{
-		{"timeouts=300ms", func(*store.Tuning) {}},
+		{"timeouts=500ms", func(*store.Tuning) {}},
 		{"timeouts=default", func(t *store.Tuning) {
 			t.HeartbeatTimeout, t.ElectionTimeout, t.LeaderLeaseTimeout = 0, 0, 0
 		}},

@@ -286,7 +286,8 @@ func TestCutOffFollowerServesReadsButCannotCommit(t *testing.T) {
 	}
 }
 
-// Without a leader Submit returns ErrNoQuorum at once, and State still
+// Without a leader Submit returns ErrNoQuorum once LeaderWait (an election's
+// time) has passed, not after its context's deadline, and State still
 // answers.
 func TestNoLeaderSubmitFailsFast(t *testing.T) {
 	c := storetest.NewCluster(t, 3)
@@ -306,7 +307,9 @@ func TestNoLeaderSubmitFailsFast(t *testing.T) {
 	s := c.Nodes[last].Store
 	storetest.WaitFor(t, "no leader known", func() bool { id, _ := s.Leader(); return id == "" })
 	start := time.Now()
-	err = s.Submit(context.Background(), report("p1", "k", false, t0))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = s.Submit(ctx, report("p1", "k", false, t0))
 	if !errors.Is(err, store.ErrNoQuorum) {
 		t.Fatalf("submit without leader = %v, want ErrNoQuorum", err)
 	}

@@ -78,6 +78,10 @@ type Tuning struct {
 	TrailingLogs       uint64        // entries kept after a snapshot, default 10240
 	// ApplyTimeout bounds Submit when the caller's context has no deadline.
 	ApplyTimeout time.Duration // default 5s
+	// LeaderWait is how long Submit waits for a leader to be elected before
+	// it returns ErrNoQuorum, so that writes ride through an ordinary
+	// election but fail fast when the node is cut off.
+	LeaderWait time.Duration // default 2 x ElectionTimeout
 }
 
 func (t Tuning) withDefaults() Tuning {
@@ -92,6 +96,7 @@ func (t Tuning) withDefaults() Tuning {
 	def(&t.CommitTimeout, 50*time.Millisecond)
 	def(&t.SnapshotInterval, 2*time.Minute)
 	def(&t.ApplyTimeout, 5*time.Second)
+	def(&t.LeaderWait, 2*t.ElectionTimeout)
 	if t.SnapshotThreshold == 0 {
 		t.SnapshotThreshold = 8192
 	}

@@ -315,8 +315,8 @@ func (s *Store) applied(st *State) {
 // Submit commits cmd through the leader and returns once it is applied on
 // the leader (so a following State on the leader includes it; followers
 // see it within a heartbeat, see WaitIndex). It works on any node: a
-// follower forwards to the leader. It returns ErrNoQuorum at once when no
-// leader is known, an error matching ErrRejected when the state refused the
+// follower forwards to the leader. It returns ErrNoQuorum when no leader
+// is known and none is elected within Tuning.LeaderWait, an error matching ErrRejected when the state refused the
 // command, and the context's error when ctx ends first. A command whose
 // Submit failed may still have been committed; every command type is safe
 // to submit again.
@@ -346,25 +346,40 @@ func (s *Store) submit(ctx context.Context, data []byte) (uint64, error) {
 		defer cancel()
 	}
 	start := time.Now()
-	backoff := 10 * time.Millisecond
+	idx, err := retry(ctx, s.tun.LeaderWait, s.done, func() (uint64, error) { return s.submitOnce(ctx, data) })
+	s.metrics.observeSubmit(time.Since(start), err)
+	return idx, err
+}
+
+// retry runs op until it succeeds or fails for good. A leader change
+// (ErrNotLeader) is retried until ctx ends; having no leader (ErrNoQuorum)
+// is retried for leaderWait, the time an ordinary election takes.
+func retry(ctx context.Context, leaderWait time.Duration, done <-chan struct{}, op func() (uint64, error)) (uint64, error) {
+	backoff := 5 * time.Millisecond
+	var noLeaderSince time.Time
 	for {
-		idx, err := s.submitOnce(ctx, data)
-		if !errors.Is(err, ErrNotLeader) {
-			s.metrics.observeSubmit(time.Since(start), err)
+		idx, err := op()
+		switch {
+		case errors.Is(err, ErrNotLeader):
+			noLeaderSince = time.Time{}
+		case errors.Is(err, ErrNoQuorum):
+			if noLeaderSince.IsZero() {
+				noLeaderSince = time.Now()
+			}
+			if time.Since(noLeaderSince) >= leaderWait {
+				return 0, err
+			}
+		default:
 			return idx, err
 		}
-		// The leader changed under us; the new one is known within a
-		// heartbeat or there is none (ErrNoQuorum on the next try).
 		select {
 		case <-ctx.Done():
-			err = fmt.Errorf("submit: %w (%w)", ctx.Err(), err)
-			s.metrics.observeSubmit(time.Since(start), err)
-			return 0, err
-		case <-s.done:
+			return 0, fmt.Errorf("submit: %w (%w)", ctx.Err(), err)
+		case <-done:
 			return 0, ErrClosed
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 200*time.Millisecond)
+		backoff = min(2*backoff, 100*time.Millisecond)
 	}
 }
 
@@ -488,19 +503,8 @@ func (s *Store) withTimeout(ctx context.Context, f func(context.Context) error) 
 		ctx, cancel = context.WithTimeout(ctx, s.tun.ApplyTimeout)
 		defer cancel()
 	}
-	backoff := 10 * time.Millisecond
-	for {
-		err := f(ctx)
-		if !errors.Is(err, ErrNotLeader) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (%w)", ctx.Err(), err)
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 200*time.Millisecond)
-	}
+	_, err := retry(ctx, s.tun.LeaderWait, s.done, func() (uint64, error) { return 0, f(ctx) })
+	return err
 }
 
 // memberOp runs a membership change on the leader, locally or forwarded.

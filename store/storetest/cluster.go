@@ -28,9 +28,9 @@ const WaitTimeout = 20 * time.Second
 // Tuning returns short Raft timeouts for in-process clusters.
 func Tuning() store.Tuning {
 	return store.Tuning{
-		HeartbeatTimeout:   300 * time.Millisecond,
-		ElectionTimeout:    300 * time.Millisecond,
-		LeaderLeaseTimeout: 150 * time.Millisecond,
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
 		SnapshotInterval:   time.Hour, // snapshots only when a test asks
 		SnapshotThreshold:  1 << 20,
