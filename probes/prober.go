@@ -2,7 +2,7 @@ package probes
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -38,7 +38,8 @@ type ProberConfig struct {
 	Metrics     *Metrics
 }
 
-// Node is a region's node, to which a prober measures RTT (TCP connect).
+// Node is a region's node, to which a prober measures RTT (ICMP echo, or a
+// TCP connect to Addr).
 type Node struct {
 	Region string
 	Addr   netip.AddrPort
@@ -212,7 +213,7 @@ func (p *Prober) Run(ctx context.Context) error {
 	p.mu.Lock()
 	if p.ctx != nil {
 		p.mu.Unlock()
-		return errors.New("probes: prober " + p.cfg.Name + " is already running")
+		return fmt.Errorf("probes: prober %q is already running", p.cfg.Name)
 	}
 	p.ctx = ctx
 	for _, tg := range p.targets {
@@ -266,7 +267,9 @@ func (p *Prober) loop(ctx context.Context, tg *target) {
 	t := tg.t
 	p.mu.Unlock()
 	iv := t.interval()
-	timer := time.NewTimer(rand.N(iv))
+	first := rand.N(iv)
+	due := time.Now().Add(first)
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	for {
 		select {
@@ -277,7 +280,9 @@ func (p *Prober) loop(ctx context.Context, tg *target) {
 		p.mu.Lock()
 		t = tg.t
 		p.mu.Unlock()
-		next := iv + time.Duration((rand.Float64()-0.5)*0.1*float64(iv))
+		// The next probe is due one jittered interval after this one was
+		// due, not after it ended, so slow probes do not stretch the period.
+		due = due.Add(iv + time.Duration((rand.Float64()-0.5)*0.1*float64(iv)))
 		// Wait for a concurrency slot; each interval spent waiting is a
 		// missed probe.
 		slot := time.NewTimer(iv)
@@ -290,6 +295,7 @@ func (p *Prober) loop(ctx context.Context, tg *target) {
 			case <-slot.C:
 				p.cfg.Metrics.miss(p.cfg.Name)
 				slot.Reset(iv)
+				due = due.Add(iv)
 			case p.sem <- struct{}{}:
 				slot.Stop()
 				break wait
@@ -301,7 +307,10 @@ func (p *Prober) loop(ctx context.Context, tg *target) {
 			return // removed or stopped while probing: the result is moot
 		}
 		p.observe(tg, t, r)
-		timer.Reset(next)
+		if now := time.Now(); due.Before(now) {
+			due = now // the probe outlasted its interval: probe again at once
+		}
+		timer.Reset(time.Until(due))
 	}
 }
 
