@@ -14,6 +14,7 @@ type Metrics struct {
 	transitions *prometheus.CounterVec
 	missed      *prometheus.CounterVec
 	certExpiry  *prometheus.GaugeVec
+	lastChange  *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (if not nil).
@@ -37,8 +38,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"target"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "transitions_total",
-			Help: "Up/down transitions seen by the prober, by new state.",
-		}, []string{"prober", "to"}),
+			Help: "Up/down transitions of a target seen by the prober (its flap count), by new state.",
+		}, []string{"prober", "target", "to"}),
 		missed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "missed_total",
 			Help: "Probes skipped because no concurrency slot freed within the interval.",
@@ -47,9 +48,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: ns, Subsystem: sub, Name: "cert_expiry_timestamp_seconds",
 			Help: "NotAfter of the https target's certificate, as a Unix time.",
 		}, []string{"prober", "target"}),
+		lastChange: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Name: "member_last_change_timestamp_seconds",
+			Help: "When the prober's view of the target last changed (or was first known), as a Unix time.",
+		}, []string{"prober", "target"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.duration, m.up, m.verdict, m.transitions, m.missed, m.certExpiry)
+		reg.MustRegister(m.duration, m.up, m.verdict, m.transitions, m.missed, m.certExpiry, m.lastChange)
 	}
 	return m
 }
@@ -72,15 +77,18 @@ func (m *Metrics) setUp(prober, key string, up bool) {
 	m.up.WithLabelValues(prober, key).Set(b2f(up))
 }
 
-func (m *Metrics) transition(prober string, up bool) {
+func (m *Metrics) transition(prober, key string, up bool) {
 	if m == nil {
 		return
 	}
-	to := "down"
-	if up {
-		to = "up"
+	m.transitions.WithLabelValues(prober, key, upDown(up)).Inc()
+}
+
+func (m *Metrics) setLastChange(prober, key string, unix float64) {
+	if m == nil {
+		return
 	}
-	m.transitions.WithLabelValues(prober, to).Inc()
+	m.lastChange.WithLabelValues(prober, key).Set(unix)
 }
 
 func (m *Metrics) miss(prober string) {
@@ -103,6 +111,8 @@ func (m *Metrics) forgetTarget(prober, key string) {
 	}
 	m.up.DeleteLabelValues(prober, key)
 	m.certExpiry.DeleteLabelValues(prober, key)
+	m.lastChange.DeleteLabelValues(prober, key)
+	m.transitions.DeletePartialMatch(prometheus.Labels{"prober": prober, "target": key})
 }
 
 func (m *Metrics) setVerdict(key string, up bool) {

@@ -346,8 +346,9 @@ func (p *Prober) observe(tg *target, t Target, r Result) {
 	if !first && !changed {
 		return
 	}
+	m.setLastChange(p.cfg.Name, tg.key, float64(now.UnixNano())/1e9)
 	if changed {
-		m.transition(p.cfg.Name, up)
+		m.transition(p.cfg.Name, tg.key, up)
 		p.log.Info("target state changed", "target", t.String(), "up", up, "reason", r.Reason)
 	}
 	p.sendDelta(tg)

@@ -236,7 +236,8 @@ func TestProberKeepsStateOnReload(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake()
 		col := probestest.NewCollector()
-		p := probes.NewProber(probes.ProberConfig{Name: "a", Probe: f.probe, Sink: col, Logger: quiet})
+		reg := prometheus.NewRegistry()
+		p := probes.NewProber(probes.ProberConfig{Name: "a", Probe: f.probe, Sink: col, Metrics: probes.NewMetrics(reg), Logger: quiet})
 		iv := time.Second
 		a, b, c := tcpTarget(addr(1), iv), tcpTarget(addr(2), iv), tcpTarget(addr(3), iv)
 		f.setDown(addr(1), true)
@@ -249,6 +250,9 @@ func TestProberKeepsStateOnReload(t *testing.T) {
 			t.Fatalf("a after 5 failures: %+v, want down", before)
 		}
 		calls := f.count(a.Key())
+		if !seriesTargets(t, reg)["gslb_member_up"][b.Key()] {
+			t.Fatal("no gslb_member_up series for b before the reload")
+		}
 		// Reload: a stays (its quorum changed, which is not part of the key),
 		// b goes, c comes.
 		a2 := a
@@ -260,6 +264,12 @@ func TestProberKeepsStateOnReload(t *testing.T) {
 		}
 		if s := statusOf(p, b.Key()); s != nil {
 			t.Errorf("b after reload: %+v, want gone", s)
+		}
+		// b's series are gone too (PR-11: labels stay bounded by the zones).
+		for name, targets := range seriesTargets(t, reg) {
+			if targets[b.Key()] {
+				t.Errorf("%s still has a series for removed target b", name)
+			}
 		}
 		reps := col.Reports()
 		last := reps[len(reps)-1]
@@ -331,6 +341,29 @@ func TestProberBoundedConcurrency(t *testing.T) {
 			t.Errorf("gslb_probe_missed_total = %v, want the skipped probes counted (at least 100)", missed)
 		}
 	})
+}
+
+// seriesTargets returns, per metric name, the target label values present.
+func seriesTargets(t *testing.T, reg *prometheus.Registry) map[string]map[string]bool {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]bool{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "target" {
+					if out[mf.GetName()] == nil {
+						out[mf.GetName()] = map[string]bool{}
+					}
+					out[mf.GetName()][l.GetValue()] = true
+				}
+			}
+		}
+	}
+	return out
 }
 
 func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -407,7 +440,8 @@ func TestProberEndToEnd(t *testing.T) {
 	for _, mf := range mfs {
 		names[mf.GetName()] = true
 	}
-	for _, n := range []string{"gslb_probe_duration_seconds", "gslb_member_up", "gslb_member_verdict", "gslb_probe_transitions_total"} {
+	for _, n := range []string{"gslb_probe_duration_seconds", "gslb_member_up", "gslb_member_verdict",
+		"gslb_probe_transitions_total", "gslb_member_last_change_timestamp_seconds"} {
 		if !names[n] {
 			t.Errorf("metric %s not exported", n)
 		}
