@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# bench/proxy.sh: wrk through gslb's region proxy, HAProxy and nginx, in one
+# run, over the same three backends, for plain HTTP/1.1, HTTPS (TLS
+# terminated at the proxy) and L4 TCP. The proxies run pinned to one core
+# (PROXY_CPU) and wrk plus the backends to the other (LOAD_CPU).
+#
+#   make bench-proxy                      # builds bin/gslb, then runs this
+#   DUR=5s CONNS=64 bash bench/proxy.sh   # shorter run
+#
+# Prints a Markdown table: requests/s, p99 latency and our requests/s as a
+# ratio of HAProxy's. Loopback only; every port is picked free.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${GSLB_BIN:-bin/gslb}
+DUR=${DUR:-15s}
+CONNS=${CONNS:-64}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+MODES=${MODES:-"http https tcp"}
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v nginx >/dev/null || need+=(nginx)
+command -v openssl >/dev/null || need+=(openssl)
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null ||
+      echo "warning: could not install ${need[*]}" >&2
+  else
+    sudo apt-get update -q >/dev/null && sudo apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null ||
+      echo "warning: could not install ${need[*]}" >&2
+  fi
+fi
+[ -x "$BIN" ] || { echo "no $BIN: run make build (or make bench-proxy)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/gslb-bench-proxy.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() { # wait until 127.0.0.1:$1 accepts connections (bounded)
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
+
+# Certificate for TLS termination.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj /CN=bench.test -addext subjectAltName=DNS:bench.test,IP:127.0.0.1 \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+cat "$work/cert.pem" "$work/key.pem" >"$work/haproxy.pem"
+
+# Three backends: one nginx worker returning a small body, on LOAD_CPU.
+B1=$(free_port); B2=$(free_port); B3=$(free_port)
+mkdir -p "$work/be"
+cat >"$work/be/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/be/nginx.pid;
+error_log $work/be/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/be; proxy_temp_path $work/be; fastcgi_temp_path $work/be;
+  uwsgi_temp_path $work/be; scgi_temp_path $work/be;
+  server { listen 127.0.0.1:$B1; location / { return 200 "hello from b1\n"; } }
+  server { listen 127.0.0.1:$B2; location / { return 200 "hello from b2\n"; } }
+  server { listen 127.0.0.1:$B3; location / { return 200 "hello from b3\n"; } }
+}
+CONF
+taskset -c "$LOAD_CPU" nginx -p "$work/be" -c "$work/be/nginx.conf" -g 'daemon off;' &
+pids+=($!)
+wait_port "$B1"; wait_port "$B2"; wait_port "$B3"
+
+run_wrk() { # run_wrk URL -> "rps p99"
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "$1" >/dev/null 2>&1 || true # warm-up
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DUR" --latency "$1" 2>&1)
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  [ -n "$errs" ] && echo "  $1: $errs" >&2
+  echo "${rps:-0} ${p99:--}"
+}
+
+declare -A RPS P99
+
+bench_proxy() { # bench_proxy NAME HTTPPORT HTTPSPORT TCPPORT
+  local name=$1
+  for mode in $MODES; do
+    local port url
+    case $mode in
+      http) port=$2; url="http://127.0.0.1:$port/" ;;
+      https) port=$3; url="https://127.0.0.1:$port/" ;;
+      tcp) port=$4; url="http://127.0.0.1:$port/" ;;
+    esac
+    if [ -z "$port" ]; then RPS[$name,$mode]=0; P99[$name,$mode]=-; continue; fi
+    read -r r p < <(run_wrk "$url")
+    RPS[$name,$mode]=$r; P99[$name,$mode]=$p
+    echo "$name $mode: $r req/s, p99 $p" >&2
+  done
+}
+
+# gslb proxy.
+GP=$(free_port); GS=$(free_port); GT=$(free_port)
+cat >"$work/gslb.yaml" <<CONF
+proxy:
+  listeners:
+    - {name: http, address: "127.0.0.1:$GP"}
+    - {name: https, address: "127.0.0.1:$GS", protocol: https,
+       tls: {certificates: [{cert_file: "$work/cert.pem", key_file: "$work/key.pem"}]}}
+    - {name: tcp, address: "127.0.0.1:$GT", protocol: tcp, backends: web}
+  request_id_header: "-"
+  routes:
+    - {name: all, backends: web}
+  groups:
+    - name: web
+      algorithm: round_robin
+      backends:
+        - {address: "127.0.0.1:$B1"}
+        - {address: "127.0.0.1:$B2"}
+        - {address: "127.0.0.1:$B3"}
+CONF
+taskset -c "$PROXY_CPU" "$BIN" proxy -config "$work/gslb.yaml" >"$work/gslb.out" 2>"$work/gslb.err" &
+gpid=$!; pids+=($gpid)
+wait_port "$GP" || { cat "$work/gslb.err" >&2; exit 1; }
+bench_proxy gslb "$GP" "$GS" "$GT"
+kill "$gpid"; wait "$gpid" 2>/dev/null || true
+
+# HAProxy, configured the same way: round robin, keep-alive to backends.
+HP=$(free_port); HS=$(free_port); HT=$(free_port)
+cat >"$work/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4000
+  tune.ssl.default-dh-param 2048
+defaults
+  timeout connect 5s
+  timeout client 90s
+  timeout server 90s
+  option http-keep-alive
+  http-reuse always
+frontend http
+  mode http
+  bind 127.0.0.1:$HP
+  bind 127.0.0.1:$HS ssl crt $work/haproxy.pem alpn http/1.1
+  option forwardfor
+  default_backend web
+backend web
+  mode http
+  balance roundrobin
+  server b1 127.0.0.1:$B1
+  server b2 127.0.0.1:$B2
+  server b3 127.0.0.1:$B3
+frontend tcp
+  mode tcp
+  bind 127.0.0.1:$HT
+  default_backend webtcp
+backend webtcp
+  mode tcp
+  balance roundrobin
+  server b1 127.0.0.1:$B1
+  server b2 127.0.0.1:$B2
+  server b3 127.0.0.1:$B3
+CONF
+taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
+hpid=$!; pids+=($hpid)
+wait_port "$HP" || { cat "$work/haproxy.log" >&2; exit 1; }
+bench_proxy haproxy "$HP" "$HS" "$HT"
+kill "$hpid"; wait "$hpid" 2>/dev/null || true
+
+# nginx, configured the same way.
+NP=$(free_port); NS=$(free_port); NT=$(free_port)
+mkdir -p "$work/ng"
+stream=""
+if [ -e /usr/lib/nginx/modules/ngx_stream_module.so ]; then
+  stream="stream { upstream webtcp { server 127.0.0.1:$B1; server 127.0.0.1:$B2; server 127.0.0.1:$B3; }
+    server { listen 127.0.0.1:$NT; proxy_pass webtcp; } }"
+  load="load_module /usr/lib/nginx/modules/ngx_stream_module.so;"
+else
+  NT=""; load=""
+fi
+cat >"$work/ng/nginx.conf" <<CONF
+$load
+worker_processes 1;
+pid $work/ng/nginx.pid;
+error_log $work/ng/error.log;
+events { worker_connections 10000; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/ng; proxy_temp_path $work/ng; fastcgi_temp_path $work/ng;
+  uwsgi_temp_path $work/ng; scgi_temp_path $work/ng;
+  upstream web { server 127.0.0.1:$B1; server 127.0.0.1:$B2; server 127.0.0.1:$B3; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NP;
+    listen 127.0.0.1:$NS ssl;
+    ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem;
+    location / {
+      proxy_pass http://web;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+$stream
+CONF
+taskset -c "$PROXY_CPU" nginx -p "$work/ng" -c "$work/ng/nginx.conf" -g 'daemon off;' >"$work/ng/out.log" 2>&1 &
+npid=$!; pids+=($npid)
+wait_port "$NP" || { cat "$work/ng/out.log" "$work/ng/error.log" >&2; exit 1; }
+bench_proxy nginx "$NP" "$NS" "$NT"
+kill "$npid"; wait "$npid" 2>/dev/null || true
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+echo
+echo "wrk -t1 -c$CONNS -d$DUR, $(nproc) cores, proxies on CPU $PROXY_CPU, wrk + 3 nginx backends on CPU $LOAD_CPU ($(date -u +%Y-%m-%d))"
+echo
+echo "| mode | gslb req/s | gslb p99 | HAProxy req/s | HAProxy p99 | nginx req/s | nginx p99 | gslb / HAProxy |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+for mode in $MODES; do
+  label=$mode; [ "$mode" = tcp ] && label="L4 tcp"; [ "$mode" = http ] && label="L7 HTTP/1.1"; [ "$mode" = https ] && label="L7 HTTPS"
+  echo "| $label | ${RPS[gslb,$mode]} | ${P99[gslb,$mode]} | ${RPS[haproxy,$mode]} | ${P99[haproxy,$mode]} | ${RPS[nginx,$mode]} | ${P99[nginx,$mode]} | $(ratio "${RPS[gslb,$mode]}" "${RPS[haproxy,$mode]}") |"
+done
