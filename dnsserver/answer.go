@@ -23,7 +23,8 @@ type query struct {
 	src         netip.Addr
 	scope       uint8
 	scoped      bool // a GSLB answer was given: scope applies
-	dynamic     bool // the reply depends on the client: never cached
+	perClient   bool // the reply depends on the client: cached per client only
+	random      bool // the reply varies between queries: never cached
 	addrs       []netip.Addr
 	buf         []byte
 	ips         []byte // backing store of synthesized addresses
@@ -157,9 +158,8 @@ func (s *Server) answerGSLB(q *query, z *zone, r *gslb.Record, owner string) str
 		fam = gslb.IPv6
 	}
 	q.fillClient()
-	if r.DependsOnClient() {
-		q.dynamic = true
-	}
+	q.perClient = q.perClient || r.DependsOnClient()
+	q.random = q.random || r.Random()
 	a := r.Answer(q.addrs[:0], fam, &q.client)
 	q.addrs = a.Addrs[:0]
 	if !q.scoped || a.Scope > q.scope {

@@ -50,7 +50,7 @@ func newTestServer(tb testing.TB) *Server {
 	if err := zones.Link(zs); err != nil {
 		tb.Fatal(err)
 	}
-	set, err := gslb.Compile(zs, nil)
+	set, err := gslb.Compile(zs, gslb.Env{})
 	if err != nil {
 		tb.Fatal(err)
 	}

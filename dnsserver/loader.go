@@ -22,9 +22,11 @@ import (
 // version; a zone that never loaded is answered with SERVFAIL.
 // Loader's methods are safe for concurrent use.
 type Loader struct {
-	Dir    string
-	Health gslb.Health
-	Log    *slog.Logger
+	Dir string
+	// Env is what GSLB records are compiled against (health, geo
+	// database, RTTs); its GeoCache is set on first use if nil.
+	Env gslb.Env
+	Log *slog.Logger
 
 	mu      sync.Mutex
 	current map[string]*loaded // by file path
@@ -107,7 +109,7 @@ func (l *Loader) Load() (*Snapshot, []error) {
 		err := zones.Link(zs)
 		var set *gslb.Set
 		if err == nil {
-			set, err = gslb.Compile(zs, l.Health)
+			set, err = gslb.Compile(zs, l.env())
 		}
 		if err == nil {
 			if dup := duplicateOrigins(zs); dup != nil {
@@ -164,14 +166,24 @@ func (l *Loader) Changed() bool {
 	return seen != len(l.current)
 }
 
-// Rebuild makes a snapshot of the loaded zones with a new health view,
-// without reading files.
+// env returns l.Env with a GeoCache. l.mu is held.
+func (l *Loader) env() gslb.Env {
+	if l.Env.GeoCache == nil {
+		l.Env.GeoCache = new(gslb.GeoCache)
+	}
+	return l.Env
+}
+
+// Rebuild makes a snapshot of the loaded zones anew, without reading
+// files: for a new health view or new RTTs (h nil keeps the health view).
 func (l *Loader) Rebuild(h gslb.Health) (*Snapshot, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.Health = h
+	if h != nil {
+		l.Env.Health = h
+	}
 	zs, _ := collect(l.current)
-	set, err := gslb.Compile(zs, h)
+	set, err := gslb.Compile(zs, l.env())
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +206,7 @@ func (l *Loader) snapshotLocked(failed []string) *Snapshot {
 
 func (l *Loader) snapshotFrom(zs []*zones.Zone, set *gslb.Set, failed []string) *Snapshot {
 	if set == nil {
-		set, _ = gslb.Compile(nil, nil)
+		set, _ = gslb.Compile(nil, gslb.Env{})
 	}
 	return NewSnapshot(zs, set, failed...)
 }

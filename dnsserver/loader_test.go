@@ -10,6 +10,7 @@ import (
 
 	"github.com/gslbd/gslb/dnsserver"
 	"github.com/gslbd/gslb/dnsserver/dnstest"
+	"github.com/gslbd/gslb/gslb"
 )
 
 const reloadZone = `$TTL 300
@@ -40,7 +41,7 @@ func wwwA(t *testing.T, addr string) string {
 func TestReload(t *testing.T) {
 	dir := t.TempDir()
 	writeZone(t, dir, "reload.example.zone", fmt.Sprintf(reloadZone, 1, "192.0.2.1"))
-	srv := dnstest.StartDir(t, dir, dnsserver.Config{}, nil, true)
+	srv := dnstest.StartDir(t, dir, dnsserver.Config{}, gslb.Env{}, true)
 	if got := wwwA(t, srv.Addr); got != "192.0.2.1" {
 		t.Fatalf("www = %s", got)
 	}
@@ -76,7 +77,7 @@ func TestReload(t *testing.T) {
 func TestNeverLoaded(t *testing.T) {
 	dir := t.TempDir()
 	writeZone(t, dir, "broken.example.zone", "$TTL 300\n@ IN SOA ns1 h 1 3600 600 1209600 60\nwww IN A 1.2.3\n")
-	srv := dnstest.StartDir(t, dir, dnsserver.Config{}, nil, false)
+	srv := dnstest.StartDir(t, dir, dnsserver.Config{}, gslb.Env{}, false)
 	r := dnstest.Exchange(t, srv.Addr, "udp", query("www.broken.example.", dns.TypeA))
 	if r.Rcode != dns.RcodeServerFailure {
 		t.Fatalf("rcode %s, want SERVFAIL", dns.RcodeToString[r.Rcode])

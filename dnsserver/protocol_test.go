@@ -511,16 +511,22 @@ func TestReplyCache(t *testing.T) {
 		t.Fatalf("after reload mail = %s, want 192.0.2.26", got)
 	}
 
+	// ECS queries are cached per ECS option: each gets its own echo.
 	before = srv.CacheHits()
-	for i := 0; i < 2; i++ {
-		r := dnstest.Exchange(t, srv.Addr, "udp", ecsQuery("mail.example.com.", dns.TypeA, "198.51.100.0/24"))
-		if e := ecsOf(r); e == nil || e.SourceNetmask != 24 {
-			t.Fatalf("ECS not echoed: %v", r)
+	for _, subnet := range []string{"198.51.100.0/24", "198.51.100.0/24", "203.0.113.0/24", "203.0.113.0/24"} {
+		r := dnstest.Exchange(t, srv.Addr, "udp", ecsQuery("mail.example.com.", dns.TypeA, subnet))
+		if e := ecsOf(r); e == nil || netip.PrefixFrom(addrFromSlice(e.Address), int(e.SourceNetmask)).String() != subnet || e.SourceScope != 0 {
+			t.Fatalf("ECS %v, want %s/0 echoed", e, subnet)
 		}
 	}
-	if srv.CacheHits() != before {
-		t.Error("an ECS query was answered from the cache")
+	if got := srv.CacheHits() - before; got != 2 {
+		t.Errorf("%d cache hits for two repeated ECS queries, want 2", got)
 	}
+}
+
+func addrFromSlice(b []byte) netip.Addr {
+	a, _ := netip.AddrFromSlice(b)
+	return a.Unmap()
 }
 
 func mustRead(t *testing.T, f string) string {

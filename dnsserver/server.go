@@ -238,15 +238,15 @@ func accept(h dns.Header) dns.MsgAcceptAction {
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	q := s.pool.Get().(*query)
 	defer s.pool.Put(q)
-	if out, _ := s.serve(q, w, r, s.snap.Load()); out != nil {
+	if out, _, _ := s.serve(q, w, r, s.snap.Load()); out != nil {
 		w.Write(out)
 	}
 }
 
 // serve answers r from snap into q's buffer and returns the packed reply,
-// and whether the reply may be cached for other clients asking the same
-// question the same way.
-func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapshot) (out []byte, cacheable bool) {
+// whether the reply may be reused for the same question asked the same way,
+// and whether only for the same client.
+func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapshot) (out []byte, cacheable, perClient bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic answering query", "panic", p, "qname", safeQName(r))
@@ -296,9 +296,9 @@ func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapsho
 		fail := new(dns.Msg)
 		fail.SetRcode(r, dns.RcodeServerFailure)
 		out, _ = fail.Pack()
-		return out, false
+		return out, false, false
 	}
-	return out, !q.dynamic && (rcode == dns.RcodeSuccess || rcode == dns.RcodeNameError)
+	return out, !q.random && (rcode == dns.RcodeSuccess || rcode == dns.RcodeNameError), q.perClient
 }
 
 // restoreCase writes the letter case of name, as the query spelled it,
@@ -365,7 +365,7 @@ func (q *query) reset(r *dns.Msg) {
 	q.question[0].Name = q.qname
 	m.Question = q.question[:]
 	q.qtype = r.Question[0].Qtype
-	q.clientKnown, q.ecs, q.scope, q.scoped, q.dynamic = false, nil, 0, false, false
+	q.clientKnown, q.ecs, q.scope, q.scoped, q.perClient, q.random = false, nil, 0, false, false, false
 	q.addrs, q.ips, q.aRR, q.aaaaRR = q.addrs[:0], q.ips[:0], q.aRR[:0], q.aaaaRR[:0]
 }
 

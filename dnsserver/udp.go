@@ -19,7 +19,9 @@ import (
 // socket, each with its own buffers, answer repeated questions from a
 // per-snapshot cache of packed replies (patching the ID, flags and the
 // question's letter case), and hand everything else to the same code path
-// TCP uses. The cache holds only replies that do not depend on the client.
+// TCP uses. Replies that depend on the client (geo, latency, sticky
+// weighted records) are cached per client address and ECS option; replies
+// that vary between queries (random weighted choice) are never cached.
 
 // udpReader is one reader goroutine's state.
 type udpReader struct {
@@ -105,10 +107,18 @@ func (r *udpReader) handle(pkt []byte) {
 	s := r.s
 	snap := s.snap.Load()
 	key, qend, ok := r.cacheKey(pkt)
+	base := len(key)
 	var h uint64
 	if ok {
 		h = maphash.Bytes(r.hseed, key)
-		if e := snap.cache.get(key, h); e != nil {
+		e := snap.cache.get(key, h)
+		if e != nil && e.perClient {
+			// The answer depends on who asks: look for this client's.
+			key = r.appendClient(key)
+			h = maphash.Bytes(r.hseed, key)
+			e = snap.cache.get(key, h)
+		}
+		if e != nil && !e.perClient {
 			out := append(r.out[:0], e.resp...)
 			out[0], out[1] = pkt[0], pkt[1]     // ID
 			out[2] = out[2]&^0x01 | pkt[2]&0x01 // RD copied
@@ -145,14 +155,33 @@ func (r *udpReader) handle(pkt []byte) {
 		r.write(errorReply(pkt, m, action))
 		return
 	}
-	out, cacheable := s.serve(&r.q, &r.w, m, snap)
+	out, cacheable, perClient := s.serve(&r.q, &r.w, m, snap)
 	if out == nil {
 		return
 	}
 	r.write(out)
-	if ok && cacheable {
-		snap.cache.put(key, out, h)
+	if !ok || !cacheable {
+		return
 	}
+	if perClient {
+		if len(key) == base { // the marker is not there yet
+			snap.cache.put(key, nil, h, true)
+			key = r.appendClient(key)
+			h = maphash.Bytes(r.hseed, key)
+		}
+	}
+	snap.cache.put(key, out, h, false)
+}
+
+// appendClient adds the query's source address to a cache key, for replies
+// that depend on the client (ECS, when the query has it, is in the key
+// already).
+func (r *udpReader) appendClient(key []byte) []byte {
+	a := r.w.from.Addr().As16()
+	key = append(key, 0xff)
+	key = append(key, a[:]...)
+	r.key = key
+	return key
 }
 
 // errorReply answers a message that was not accepted: FORMERR, or NOTIMP
@@ -183,7 +212,8 @@ func errorReply(pkt []byte, m *dns.Msg, action dns.MsgAcceptAction) []byte {
 // the cache key: the lower-case QNAME, QTYPE, EDNS presence and DO, and the
 // UDP size limit. ok is false for anything the cache must not answer
 // (another opcode or class, several questions, compression in the
-// question, EDNS version above 0, ECS or NSID options, trailing data).
+// question, EDNS version above 0, an NSID option, trailing data). An ECS
+// option is part of the key.
 // qend is the offset just past the question name.
 func (r *udpReader) cacheKey(pkt []byte) (key []byte, qend int, ok bool) {
 	if len(pkt) < 17 || pkt[2]&0xf8 != 0 || // QR=0, opcode QUERY
@@ -224,6 +254,7 @@ func (r *udpReader) cacheKey(pkt []byte) (key []byte, qend int, ok bool) {
 	i += 4
 	limit := uint16(dns.MinMsgSize)
 	edns := byte(0)
+	var ecs []byte
 	if pkt[11] == 1 {
 		// The OPT record: root owner, type 41, class = payload size,
 		// TTL = extended rcode, version, flags; then its options.
@@ -247,15 +278,20 @@ func (r *udpReader) cacheKey(pkt []byte) (key []byte, qend int, ok bool) {
 			}
 			code := binary.BigEndian.Uint16(pkt[j:])
 			olen := int(binary.BigEndian.Uint16(pkt[j+2:]))
-			if code == dns.EDNS0SUBNET || code == dns.EDNS0NSID || j+4+olen > len(pkt) {
+			if code == dns.EDNS0NSID || j+4+olen > len(pkt) {
 				return nil, 0, false
+			}
+			if code == dns.EDNS0SUBNET {
+				// The reply echoes ECS and may depend on it: key on it.
+				ecs = pkt[j+4 : j+4+olen]
 			}
 			j += 4 + olen
 		}
 	} else if i != len(pkt) {
 		return nil, 0, false
 	}
-	key = append(key, edns, byte(limit>>8), byte(limit))
+	key = append(key, edns, byte(limit>>8), byte(limit), byte(len(ecs)))
+	key = append(key, ecs...)
 	r.key = key
 	return key, qend, true
 }
@@ -301,6 +337,9 @@ type cacheEntry struct {
 	hash uint64
 	key  []byte
 	resp []byte
+	// perClient marks a question whose replies depend on the client: its
+	// replies are under the key extended with the client's address.
+	perClient bool
 }
 
 func (c *answerCache) get(key []byte, h uint64) *cacheEntry {
@@ -316,8 +355,8 @@ func (c *answerCache) get(key []byte, h uint64) *cacheEntry {
 	return nil
 }
 
-func (c *answerCache) put(key, resp []byte, h uint64) {
-	e := &cacheEntry{hash: h, key: append([]byte(nil), key...), resp: append([]byte(nil), resp...)}
+func (c *answerCache) put(key, resp []byte, h uint64, perClient bool) {
+	e := &cacheEntry{hash: h, key: append([]byte(nil), key...), resp: append([]byte(nil), resp...), perClient: perClient}
 	for i := uint64(0); i < cacheProbe; i++ {
 		slot := &c.slots[(h+i)&(cacheSlots-1)]
 		if slot.CompareAndSwap(nil, e) {

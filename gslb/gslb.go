@@ -1,23 +1,26 @@
 // Package gslb chooses the addresses that answer a GSLB record for one
-// client: it compiles the zones' regions, pools and records into an
-// immutable Set (names turned into indices, healthy member lists
-// precomputed), and answers queries from it without locks or allocation.
+// client. It compiles the zones' regions, pools and records into an
+// immutable Set (names turned into indices, healthy member lists and each
+// record's choice per client class precomputed), and answers queries from
+// it without locks.
 package gslb
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/gslbd/gslb/geodata"
 	"github.com/gslbd/gslb/zones"
 )
 
 // Health tells whether a pool member is up. The probers and the replicated
 // store implement it; it is read only while a Set is built, never per query.
 // known is false while nothing is known about the member (cold start); such
-// a member counts as up.
+// a member counts as up (ST-09).
 type Health interface {
 	Up(pool *zones.Pool, member netip.Addr) (up, known bool)
 }
@@ -27,6 +30,21 @@ type AllUp struct{}
 
 // Up reports every member as up and unknown.
 func (AllUp) Up(*zones.Pool, netip.Addr) (bool, bool) { return true, false }
+
+// Env is what a Set is compiled against besides the zones.
+type Env struct {
+	// Health says which members are up; nil means all.
+	Health Health
+	// Geo locates clients for the geo and latency policies; nil means no
+	// database (only serves= prefixes place clients).
+	Geo *geodata.DB
+	// GeoCache keeps the merged geo map between compiles, so a health
+	// change does not rebuild it; nil builds it every time.
+	GeoCache *GeoCache
+	// Latency holds measured RTTs from regions to client networks; nil
+	// means none (latency records answer as geo).
+	Latency *LatencyTable
+}
 
 // Client is who a query is answered for.
 type Client struct {
@@ -47,6 +65,13 @@ const (
 	IPv6 Family = 6
 )
 
+func famIndex(f Family) int {
+	if f == IPv6 {
+		return 1
+	}
+	return 0
+}
+
 // Answer is what a record answers for one client and family.
 type Answer struct {
 	// Addrs are the chosen addresses (appended to the caller's slice).
@@ -65,22 +90,33 @@ type Answer struct {
 
 // pool is a compiled pool: members split by family, healthy ones precomputed.
 type pool struct {
-	name    string
-	region  int
-	cname   string
-	all     [2][]netip.Addr // by family index: every member
-	healthy [2][]netip.Addr // members that are up
-	weights [2][]int        // weights of all[f]
-	down    int             // members known to be down
-	src     *zones.Pool
+	name     string
+	region   int
+	cname    string
+	all      [2][]netip.Addr // by family index: every member
+	weights  [2][]int        // weights of all[f]
+	healthy  [2][]netip.Addr // members that are up
+	hweights [2][]int        // weights of healthy[f]
+	down     int             // members known to be down
+	src      *zones.Pool
 }
 
-func famIndex(f Family) int {
-	if f == IPv6 {
-		return 1
+// up reports whether the pool can be chosen in mode m. By default (modes
+// 0 and 1, the query's family index) a pool with members of the family is
+// up when one of them is healthy, and a pool with none when any member is
+// (so a v4-only region still wins an AAAA query, which is then NODATA:
+// ST-11). With family=fallback (modes 2 and 3) only pools with a healthy
+// member of the family are up.
+func (p *pool) up(m int) bool {
+	f := m & 1
+	if m < 2 && len(p.all[f]) == 0 {
+		return len(p.healthy[0])+len(p.healthy[1]) > 0
 	}
-	return 0
+	return len(p.healthy[f]) > 0
 }
+
+// modes is the number of choice modes (see pool.up).
+const modes = 4
 
 // Record is a compiled GSLB record.
 type Record struct {
@@ -88,6 +124,7 @@ type Record struct {
 	TTL    uint32
 	Policy Policy
 	pools  []int // indices into Set.pools, in record order
+	pw     []int // the record's weight for each pool
 	opts   options
 	set    *Set
 	src    *zones.Record
@@ -98,10 +135,15 @@ func (r *Record) Source() *zones.Record { return r.src }
 
 // options are the settings every policy shares.
 type options struct {
-	answers int        // 0 = all members of the chosen pool(s)
-	empty   emptyMode  // what to do when nothing is healthy
-	emptyTo int        // empty=pool: pool index
-	emptyIP netip.Addr // empty=addr: the address
+	answers   int        // 0 = all members of the chosen pool
+	empty     emptyMode  // what to do when nothing is healthy
+	emptyTo   int        // empty=pool: pool index
+	emptyIP   netip.Addr // empty=addr: the address
+	fallback  bool       // family=fallback
+	cname     bool       // target=cname
+	halfTTL   bool       // a member of the record is down: halve the TTL (ST-10)
+	shortTTL  uint32     // the TTL when halfTTL
+	randomSel bool       // answers=N below the member count: pick by weight per query
 }
 
 type emptyMode uint8
@@ -113,49 +155,68 @@ const (
 	emptyServFail
 )
 
-// Policy chooses among a record's pools for one client. Pick is called
+// allPools is the Choose result of the all policy: every pool at once.
+const allPools = -2
+
+// Policy chooses among a record's pools for one client. Choose is called
 // concurrently from every DNS goroutine; it must not block, must not mutate
-// r, and should allocate nothing beyond growing dst. It appends the chosen
-// healthy addresses of family f to dst and returns them with the ECS scope
-// the choice depended on.
+// r, and must not allocate. It returns the index into the record's pools of
+// the pool to answer from (allPools for every pool), or -1 when no pool has
+// a healthy member for mode, and the ECS scope its choice depended on.
+// open asks for the choice as if every member were healthy.
 type Policy interface {
-	Pick(dst []netip.Addr, r *Record, f Family, c *Client) (addrs []netip.Addr, scope uint8)
-	// DependsOnClient reports whether Pick's answer may differ between
-	// clients or between calls (so a reply must not be reused for another
-	// client).
+	Choose(r *Record, mode int, c *Client, open bool) (pool int, scope uint8)
+	// DependsOnClient reports whether the answer may differ between
+	// clients (so a reply may be reused only for the same client).
 	DependsOnClient() bool
+	// Random reports whether the answer may differ between two calls for
+	// the same client (so a reply must never be reused).
+	Random() bool
 }
 
 // policies is the explicit table of policy names.
-var policies = map[string]func(*Record, map[string]string) (Policy, error){
-	"all": newAll,
+var policies = map[string]func(*Record, map[string]string, *compileCtx) (Policy, error){
+	"all":      newAll,
+	"failover": newFailover,
+	"weighted": newWeighted,
+	"geo":      newGeo,
+	"latency":  newLatency,
 }
 
-// Set is the compiled GSLB state for a set of zones and one health view.
+// Set is the compiled GSLB state for a set of zones and one Env.
 // A Set is immutable once built and safe for concurrent use.
 type Set struct {
 	regions []*zones.Region
 	pools   []*pool
 	records map[*zones.Record]*Record
+	geo     *geoMap
+	lat     *latencyView
 }
 
-// Compile builds a Set from linked zones (see zones.Link) and a health
-// view. It validates every record's policy and options; errors name the
-// zone file and line.
-func Compile(zs []*zones.Zone, h Health) (*Set, error) {
+// compileCtx is what policy constructors get besides the record.
+type compileCtx struct {
+	set       *Set
+	env       Env
+	poolIdx   map[string]int
+	regionIdx map[string]int
+}
+
+// Compile builds a Set from linked zones (see zones.Link). It validates
+// every record's policy and options; errors name the zone file and line.
+func Compile(zs []*zones.Zone, env Env) (*Set, error) {
+	h := env.Health
 	if h == nil {
 		h = AllUp{}
 	}
 	s := &Set{records: map[*zones.Record]*Record{}}
-	regionIdx := map[string]int{}
+	cx := &compileCtx{set: s, env: env, poolIdx: map[string]int{}, regionIdx: map[string]int{}}
 	for _, r := range zones.Regions(zs) {
 		s.regions = append(s.regions, r)
 	}
 	sort.Slice(s.regions, func(i, j int) bool { return s.regions[i].Name < s.regions[j].Name })
 	for i, r := range s.regions {
-		regionIdx[r.Name] = i
+		cx.regionIdx[r.Name] = i
 	}
-	poolIdx := map[string]int{}
 	var names []string
 	all := zones.Pools(zs)
 	for n := range all {
@@ -164,7 +225,7 @@ func Compile(zs []*zones.Zone, h Health) (*Set, error) {
 	sort.Strings(names)
 	for _, n := range names {
 		zp := all[n]
-		p := &pool{name: n, region: regionIdx[zp.Region], cname: zp.CNAME, src: zp}
+		p := &pool{name: n, region: cx.regionIdx[zp.Region], cname: zp.CNAME, src: zp}
 		for _, m := range zp.Members {
 			fi := 0
 			if m.Addr.Is6() {
@@ -172,20 +233,26 @@ func Compile(zs []*zones.Zone, h Health) (*Set, error) {
 			}
 			p.all[fi] = append(p.all[fi], m.Addr)
 			p.weights[fi] = append(p.weights[fi], m.Weight)
-			up, _ := h.Up(zp, m.Addr)
-			if up {
+			// A member of weight 0 is never handed out while it could
+			// be avoided: it counts as not healthy (but empty=open uses it).
+			if up, _ := h.Up(zp, m.Addr); up && m.Weight > 0 {
 				p.healthy[fi] = append(p.healthy[fi], m.Addr)
+				p.hweights[fi] = append(p.hweights[fi], m.Weight)
 			} else {
 				p.down++
 			}
 		}
-		poolIdx[n] = len(s.pools)
+		if zp.CNAME != "" && len(zp.Members) == 0 {
+			// A CNAME-only pool has nothing to check: up in both families.
+			p.healthy = [2][]netip.Addr{{netip.IPv4Unspecified()}, {netip.IPv6Unspecified()}}
+		}
+		cx.poolIdx[n] = len(s.pools)
 		s.pools = append(s.pools, p)
 	}
 	var errs []error
 	for _, z := range zs {
 		for _, zr := range z.Records {
-			r, err := s.compileRecord(zr, poolIdx)
+			r, err := cx.compileRecord(zr)
 			if err != nil {
 				errs = append(errs, &zones.Error{Pos: zr.Pos, Msg: fmt.Sprintf("%s GSLB %s: %v", zr.Name, zr.Policy, err)})
 				continue
@@ -199,31 +266,39 @@ func Compile(zs []*zones.Zone, h Health) (*Set, error) {
 	return s, nil
 }
 
-func (s *Set) compileRecord(zr *zones.Record, poolIdx map[string]int) (*Record, error) {
+func (cx *compileCtx) compileRecord(zr *zones.Record) (*Record, error) {
+	s := cx.set
 	r := &Record{Name: zr.Name, TTL: zr.TTL, set: s, src: zr}
 	for _, ref := range zr.Pools {
-		i, ok := poolIdx[ref.Name]
+		i, ok := cx.poolIdx[ref.Name]
 		if !ok {
 			return nil, fmt.Errorf("unknown pool %q", ref.Name)
 		}
+		for _, j := range r.pools {
+			if j == i {
+				return nil, fmt.Errorf("pool %q listed twice", ref.Name)
+			}
+		}
 		r.pools = append(r.pools, i)
+		r.pw = append(r.pw, ref.Weight)
 	}
 	opts := map[string]string{}
 	for k, v := range zr.Options {
 		opts[k] = v
 	}
-	if v, ok := opts["answers"]; ok {
-		delete(opts, "answers")
-		if v != "all" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 64 {
-				return nil, fmt.Errorf("answers=%q: want 1 to 64 or all", v)
-			}
-			r.opts.answers = n
-		}
+	take := func(k string) (string, bool) {
+		v, ok := opts[k]
+		delete(opts, k)
+		return v, ok
 	}
-	if v, ok := opts["empty"]; ok {
-		delete(opts, "empty")
+	if v, ok := take("answers"); ok && v != "all" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 64 {
+			return nil, fmt.Errorf("answers=%q: want 1 to 64 or all", v)
+		}
+		r.opts.answers = n
+	}
+	if v, ok := take("empty"); ok {
 		kind, arg, _ := strings.Cut(v, ":")
 		switch kind {
 		case "open":
@@ -231,7 +306,7 @@ func (s *Set) compileRecord(zr *zones.Record, poolIdx map[string]int) (*Record, 
 		case "servfail":
 			r.opts.empty = emptyServFail
 		case "pool":
-			i, ok := poolIdx[arg]
+			i, ok := cx.poolIdx[arg]
 			if !ok {
 				return nil, fmt.Errorf("empty=pool:%s: unknown pool", arg)
 			}
@@ -246,11 +321,34 @@ func (s *Set) compileRecord(zr *zones.Record, poolIdx map[string]int) (*Record, 
 			return nil, fmt.Errorf("empty=%q: want open, servfail, pool:NAME or addr:IP", v)
 		}
 	}
+	if v, ok := take("family"); ok {
+		switch v {
+		case "fallback":
+			r.opts.fallback = true
+		case "strict":
+		default:
+			return nil, fmt.Errorf("family=%q: want strict or fallback", v)
+		}
+	}
+	if v, ok := take("target"); ok {
+		switch v {
+		case "cname":
+			r.opts.cname = true
+			for _, pi := range r.pools {
+				if s.pools[pi].cname == "" {
+					return nil, fmt.Errorf("target=cname: pool %q has no cname=", s.pools[pi].name)
+				}
+			}
+		case "addr":
+		default:
+			return nil, fmt.Errorf("target=%q: want addr or cname", v)
+		}
+	}
 	mk, ok := policies[zr.Policy]
 	if !ok {
 		return nil, fmt.Errorf("unknown policy (want %s)", policyNames())
 	}
-	pol, err := mk(r, opts)
+	pol, err := mk(r, opts, cx)
 	if err != nil {
 		return nil, err
 	}
@@ -258,6 +356,22 @@ func (s *Set) compileRecord(zr *zones.Record, poolIdx map[string]int) (*Record, 
 		return nil, fmt.Errorf("unknown option %q", k)
 	}
 	r.Policy = pol
+	if r.opts.cname && zr.Policy == "all" {
+		return nil, fmt.Errorf("target=cname needs a policy that picks one pool")
+	}
+	// ST-10: while a member of the record is down, answers carry half the
+	// TTL, so clients come back sooner when it recovers or more fails.
+	for _, pi := range r.pools {
+		if s.pools[pi].down > 0 {
+			r.opts.halfTTL, r.opts.shortTTL = true, max(1, r.TTL/2)
+		}
+	}
+	for _, pi := range r.pools {
+		p := s.pools[pi]
+		if r.opts.answers > 0 && (len(p.all[0]) > r.opts.answers || len(p.all[1]) > r.opts.answers) {
+			r.opts.randomSel = true
+		}
+	}
 	return r, nil
 }
 
@@ -278,49 +392,111 @@ func (s *Set) Record(zr *zones.Record) *Record {
 	return s.records[zr]
 }
 
+// DependsOnClient reports whether answers may differ between clients.
+func (r *Record) DependsOnClient() bool { return r.Policy.DependsOnClient() }
+
+// Random reports whether answers may differ between two queries of the
+// same client (weighted choice, or answers=N below the member count).
+func (r *Record) Random() bool { return r.Policy.Random() || r.opts.randomSel }
+
 // Answer answers r for client c and family f, appending addresses to dst.
 func (r *Record) Answer(dst []netip.Addr, f Family, c *Client) Answer {
 	fi := famIndex(f)
 	a := Answer{TTL: r.TTL}
+	if r.opts.halfTTL {
+		a.TTL = r.opts.shortTTL
+	}
+	mode := fi
+	if r.opts.fallback {
+		mode = 2 + fi
+	}
 	n := len(dst)
-	dst, a.Scope = r.Policy.Pick(dst, r, f, c)
-	if len(dst) == n {
-		// Nothing healthy of this family among the chosen pools.
+	pi, scope := r.Policy.Choose(r, mode, c, false)
+	a.Scope = scope
+	if pi == -1 {
+		// Nothing healthy (ST-07).
+		a.Scope = 0
 		switch r.opts.empty {
 		case emptyServFail:
-			if r.hasFamily(fi) {
-				a.ServFail = true
-				return a
-			}
+			a.ServFail = true
+			return a
 		case emptyAddr:
-			if (r.opts.emptyIP.Is4() && f == IPv4) || (r.opts.emptyIP.Is6() && f == IPv6) {
+			if r.opts.emptyIP.Is4() == (f == IPv4) {
 				dst = append(dst, r.opts.emptyIP)
 			}
+			a.Addrs = dst
+			return a
 		case emptyPool:
-			dst = r.limit(append(dst, r.set.pools[r.opts.emptyTo].all[fi]...), n)
-		default:
-			for _, pi := range r.pools {
-				dst = append(dst, r.set.pools[pi].all[fi]...)
-			}
-			dst = r.limit(dst, n)
+			p := r.set.pools[r.opts.emptyTo]
+			a.Addrs = r.members(dst, p.all[fi], p.weights[fi], c)
+			return a
 		}
-		a.Scope = 0
+		pi, a.Scope = r.Policy.Choose(r, mode, c, true)
+		if pi == allPools {
+			for _, i := range r.pools {
+				dst = append(dst, r.set.pools[i].all[fi]...)
+			}
+			a.Addrs = r.limit(dst, n)
+			return a
+		}
+		if pi < 0 {
+			a.Addrs = dst
+			return a
+		}
+		p := r.set.pools[r.pools[pi]]
+		if r.opts.cname {
+			a.CNAME = p.cname
+			return a
+		}
+		a.Addrs = r.members(dst, p.all[fi], p.weights[fi], c)
+		return a
 	}
-	a.Addrs = dst
+	if pi == allPools {
+		for _, i := range r.pools {
+			dst = append(dst, r.set.pools[i].healthy[fi]...)
+		}
+		a.Addrs = r.limit(dst, n)
+		return a
+	}
+	p := r.set.pools[r.pools[pi]]
+	if r.opts.cname {
+		a.CNAME = p.cname
+		return a
+	}
+	a.Addrs = r.members(dst, p.healthy[fi], p.hweights[fi], c)
 	return a
 }
 
-// DependsOnClient reports whether answers may differ between clients.
-func (r *Record) DependsOnClient() bool { return r.Policy.DependsOnClient() }
-
-// hasFamily reports whether any pool of the record has members of family fi.
-func (r *Record) hasFamily(fi int) bool {
-	for _, pi := range r.pools {
-		if len(r.set.pools[pi].all[fi]) > 0 {
-			return true
+// members appends the pool members to answer with: all of them, or
+// answers=N of them chosen by weight (without replacement).
+func (r *Record) members(dst, addrs []netip.Addr, weights []int, _ *Client) []netip.Addr {
+	n := r.opts.answers
+	if n == 0 || n >= len(addrs) {
+		return append(dst, addrs...)
+	}
+	var taken uint64 // bit i: addrs[i] already chosen (at most 64 considered)
+	total := 0
+	for i, w := range weights {
+		if i < 64 {
+			total += w
 		}
 	}
-	return false
+	for k := 0; k < n && total > 0; k++ {
+		x := rand.IntN(total)
+		for i, w := range weights {
+			if i >= 64 || taken&(1<<i) != 0 {
+				continue
+			}
+			if x < w {
+				dst = append(dst, addrs[i])
+				taken |= 1 << i
+				total -= w
+				break
+			}
+			x -= w
+		}
+	}
+	return dst
 }
 
 // limit applies answers=N to the addresses appended after dst[:n].
@@ -329,20 +505,4 @@ func (r *Record) limit(dst []netip.Addr, n int) []netip.Addr {
 		return dst[:n+r.opts.answers]
 	}
 	return dst
-}
-
-// allPolicy answers every healthy member of every pool of the record.
-type allPolicy struct{}
-
-func newAll(*Record, map[string]string) (Policy, error) { return allPolicy{}, nil }
-
-func (allPolicy) DependsOnClient() bool { return false }
-
-func (allPolicy) Pick(dst []netip.Addr, r *Record, f Family, _ *Client) ([]netip.Addr, uint8) {
-	n := len(dst)
-	fi := famIndex(f)
-	for _, pi := range r.pools {
-		dst = append(dst, r.set.pools[pi].healthy[fi]...)
-	}
-	return r.limit(dst, n), 0
 }

@@ -25,7 +25,7 @@ func load(file string) error {
 	if err := zones.Link(zs); err != nil {
 		return err
 	}
-	_, err = gslb.Compile(zs, nil)
+	_, err = gslb.Compile(zs, gslb.Env{})
 	return err
 }
 

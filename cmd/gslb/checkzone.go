@@ -54,7 +54,7 @@ func checkZone(args []string, stdout, stderr io.Writer) int {
 	if err := zones.Link(zs); err != nil {
 		printErrors(stderr, err)
 		bad = true
-	} else if _, err := gslb.Compile(zs, nil); err != nil {
+	} else if _, err := gslb.Compile(zs, gslb.Env{}); err != nil {
 		printErrors(stderr, err)
 		bad = true
 	}

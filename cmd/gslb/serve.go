@@ -13,7 +13,21 @@ import (
 	"time"
 
 	"github.com/gslbd/gslb/dnsserver"
+	"github.com/gslbd/gslb/geodata"
+	"github.com/gslbd/gslb/gslb"
 )
+
+// openGeo opens the database named by --geoip, or the embedded default.
+func openGeo(path string) (*geodata.DB, error) {
+	if path == "" {
+		return geodata.Default()
+	}
+	db, err := geodata.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--geoip %s: %w", path, err)
+	}
+	return db, nil
+}
 
 // listFlag collects a flag given several times or as a comma-separated list.
 type listFlag []string
@@ -34,6 +48,7 @@ type serveFlags struct {
 	nsid     string
 	logLevel string
 	poll     time.Duration
+	geoip    string
 }
 
 func runServe(args []string) int {
@@ -44,6 +59,7 @@ func runServe(args []string) int {
 	fs.StringVar(&f.nsid, "nsid", "", "NSID (RFC 5001) and id.server answer (default: the host name)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.poll, "zones-poll", time.Second, "how often to look for changed zone files (0: only on SIGHUP)")
+	fs.StringVar(&f.geoip, "geoip", "", "GeoIP2/GeoLite2/DB-IP City or Country database (default: the embedded country database)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: gslb serve --dns ADDR[,ADDR] --zones DIR [flags]\n\nRuns a node: an authoritative DNS server for the zones in DIR.")
 		fs.PrintDefaults()
@@ -91,7 +107,13 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 
 // serve runs a single node until ctx ends.
 func serve(ctx context.Context, f serveFlags, log *slog.Logger, stdout io.Writer) error {
-	loader := &dnsserver.Loader{Dir: f.zones, Log: log.With("component", "zones")}
+	db, err := openGeo(f.geoip)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log.Info("geo database", "database", db.Describe())
+	loader := &dnsserver.Loader{Dir: f.zones, Log: log.With("component", "zones"), Env: gslb.Env{Geo: db, Latency: &gslb.LatencyTable{}}}
 	srv, err := dnsserver.New(dnsserver.Config{Addrs: f.dns, NSID: f.nsid, Logger: log})
 	if err != nil {
 		return err

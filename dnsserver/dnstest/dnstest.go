@@ -38,12 +38,12 @@ func Start(t testing.TB, files map[string]string, cfg dnsserver.Config) *Server 
 			t.Fatal(err)
 		}
 	}
-	return StartDir(t, dir, cfg, nil, true)
+	return StartDir(t, dir, cfg, gslb.Env{}, true)
 }
 
-// StartDir serves the zones of dir with health h (nil: all up). With
-// strict, any load error fails the test.
-func StartDir(t testing.TB, dir string, cfg dnsserver.Config, h gslb.Health, strict bool) *Server {
+// StartDir serves the zones of dir, compiled against env. With strict, any
+// load error fails the test.
+func StartDir(t testing.TB, dir string, cfg dnsserver.Config, env gslb.Env, strict bool) *Server {
 	t.Helper()
 	if cfg.Addrs == nil {
 		cfg.Addrs = []string{"127.0.0.1:0"}
@@ -55,7 +55,7 @@ func StartDir(t testing.TB, dir string, cfg dnsserver.Config, h gslb.Health, str
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &dnsserver.Loader{Dir: dir, Health: h}
+	l := &dnsserver.Loader{Dir: dir, Env: env}
 	snap, errs := l.Load()
 	if strict && len(errs) > 0 {
 		t.Fatalf("zones did not load: %v", errs)

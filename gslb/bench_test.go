@@ -1,0 +1,73 @@
+package gslb_test
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/gslbd/gslb/geodata"
+	"github.com/gslbd/gslb/gslb"
+	"github.com/gslbd/gslb/zones"
+)
+
+const benchRecords = `www-all      30 IN GSLB all      pools=web-us,web-eu,web-ap
+www-failover 30 IN GSLB failover pools=web-eu,web-us,web-ap
+www-weighted 30 IN GSLB weighted pools=web-us@3,web-eu@1
+www-sticky   30 IN GSLB weighted pools=web-us@3,web-eu@1 sticky=prefix
+www-geo      30 IN GSLB geo      pools=web-us,web-eu,web-ap
+www-latency  30 IN GSLB latency  pools=web-us,web-eu,web-ap
+`
+
+// BenchmarkPolicy measures one decision per policy with the embedded
+// country database (about a million networks) and rotating clients.
+func BenchmarkPolicy(b *testing.B) {
+	db, err := geodata.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	z, err := zones.Parse([]byte(header+benchRecords), "bench.example.zone", "", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zs := []*zones.Zone{z}
+	set, err := gslb.Compile(zs, gslb.Env{Geo: db, Latency: &gslb.LatencyTable{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	clients := []gslb.Client{}
+	for _, s := range []string{"8.8.8.0/24", "81.2.69.0/24", "1.1.1.0/24", "203.0.113.0/24", "2a00:1450:4001::/48", "200.160.2.0/24", "41.63.0.0/24", "133.11.0.0/24"} {
+		p := netip.MustParsePrefix(s)
+		clients = append(clients, gslb.Client{Addr: p.Addr(), Bits: uint8(p.Bits())})
+	}
+	for _, r := range z.Records {
+		rec := set.Record(r)
+		b.Run(r.Policy+"/"+r.Name[:len(r.Name)-len(".bench.example.")], func(b *testing.B) {
+			dst := make([]netip.Addr, 0, 16)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				c := &clients[i%len(clients)]
+				a := rec.Answer(dst[:0], gslb.IPv4, c)
+				dst = a.Addrs
+			}
+		})
+	}
+}
+
+// BenchmarkGeoMapBuild measures merging the embedded database with three
+// regions into the per-snapshot geo tree (done once per zone reload that
+// changes regions, never per query).
+func BenchmarkGeoMapBuild(b *testing.B) {
+	db, err := geodata.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	z, err := zones.Parse([]byte(header+"www 30 IN GSLB geo pools=web-us,web-eu,web-ap\n"), "bench.example.zone", "", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := gslb.Compile([]*zones.Zone{z}, gslb.Env{Geo: db}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,420 @@
+package gslb
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/gslbd/gslb/geodata"
+	"github.com/gslbd/gslb/zones"
+)
+
+// ordering is a preference order of regions for a class of clients.
+type ordering struct {
+	regions []int // indices into Set.regions, best first
+	// recordOrder: the client's location is unknown, so after regions
+	// (those that serve it explicitly) come the record's remaining pools
+	// in the order the record lists them.
+	recordOrder bool
+}
+
+// poolOrder returns the record's pools (indices into r.pools) in the
+// ordering's preference.
+func (o ordering) poolOrder(r *Record, s *Set) []int {
+	var out []int
+	used := make([]bool, len(r.pools))
+	for _, reg := range o.regions {
+		for i, pi := range r.pools {
+			if !used[i] && s.pools[pi].region == reg {
+				out = append(out, i)
+				used[i] = true
+			}
+		}
+	}
+	if o.recordOrder {
+		for i := range r.pools {
+			if !used[i] {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
+}
+
+func (o ordering) key() string {
+	return fmt.Sprint(o.regions, o.recordOrder)
+}
+
+// geoMap is the whole geo database merged with the regions' serves= lists
+// into one binary trie per family whose leaves are orderings, as gdnsd
+// does: a lookup is one walk down the trie, and the depth of the leaf is
+// the honest ECS scope (adjacent networks with the same ordering are merged).
+type geoMap struct {
+	v4, v6  trie
+	orders  []ordering
+	unknown int // the ordering of clients the database does not place
+}
+
+// trie nodes: node n's children are nodes[2n] and nodes[2n+1]; a child is
+// 0 (absent: unknown clients), leafBit|value, or the index of a node.
+type trie struct{ nodes []uint32 }
+
+const leafBit = 1 << 31
+
+func newTrie() trie { return trie{nodes: make([]uint32, 2, 1024)} }
+
+func bitAt(a []byte, i int) int { return int(a[i>>3]>>(7-uint(i&7))) & 1 }
+
+// descend returns the slot for the prefix a/bits, creating nodes (and
+// splitting leaves, whose value both halves inherit) on the way. bits > 0.
+func (t *trie) descend(a []byte, bits int) int {
+	n := 0
+	for d := 0; ; d++ {
+		slot := 2*n + bitAt(a, d)
+		if d == bits-1 {
+			return slot
+		}
+		v := t.nodes[slot]
+		if v == 0 || v&leafBit != 0 {
+			idx := uint32(len(t.nodes) / 2)
+			t.nodes = append(t.nodes, v, v)
+			t.nodes[slot] = idx
+			n = int(idx)
+			continue
+		}
+		n = int(v)
+	}
+}
+
+// slots returns the slots covering prefix a/bits: its own slot, or both root
+// slots for /0.
+func (t *trie) slots(a []byte, bits int) []int {
+	if bits == 0 {
+		return []int{0, 1}
+	}
+	return []int{t.descend(a, bits)}
+}
+
+// apply calls f on every leaf value (or absent child, as 0) below slot and
+// stores what it returns.
+func (t *trie) apply(slot int, f func(uint32) uint32) {
+	v := t.nodes[slot]
+	if v != 0 && v&leafBit == 0 {
+		t.apply(2*int(v), f)
+		t.apply(2*int(v)+1, f)
+		return
+	}
+	t.nodes[slot] = f(v)
+}
+
+// merge collapses nodes whose two children are the same leaf (or both
+// absent) and returns the slot's new value.
+func (t *trie) merge(slot int) uint32 {
+	v := t.nodes[slot]
+	if v == 0 || v&leafBit != 0 {
+		return v
+	}
+	a, b := t.merge(2*int(v)), t.merge(2*int(v)+1)
+	if a == b && (a == 0 || a&leafBit != 0) {
+		t.nodes[slot] = a
+		return a
+	}
+	return v
+}
+
+// compact copies the nodes still reachable after merge into a new slice.
+func (t *trie) compact() {
+	out := make([]uint32, 2, len(t.nodes)/2+2)
+	var walk func(from, to int)
+	walk = func(from, to int) {
+		for k := 0; k < 2; k++ {
+			v := t.nodes[2*from+k]
+			if v != 0 && v&leafBit == 0 {
+				idx := len(out) / 2
+				out = append(out, 0, 0)
+				out[2*to+k] = uint32(idx)
+				walk(int(v), idx)
+			} else {
+				out[2*to+k] = v
+			}
+		}
+	}
+	walk(0, 0)
+	t.nodes = out
+}
+
+// lookup returns the ordering for a client and the prefix length it holds for.
+func (m *geoMap) lookup(a netip.Addr) (int, uint8) {
+	var t *trie
+	var buf [16]byte
+	var bits int
+	if a.Is4() || a.Is4In6() {
+		b := a.Unmap().As4()
+		copy(buf[:], b[:])
+		t, bits = &m.v4, 32
+	} else {
+		buf = a.As16()
+		t, bits = &m.v6, 128
+	}
+	n := 0
+	for d := 0; d < bits; d++ {
+		v := t.nodes[2*n+bitAt(buf[:], d)]
+		if v == 0 {
+			return m.unknown, uint8(d + 1)
+		}
+		if v&leafBit != 0 {
+			return int(v &^ leafBit), uint8(d + 1)
+		}
+		n = int(v)
+	}
+	return m.unknown, uint8(bits)
+}
+
+// geoKey is what a client's ordering depends on, besides serves= prefixes.
+type geoKey struct {
+	country, continent string
+	lat, lon           float64
+	located            bool
+}
+
+// buildGeoMap merges db (nil: no database) with regions.
+func buildGeoMap(db *geodata.DB, regions []*zones.Region) (*geoMap, error) {
+	m := &geoMap{v4: newTrie(), v6: newTrie()}
+	keys := []geoKey{{}}
+	keyIdx := map[geoKey]uint32{{}: 0}
+	type combo struct{ key, tag uint32 }
+	combos := []combo{{0, 0}}
+	comboIdx := map[combo]uint32{{0, 0}: 0}
+	comboOf := func(c combo) uint32 {
+		if i, ok := comboIdx[c]; ok {
+			return i
+		}
+		i := uint32(len(combos))
+		combos = append(combos, c)
+		comboIdx[c] = i
+		return i
+	}
+	family := func(p netip.Prefix) (*trie, []byte) {
+		if p.Addr().Is4() {
+			b := p.Addr().As4()
+			return &m.v4, b[:]
+		}
+		b := p.Addr().As16()
+		return &m.v6, b[:]
+	}
+	if db != nil {
+		err := db.Walk(func(in geodata.Info) bool {
+			if in.Country == "" && in.Continent == "" && !in.HasLocation {
+				return true
+			}
+			k := geoKey{in.Country, in.Continent, in.Lat, in.Lon, in.HasLocation}
+			ki, ok := keyIdx[k]
+			if !ok {
+				ki = uint32(len(keys))
+				keys = append(keys, k)
+				keyIdx[k] = ki
+			}
+			v := leafBit | comboOf(combo{ki, 0})
+			t, a := family(in.Network.Masked())
+			for _, s := range t.slots(a, in.Network.Bits()) {
+				t.nodes[s] = v
+			}
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("geo database: %w", err)
+		}
+	}
+	// serves= prefixes, shortest first so the most specific wins.
+	type tagged struct {
+		p       netip.Prefix
+		regions []int
+	}
+	var tags []tagged
+	byPrefix := map[netip.Prefix]int{}
+	for ri, r := range regions {
+		for _, p := range r.Prefixes {
+			if i, ok := byPrefix[p]; ok {
+				tags[i].regions = append(tags[i].regions, ri)
+				continue
+			}
+			byPrefix[p] = len(tags)
+			tags = append(tags, tagged{p, []int{ri}})
+		}
+	}
+	sort.SliceStable(tags, func(i, j int) bool { return tags[i].p.Bits() < tags[j].p.Bits() })
+	for ti, tg := range tags {
+		t, a := family(tg.p)
+		tag := uint32(ti + 1)
+		for _, s := range t.slots(a, tg.p.Bits()) {
+			t.apply(s, func(v uint32) uint32 {
+				key := uint32(0)
+				if v != 0 {
+					key = combos[v&^leafBit].key
+				}
+				return leafBit | comboOf(combo{key, tag})
+			})
+		}
+	}
+	// Each combination becomes an ordering; equal orderings share an id.
+	orderIdx := map[string]int{}
+	comboOrder := make([]uint32, len(combos))
+	for ci, c := range combos {
+		var explicit []int
+		if c.tag > 0 {
+			explicit = tags[c.tag-1].regions
+		}
+		o := orderFor(keys[c.key], explicit, regions)
+		k := o.key()
+		id, ok := orderIdx[k]
+		if !ok {
+			id = len(m.orders)
+			m.orders = append(m.orders, o)
+			orderIdx[k] = id
+		}
+		comboOrder[ci] = uint32(id)
+	}
+	m.unknown = int(comboOrder[0])
+	for _, t := range []*trie{&m.v4, &m.v6} {
+		unknownLeaf := leafBit | uint32(m.unknown)
+		for s := 0; s < 2; s++ {
+			t.apply(s, func(v uint32) uint32 {
+				if v == 0 {
+					return 0
+				}
+				if o := leafBit | comboOrder[v&^leafBit]; o != unknownLeaf {
+					return o
+				}
+				return 0 // the unknown ordering: same as absent, so it merges
+			})
+			t.merge(s)
+		}
+		t.compact()
+	}
+	return m, nil
+}
+
+// orderFor is the region preference of a client: the regions that serve it
+// explicitly (a serves= prefix, else its country, else its continent),
+// nearest first, then every other region with coordinates by distance.
+func orderFor(k geoKey, explicit []int, regions []*zones.Region) ordering {
+	tier := append([]int(nil), explicit...)
+	if len(tier) == 0 && k.country != "" {
+		for i, r := range regions {
+			if contains(r.Countries, k.country) {
+				tier = append(tier, i)
+			}
+		}
+	}
+	if len(tier) == 0 && k.continent != "" {
+		for i, r := range regions {
+			if contains(r.Continents, k.continent) {
+				tier = append(tier, i)
+			}
+		}
+	}
+	if !k.located {
+		return ordering{regions: tier, recordOrder: true}
+	}
+	dist := func(i int) float64 {
+		r := regions[i]
+		if !r.HasCoords {
+			return math.Inf(1)
+		}
+		return greatCircle(k.lat, k.lon, r.Lat, r.Lon)
+	}
+	byDist := func(s []int) {
+		sort.SliceStable(s, func(a, b int) bool { return dist(s[a]) < dist(s[b]) })
+	}
+	byDist(tier)
+	var rest []int
+	for i, r := range regions {
+		if r.HasCoords && !containsInt(tier, i) {
+			rest = append(rest, i)
+		}
+	}
+	byDist(rest)
+	return ordering{regions: append(tier, rest...)}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsInt(list []int, n int) bool {
+	for _, x := range list {
+		if x == n {
+			return true
+		}
+	}
+	return false
+}
+
+// greatCircle is the central angle between two points (haversine), in
+// radians: proportional to the distance on the earth's surface.
+func greatCircle(lat1, lon1, lat2, lon2 float64) float64 {
+	const rad = math.Pi / 180
+	dlat := (lat2 - lat1) * rad
+	dlon := (lon2 - lon1) * rad
+	a := math.Sin(dlat/2)*math.Sin(dlat/2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dlon/2)*math.Sin(dlon/2)
+	return 2 * math.Atan2(math.Sqrt(a), math.Sqrt(1-a))
+}
+
+// GeoCache keeps the last merged geo map, so Sets compiled for a new
+// health view (the same regions and database) reuse it. Safe for
+// concurrent use.
+type GeoCache struct {
+	mu  sync.Mutex
+	key string
+	db  *geodata.DB
+	m   *geoMap
+}
+
+func regionsKey(regions []*zones.Region) string {
+	var b strings.Builder
+	for _, r := range regions {
+		fmt.Fprintf(&b, "%s|%v|%v|%v|%v|%v|%v;", r.Name, r.Lat, r.Lon, r.HasCoords, r.Countries, r.Continents, r.Prefixes)
+	}
+	return b.String()
+}
+
+func (c *GeoCache) get(db *geodata.DB, regions []*zones.Region) (*geoMap, error) {
+	key := regionsKey(regions)
+	if c != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.m != nil && c.db == db && c.key == key {
+			return c.m, nil
+		}
+	}
+	m, err := buildGeoMap(db, regions)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		c.key, c.db, c.m = key, db, m
+	}
+	return m, nil
+}
+
+// geoMap returns the merged geo map of this compile, built once.
+func (cx *compileCtx) geoMap() *geoMap {
+	if cx.set.geo == nil {
+		m, err := cx.env.GeoCache.get(cx.env.Geo, cx.set.regions)
+		if err != nil {
+			// The database was readable when it was opened; fall back to
+			// serves= prefixes alone rather than fail every zone.
+			m, _ = buildGeoMap(nil, cx.set.regions)
+		}
+		cx.set.geo = m
+	}
+	return cx.set.geo
+}

@@ -1,0 +1,205 @@
+package gslb
+
+import (
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// LatencyTable holds the measured RTT from each region to client networks,
+// and the networks the DNS path has been asked about but that are not
+// measured yet. The node feeds it from the probers; Sets compiled with it
+// answer latency records from a frozen copy. Safe for concurrent use;
+// Observe never blocks and takes no lock.
+type LatencyTable struct {
+	// Margin is the hysteresis: a network's best region changes only when
+	// another region is better by this fraction (default 0.2) and by at
+	// least MinGain (default 5ms), so near-equal RTTs do not make answers
+	// flap (ST-06).
+	Margin  float64
+	MinGain time.Duration
+	// MaxAge drops measurements older than this (default 10 minutes).
+	MaxAge time.Duration
+
+	mu   sync.Mutex
+	nets map[netip.Prefix]*latNet
+
+	ring [ringSize]observed
+	next atomic.Uint64
+}
+
+type latNet struct {
+	rtt  map[string]time.Duration
+	best string
+	at   time.Time
+}
+
+const ringSize = 1024
+
+// observed is one slot of the lock-free ring of networks asked about. A
+// reader may see a torn slot; Wanted validates what it reads.
+type observed struct {
+	hi, lo atomic.Uint64
+	bits   atomic.Uint32 // bits+1, 0 for empty
+}
+
+// Observe records that a client network was asked about and has no
+// measurement (called from the DNS path: lock-free, allocation-free).
+func (t *LatencyTable) Observe(p netip.Prefix) {
+	a := p.Addr().As16()
+	s := &t.ring[t.next.Add(1)%ringSize]
+	s.bits.Store(0)
+	s.hi.Store(be64(a[:8]))
+	s.lo.Store(be64(a[8:]))
+	b := uint32(p.Bits())
+	if p.Addr().Is4() {
+		b |= 1 << 8
+	}
+	s.bits.Store(b + 1)
+}
+
+func be64(b []byte) uint64 {
+	var v uint64
+	for _, x := range b {
+		v = v<<8 | uint64(x)
+	}
+	return v
+}
+
+// Wanted returns the distinct networks observed since the last call that
+// have no measurement, for the probers to measure.
+func (t *LatencyTable) Wanted() []netip.Prefix {
+	seen := map[netip.Prefix]bool{}
+	var out []netip.Prefix
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range t.ring {
+		s := &t.ring[i]
+		b := s.bits.Swap(0)
+		if b == 0 {
+			continue
+		}
+		var a [16]byte
+		hi, lo := s.hi.Load(), s.lo.Load()
+		for k := 0; k < 8; k++ {
+			a[k] = byte(hi >> (56 - 8*k))
+			a[8+k] = byte(lo >> (56 - 8*k))
+		}
+		addr := netip.AddrFrom16(a)
+		bits := int(b-1) & 0xff
+		if (b-1)&(1<<8) != 0 {
+			addr = addr.Unmap()
+		}
+		p, err := addr.Prefix(bits)
+		if err != nil || seen[p] {
+			continue
+		}
+		if _, measured := t.nets[p]; measured {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	return out
+}
+
+// Set records the RTTs from each region (by name) to a client network,
+// measured at time at. It reports whether the network's best region changed.
+func (t *LatencyTable) Set(network netip.Prefix, rtts map[string]time.Duration, at time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.nets == nil {
+		t.nets = map[netip.Prefix]*latNet{}
+	}
+	n := t.nets[network]
+	if n == nil {
+		n = &latNet{}
+		t.nets[network] = n
+	}
+	n.rtt = make(map[string]time.Duration, len(rtts))
+	for k, v := range rtts {
+		n.rtt[k] = v
+	}
+	n.at = at
+	best := ""
+	for r, d := range n.rtt {
+		if best == "" || d < n.rtt[best] || d == n.rtt[best] && r < best {
+			best = r
+		}
+	}
+	old, ok := n.rtt[n.best]
+	if n.best != "" && ok && best != n.best {
+		margin := t.Margin
+		if margin == 0 {
+			margin = 0.2
+		}
+		gain := t.MinGain
+		if gain == 0 {
+			gain = 5 * time.Millisecond
+		}
+		if nd := n.rtt[best]; float64(nd) > float64(old)*(1-margin) || old-nd < gain {
+			return false // not better by the margin: keep the current best
+		}
+	}
+	changed := best != n.best
+	n.best = best
+	return changed
+}
+
+// latencyView is the frozen table a Set answers from: per measured client
+// network, the regions by RTT, the best (with hysteresis) first.
+type latencyView struct {
+	orders map[netip.Prefix]ordering
+}
+
+func (t *LatencyTable) view(regionIdx map[string]int, now time.Time) *latencyView {
+	v := &latencyView{orders: map[netip.Prefix]ordering{}}
+	if t == nil {
+		return v
+	}
+	maxAge := t.MaxAge
+	if maxAge == 0 {
+		maxAge = 10 * time.Minute
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for p, n := range t.nets {
+		if !n.at.IsZero() && now.Sub(n.at) > maxAge {
+			continue
+		}
+		var regs []string
+		for r := range n.rtt {
+			if _, ok := regionIdx[r]; ok {
+				regs = append(regs, r)
+			}
+		}
+		sort.Slice(regs, func(i, j int) bool {
+			a, b := regs[i], regs[j]
+			if (a == n.best) != (b == n.best) {
+				return a == n.best
+			}
+			if n.rtt[a] != n.rtt[b] {
+				return n.rtt[a] < n.rtt[b]
+			}
+			return a < b
+		})
+		var o ordering
+		for _, r := range regs {
+			o.regions = append(o.regions, regionIdx[r])
+		}
+		if len(o.regions) > 0 {
+			v.orders[p] = o
+		}
+	}
+	return v
+}
+
+// latencyView returns this compile's frozen RTT table, built once.
+func (cx *compileCtx) latencyView() *latencyView {
+	if cx.set.lat == nil {
+		cx.set.lat = cx.env.Latency.view(cx.regionIdx, time.Now())
+	}
+	return cx.set.lat
+}
