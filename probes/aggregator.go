@@ -28,12 +28,13 @@ type AggregatorConfig struct {
 //
 // The verdict on a key counts the probers that reported within 3×Every and
 // are not suspect. A prober is suspect while it sees every one of its targets
-// down (it is probably cut off, not everyone else dead); suspect probers are
-// counted only when every fresh prober of a key is suspect. The check's
-// quorum= decides: majority (down only when more than half of the counted
-// probers see it down; a tie stays up), any (up if one sees it up), all (up
-// only if all do), or N (up if at least min(N, counted) see it up). With no
-// prober counted, a key keeps its last verdict.
+// down (it is more likely cut off than everyone else dead), and is not
+// counted until it sees something up again. The check's quorum= decides:
+// majority (down only when more than half of the counted probers see it
+// down; a tie stays up), any (up if one sees it up), all (up only if all
+// do), or N (up if at least min(N, counted) see it up). With no prober
+// counted (all silent or suspect), a key keeps its last verdict, and a key
+// never decided stays unknown, which callers treat as up.
 //
 // Its methods are safe for concurrent use.
 type Aggregator struct {
@@ -242,30 +243,20 @@ func (a *Aggregator) recomputeAll(now time.Time) bool {
 // a.mu must be held.
 func (a *Aggregator) decide(k string, now time.Time) bool {
 	var quorum zones.Quorum
-	var n, up, suspects, suspectsUp int
+	var n, up int
 	for _, ps := range a.probers {
 		s, ok := ps.statuses[k]
-		if !ok || !ps.fresh(now) {
+		if !ok || !ps.fresh(now) || ps.suspect() {
 			continue
 		}
 		quorum = s.Quorum
-		if ps.suspect() {
-			suspects++
-			if s.Up {
-				suspectsUp++
-			}
-			continue
-		}
 		n++
 		if s.Up {
 			up++
 		}
 	}
 	if n == 0 {
-		n, up = suspects, suspectsUp
-	}
-	if n == 0 {
-		return false // every prober is silent: keep the last verdict
+		return false // no prober counts: keep the last verdict
 	}
 	u := quorumUp(quorum, up, n)
 	v := a.verdicts[k]

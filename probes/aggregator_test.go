@@ -175,15 +175,23 @@ func TestAllProbersSilentKeepsVerdicts(t *testing.T) {
 	})
 }
 
-func TestSingleProberSeesEverythingDown(t *testing.T) {
-	// With only suspect probers left they are counted: a lone node whose
-	// targets all die reports them down (the policies then fail open).
+func TestEveryProberSeesEverythingDown(t *testing.T) {
+	// A prober that sees everything down never counts, even alone: every
+	// verdict keeps its last state, and one never decided stays unknown
+	// (fail-open), the same answer the policies give when all is down.
 	a := probes.NewAggregator(probes.AggregatorConfig{Logger: quiet})
 	defer a.Close()
 	a.Report(full("a", "m1", "m2"))
-	a.Report(full("a", "!m1", "!m2"))
+	a.Report(full("a", "!m1", "!m2", "!m3"))
+	a.Report(full("b", "!m1", "!m2", "!m3"))
+	wantVerdict(t, a, "m1", true, true)
+	wantVerdict(t, a, "m2", true, true)
+	wantVerdict(t, a, "m3", false, false)
+	// One member back for b: b counts again, and its views decide.
+	a.Report(full("b", "!m1", "m2", "!m3"))
 	wantVerdict(t, a, "m1", false, true)
-	wantVerdict(t, a, "m2", false, true)
+	wantVerdict(t, a, "m2", true, true)
+	wantVerdict(t, a, "m3", false, true)
 }
 
 func TestAggregatorReportOrderAndRemoval(t *testing.T) {

@@ -23,13 +23,14 @@ type fakeProbes struct {
 	down     map[netip.Addr]bool
 	calls    map[string]int
 	first    map[string]time.Time
+	times    map[string][]time.Time
 	streak   map[string]int // consecutive failures returned, per key
 	okStreak map[string]int // consecutive successes returned, per key
 }
 
 func newFake() *fakeProbes {
 	return &fakeProbes{down: map[netip.Addr]bool{}, calls: map[string]int{},
-		first: map[string]time.Time{}, streak: map[string]int{}, okStreak: map[string]int{}}
+		first: map[string]time.Time{}, times: map[string][]time.Time{}, streak: map[string]int{}, okStreak: map[string]int{}}
 }
 
 func (f *fakeProbes) probe(_ context.Context, t probes.Target) probes.Result {
@@ -39,6 +40,7 @@ func (f *fakeProbes) probe(_ context.Context, t probes.Target) probes.Result {
 	if f.calls[k] == 0 {
 		f.first[k] = time.Now()
 	}
+	f.times[k] = append(f.times[k], time.Now())
 	f.calls[k]++
 	if f.down[t.Addr] {
 		f.streak[k]++
@@ -281,9 +283,16 @@ func TestProberKeepsStateOnReload(t *testing.T) {
 		if statusOf(p, c.Key()) == nil {
 			t.Error("c not probed after reload")
 		}
-		// a kept its schedule: it was not restarted from a random offset.
-		if n := f.count(a.Key()) - calls; n != 2 {
-			t.Errorf("a probed %d times in the 2 intervals after reload, want 2", n)
+		// a kept its schedule: its next probe came one interval (±5%) after
+		// the last one before the reload, not at a fresh random offset.
+		f.mu.Lock()
+		ts := f.times[a.Key()]
+		f.mu.Unlock()
+		if len(ts) <= calls {
+			t.Fatal("a not probed after the reload")
+		}
+		if gap := ts[calls].Sub(ts[calls-1]); gap < iv*95/100 || gap > iv*105/100 {
+			t.Errorf("a's first probe after the reload came %v after the one before, want %v±5%%", gap, iv)
 		}
 	})
 }
@@ -398,7 +407,12 @@ func TestProberEndToEnd(t *testing.T) {
 	// probe waits), and keeps a loaded machine from causing spurious failures.
 	ck.Interval, ck.Timeout, ck.Fails, ck.Passes = zones.MinInterval, testTimeout, 2, 2
 	tg := probes.Target{Check: ck, Addr: loopback}
-	p.SetTargets([]probes.Target{tg, tg}) // two pools, one check
+	// A second member that stays up: a prober that sees every target down
+	// is suspect and would not count.
+	other := probestest.NewServer(t)
+	ck2 := httpCheck("http", other.Addr.Port(), "/")
+	ck2.Interval = zones.MinInterval
+	p.SetTargets([]probes.Target{tg, tg, {Check: ck2, Addr: loopback}}) // tg: two pools, one check
 	runProber(t, p)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
