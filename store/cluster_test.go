@@ -93,6 +93,7 @@ func TestLeaderFailoverAndRestartCatchUp(t *testing.T) {
 	if _, err := c.Nodes[old].Store.SubmitIndex(ctxT(t), report("p1", "k1", true, t0)); err != nil {
 		t.Fatal(err)
 	}
+	oldIndex := c.Nodes[old].Store.State().Index()
 	c.Stop(old)
 	start := time.Now()
 	leader := c.WaitLeader()
@@ -109,7 +110,16 @@ func TestLeaderFailoverAndRestartCatchUp(t *testing.T) {
 	}
 	t.Logf("new leader %s; 20 writes done %v after the old leader stopped", c.Nodes[leader].ID, time.Since(start).Round(time.Millisecond))
 
+	stoppedAt := oldIndex
 	c.Restart(old)
+	// Warm start: before hearing from anyone, the restarted node already
+	// serves what it had committed (verdicts and RTTs included).
+	if got := c.Nodes[old].Store.State().Index(); got != stoppedAt {
+		t.Fatalf("restarted node starts at index %d, had %d", got, stoppedAt)
+	}
+	if _, ok := c.Nodes[old].Store.State().Verdict("k1", "p1"); !ok {
+		t.Fatal("restarted node lost its verdicts before catching up")
+	}
 	c.WaitIndex(idx)
 	_, want, _ := c.Nodes[leader].Store.Fingerprint()
 	_, got, _ := c.Nodes[old].Store.Fingerprint()

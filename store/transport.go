@@ -33,8 +33,12 @@ const (
 )
 
 // handshakeTimeout bounds the TLS handshake and purpose byte of an accepted
-// connection, so a silent client cannot hold a goroutine.
-const handshakeTimeout = 10 * time.Second
+// connection, so a silent client cannot hold a goroutine; maxHandshakes
+// bounds how many run at once (more are closed at once).
+const (
+	handshakeTimeout = 10 * time.Second
+	maxHandshakes    = 256
+)
 
 // clusterTLS derives the shared certificate and the client and server TLS
 // configurations from secret and clusterID.
@@ -104,6 +108,7 @@ type mux struct {
 
 	raft *chanListener
 	api  *chanListener
+	sem  chan struct{}
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -121,7 +126,7 @@ func newMux(ln net.Listener, advertise string, tc *tls.Config, dial DialFunc, au
 		d := &net.Dialer{KeepAlive: 30 * time.Second}
 		dial = d.DialContext
 	}
-	m := &mux{ln: ln, advertise: adv, tls: tc, dial: dial, authFail: authFail, done: make(chan struct{})}
+	m := &mux{ln: ln, advertise: adv, tls: tc, dial: dial, authFail: authFail, done: make(chan struct{}), sem: make(chan struct{}, maxHandshakes)}
 	m.raft = &chanListener{m: m, ch: make(chan net.Conn)}
 	m.api = &chanListener{m: m, ch: make(chan net.Conn)}
 	go m.serve()
@@ -140,7 +145,15 @@ func (m *mux) serve() {
 			m.close()
 			return
 		}
-		go m.handshake(c)
+		select {
+		case m.sem <- struct{}{}:
+			go func() {
+				defer func() { <-m.sem }()
+				m.handshake(c)
+			}()
+		default:
+			c.Close()
+		}
 	}
 }
 
