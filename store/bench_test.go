@@ -3,7 +3,10 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -129,4 +132,57 @@ func BenchmarkFailover(b *testing.B) {
 			b.ReportMetric(float64(slices.Max(total).Milliseconds()), "max-ms")
 		})
 	}
+}
+
+// BenchmarkLogGrowth (RF-10) measures the disk cost of report batches on a
+// single node: raft.db and state.db after a burst of b.N commits, then after
+// a snapshot (which compacts the log to TrailingLogs entries) and a second
+// burst of b.N: the log file stops growing because bbolt reuses the pages
+// the compaction freed.
+func BenchmarkLogGrowth(b *testing.B) {
+	c := storetest.NewCluster(b, 1, storetest.WithConfig(func(cfg *store.Config) { cfg.Tuning.TrailingLogs = 1000 }))
+	nd := c.Nodes[0]
+	s := nd.Store
+	size := func(name string) float64 {
+		fi, err := os.Stat(filepath.Join(nd.Dir, name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return float64(fi.Size())
+	}
+	burst := func() {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1))
+					if i > b.N {
+						return
+					}
+					if err := s.Submit(context.Background(), batch(i)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	b.ResetTimer()
+	raft0 := size("raft.db")
+	burst()
+	raft1, state1 := size("raft.db"), size("state.db")
+	if err := s.Snapshot(); err != nil {
+		b.Fatal(err)
+	}
+	burst()
+	raft2 := size("raft.db")
+	b.StopTimer()
+	b.ReportMetric((raft1-raft0)/float64(b.N), "raft-bytes/commit")
+	b.ReportMetric(raft1/1e6, "raft-MB-burst1")
+	b.ReportMetric(raft2/1e6, "raft-MB-burst2")
+	b.ReportMetric(state1/1e6, "state-MB")
 }
