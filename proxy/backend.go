@@ -41,6 +41,8 @@ type Backend struct {
 	requests   [6]atomic.Uint64 // by status class 1..5; [0] = transport errors
 	ejectTotal atomic.Uint64
 
+	pool connPool // idle keep-alive connections of the HTTP/1.1 fast path
+
 	drainCtx    context.Context // cancelled when a draining backend's deadline passes
 	drainCancel context.CancelFunc
 }
@@ -49,6 +51,7 @@ func newBackend(addr string) *Backend {
 	h := balance.Hash64(addr)
 	b := &Backend{addr: addr, idHash: h, cookieVal: strconv.FormatUint(h, 36)}
 	b.drainCtx, b.drainCancel = context.WithCancel(context.Background())
+	context.AfterFunc(b.drainCtx, func() { b.pool.closeIdle(true) })
 	return b
 }
 

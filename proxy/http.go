@@ -263,10 +263,11 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 	}
 	out.RequestURI = ""
 	out.Close = false
-	if r.ContentLength == 0 && r.Body != nil && up == "" && r.ProtoMajor == 1 {
+	if up == "" && (r.Body == http.NoBody || r.ContentLength == 0 && r.ProtoMajor == 1) {
 		out.Body = nil
 	}
 	retryable := idempotent(r) && up == ""
+	fast := retryable && out.Body == nil && !g.cfg.TLS && !g.cfg.H2C
 
 	var tried [6]*Backend
 	var b *Backend
@@ -289,7 +290,11 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 			return
 		}
 		u.Host = b.addr
-		resp, err = g.transport.RoundTrip(out)
+		if fast {
+			resp, err = b.roundTripH1(out, &st.cfg.Timeouts)
+		} else {
+			resp, err = g.transport.RoundTrip(out)
+		}
 		if err == nil {
 			break
 		}

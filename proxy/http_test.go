@@ -416,3 +416,60 @@ func TestWebSocketEcho(t *testing.T) {
 		}
 	}
 }
+
+// A reload keeps a backend's state (here: marked down by its checks) and
+// drains a removed backend while its request is in flight.
+func TestReloadKeepsBackendState(t *testing.T) {
+	bs := proxytest.NewBackends(t, 3)
+	g := proxytest.Group("web", proxy.AlgRoundRobin, bs...)
+	g.HealthCheck = &proxy.HealthCheckConfig{Type: "http", Path: "/healthz", Interval: time.Hour, Fails: 1, Passes: 1}
+	bs[0].SetHealthy(false) // the first check (at start) marks b0 down
+	cfg := proxytest.HTTPConfig(g)
+	p := proxytest.Start(t, cfg)
+	url := "http://" + p.Addrs()["http"]
+	c := client()
+	proxytest.Eventually(t, "b0 down", func() bool {
+		_, b1 := get(t, c, url+"/")
+		_, b2 := get(t, c, url+"/")
+		return b1 != "b0" && b2 != "b0"
+	})
+	// Hold a request on b2, then reload without b2.
+	done := make(chan int, 1)
+	go func() {
+		for {
+			resp, err := c.Get(url + "/hold")
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			if resp.Header.Get("X-Backend") == "b2" {
+				done <- resp.StatusCode
+				return
+			}
+		}
+	}()
+	bs[1].Release()
+	<-bs[2].Held()
+	before := p.Group("web").Backends()
+	g2 := g
+	g2.Backends = g.Backends[:2]
+	cfg2 := proxytest.HTTPConfig(g2)
+	cfg2.Listeners[0].Address = p.Addrs()["http"]
+	if err := p.Reload(cfg2); err != nil {
+		t.Fatal(err)
+	}
+	after := p.Group("web").Backends()
+	if after[0] != before[0] || after[1] != before[1] {
+		t.Fatal("reload replaced the backends it kept (their health and counters are lost)")
+	}
+	for i := range 10 {
+		if _, b := get(t, c, url+"/"); b != "b1" {
+			t.Fatalf("request %d after reload went to %s, want b1 (b0 down, b2 removed)", i, b)
+		}
+	}
+	bs[2].Release()
+	if code := <-done; code != 200 {
+		t.Fatalf("request in flight on the removed backend: %d, want 200", code)
+	}
+}

@@ -73,6 +73,7 @@ func New(cfg Config, logger *slog.Logger) (*Proxy, error) {
 		return nil, err
 	}
 	p.state.Store(st)
+	p.backends = st.backendSet()
 	return p, nil
 }
 
@@ -304,12 +305,7 @@ func (p *Proxy) Reload(cfg Config) error {
 	p.state.Store(st)
 	// Backends that are gone drain: no new requests, and established TCP
 	// connections are cut when the drain deadline passes.
-	live := map[string]*Backend{}
-	for _, g := range st.groups {
-		for _, b := range g.backends {
-			live[g.name+"\x00"+b.addr] = b
-		}
-	}
+	live := st.backendSet()
 	for k, b := range p.backends {
 		if live[k] == nil {
 			p.drainBackend(b, cfg.DrainTimeout)
@@ -337,6 +333,17 @@ func (p *Proxy) Reload(cfg Config) error {
 	}
 	p.log.Info("proxy reloaded", "routes", len(cfg.Routes), "groups", len(cfg.Groups))
 	return nil
+}
+
+// backendSet returns the state's backends by group name and address.
+func (st *state) backendSet() map[string]*Backend {
+	live := map[string]*Backend{}
+	for _, g := range st.groups {
+		for _, b := range g.backends {
+			live[g.name+"\x00"+b.addr] = b
+		}
+	}
+	return live
 }
 
 func (p *Proxy) drainBackend(b *Backend, timeout time.Duration) {
@@ -448,6 +455,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	for _, tr := range p.transports {
 		tr.CloseIdleConnections()
+	}
+	for _, b := range p.backends {
+		b.pool.closeIdle(true)
 	}
 	p.mu.Unlock()
 	return errors.Join(errs...)
