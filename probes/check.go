@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -154,7 +155,7 @@ func (c *Checker) Probe(ctx context.Context, t Target) Result {
 	r.Duration = time.Since(start)
 	if err != nil {
 		r.Up = false
-		if ctx.Err() == context.DeadlineExceeded {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("timeout after %v: %w", timeout, err)
 		}
 		r.Reason = err.Error()
