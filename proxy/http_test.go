@@ -473,3 +473,27 @@ func TestReloadKeepsBackendState(t *testing.T) {
 		t.Fatalf("request in flight on the removed backend: %d, want 200", code)
 	}
 }
+
+// A backend that closes keep-alive connections silently after each
+// response: the pooled connection is stale on the next request, which is
+// retried on a new connection instead of failing.
+func TestStaleKeepAliveRetried(t *testing.T) {
+	be := tcpBackend(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Backend: raw\r\n\r\nok")
+		_ = req
+		// Close without saying so: the proxy pooled this connection.
+	})
+	g := proxy.GroupConfig{Name: "web", Backends: []proxy.BackendConfig{{Address: be}}}
+	_, url := startHTTP(t, g)
+	c := client()
+	for i := range 20 {
+		if code, b := get(t, c, url+"/"); code != 200 || b != "raw" {
+			t.Fatalf("request %d: %d from %q, want 200 from raw", i, code, b)
+		}
+	}
+}
