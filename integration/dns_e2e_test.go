@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,8 +151,9 @@ func TestReloadSIGHUP(t *testing.T) {
 
 	os.WriteFile(file, []byte(edited+"bad IN A 1.2.3\n"), 0o644)
 	p.cmd.Process.Signal(syscall.SIGHUP)
+	badLine := fmt.Sprintf("example.com.zone:%d: bad A A", strings.Count(edited, "\n")+1)
 	waitFor(t, "the reload error in the log", 10e9, func() bool {
-		return strings.Contains(p.stderr.String(), "example.com.zone:29: bad A A")
+		return strings.Contains(p.stderr.String(), badLine)
 	})
 	if got := mail(); got != "192.0.2.26" {
 		t.Fatalf("after a broken reload mail = %q, want the previous 192.0.2.26", got)
@@ -202,4 +204,64 @@ func TestReadmeExample(t *testing.T) {
 	if !strings.Contains(string(readme), string(zone)) {
 		t.Fatal("README.md does not contain examples/zones/example.com.zone verbatim")
 	}
+}
+
+// TestGeoDig asks the example's GSLB records with dig +subnet, as a user
+// would, against the embedded geo database: each client network gets its
+// region, and the reply's ECS scope is honest (DNS-40).
+func TestGeoDig(t *testing.T) {
+	need(t, "dig")
+	_, addr, _ := startExample(t)
+	for _, tc := range []struct {
+		name, qtype, subnet string
+		want                []string
+	}{
+		{"geo.example.com", "A", "81.2.69.0/24", []string{"198.51.100.10"}},                 // GB: EU
+		{"geo.example.com", "A", "8.8.8.0/24", []string{"192.0.2.10", "192.0.2.11"}},         // US: NA
+		{"geo.example.com", "A", "133.11.0.0/24", []string{"203.0.113.10", "203.0.113.11"}}, // JP: AS
+		{"geo.example.com", "A", "200.160.2.0/24", []string{"192.0.2.10", "192.0.2.11"}},     // BR: SA
+		{"geo.example.com", "AAAA", "81.2.69.0/24", []string{"2001:db8:2::10"}},
+		{"api.example.com", "A", "81.2.69.0/24", []string{"198.51.100.10"}}, // latency: geo until measured
+		{"admin.example.com", "A", "8.8.8.0/24", []string{"198.51.100.10"}}, // failover: first pool
+	} {
+		t.Run(tc.name+"/"+tc.qtype+"/"+tc.subnet, func(t *testing.T) {
+			for i := 0; i < 2; i++ { // the second answer comes from the reply cache
+				r := runDig(t, "dig", addr, tc.name, tc.qtype, "+norec", "+subnet="+tc.subnet)
+				var got []string
+				for _, rr := range r.Sections["ANSWER"] {
+					f := strings.Fields(rr)
+					got = append(got, f[len(f)-1])
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, tc.want) {
+					t.Fatalf("answers %v, want %v\n%s", got, tc.want, r.Raw)
+				}
+				src, scope, ok := parseSubnet(r.Subnet)
+				if !ok || src != tc.subnet || tc.name != "admin.example.com" && (scope == 0 || scope > 24) || tc.name == "admin.example.com" && scope != 0 {
+					t.Fatalf("CLIENT-SUBNET %q: want %s echoed with a scope in 1..24 (0 for failover)\n%s", r.Subnet, tc.subnet, r.Raw)
+				}
+			}
+		})
+	}
+	t.Run("weighted sticky=prefix is stable per network", func(t *testing.T) {
+		first := runDig(t, "dig", addr, "cdn.example.com", "A", "+short", "+subnet=81.2.69.0/24").Raw
+		for i := 0; i < 5; i++ {
+			if again := runDig(t, "dig", addr, "cdn.example.com", "A", "+short", "+subnet=81.2.69.0/24").Raw; again != first {
+				t.Fatalf("answer changed: %q then %q", first, again)
+			}
+		}
+	})
+}
+
+// parseSubnet splits dig's "81.2.69.0/24/18" into source and scope.
+func parseSubnet(s string) (string, int, bool) {
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return "", 0, false
+	}
+	var scope int
+	if _, err := fmt.Sscan(s[i+1:], &scope); err != nil {
+		return "", 0, false
+	}
+	return s[:i], scope, true
 }
