@@ -217,9 +217,9 @@ func TestGeoDig(t *testing.T) {
 		want                []string
 	}{
 		{"geo.example.com", "A", "81.2.69.0/24", []string{"198.51.100.10"}},                 // GB: EU
-		{"geo.example.com", "A", "8.8.8.0/24", []string{"192.0.2.10", "192.0.2.11"}},         // US: NA
+		{"geo.example.com", "A", "8.8.8.0/24", []string{"192.0.2.10", "192.0.2.11"}},        // US: NA
 		{"geo.example.com", "A", "133.11.0.0/24", []string{"203.0.113.10", "203.0.113.11"}}, // JP: AS
-		{"geo.example.com", "A", "200.160.2.0/24", []string{"192.0.2.10", "192.0.2.11"}},     // BR: SA
+		{"geo.example.com", "A", "200.160.2.0/24", []string{"192.0.2.10", "192.0.2.11"}},    // BR: SA
 		{"geo.example.com", "AAAA", "81.2.69.0/24", []string{"2001:db8:2::10"}},
 		{"api.example.com", "A", "81.2.69.0/24", []string{"198.51.100.10"}}, // latency: geo until measured
 		{"admin.example.com", "A", "8.8.8.0/24", []string{"198.51.100.10"}}, // failover: first pool
