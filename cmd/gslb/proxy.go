@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ func runProxy(args []string) int {
 	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9100)")
 	check := fs.Bool("check", false, "validate the config and exit")
 	debug := fs.Bool("debug", false, "log at debug level")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -54,6 +56,21 @@ func runProxy(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gslb proxy: %v\n", err)
 		return 1
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "gslb proxy: %v\n", err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "gslb proxy: %v\n", err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
