@@ -26,8 +26,8 @@ func TestLimiterRate(t *testing.T) {
 		burst    int
 		min, max int
 	}{
-		{"token_bucket", 1, 100, 101},   // 1 at once, then 10/s
-		{"token_bucket", 10, 109, 110},  // a full bucket of 10, then 10/s
+		{"token_bucket", 1, 100, 101},  // 1 at once, then 10/s
+		{"token_bucket", 10, 109, 110}, // a full bucket of 10, then 10/s
 		// The sliding-window counter assumes the previous window's requests
 		// were spread evenly; under steady overload it admits a little less
 		// than the rate (91 here), never more.
