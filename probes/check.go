@@ -134,10 +134,10 @@ func (c *Checker) Close() {
 
 // Probe runs t's check once, bounded by the check's timeout and ctx.
 func (c *Checker) Probe(ctx context.Context, t Target) Result {
+	start := time.Now() // before the deadline is set: Duration >= timeout on a timeout
 	timeout := t.timeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	start := time.Now()
 	var r Result
 	var err error
 	switch t.Check.Scheme {
