@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -496,4 +497,49 @@ func TestStaleKeepAliveRetried(t *testing.T) {
 			t.Fatalf("request %d: %d from %q, want 200 from raw", i, code, b)
 		}
 	}
+}
+
+// The access log is off by default and writes one line per request when on.
+func TestAccessLog(t *testing.T) {
+	bs := proxytest.NewBackends(t, 1)
+	for _, on := range []bool{false, true} {
+		var buf syncBuffer
+		cfg := proxytest.HTTPConfig(proxytest.Group("web", "", bs...))
+		cfg.AccessLog = on
+		p, err := proxy.New(cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		url := "http://" + p.Addrs()["http"]
+		get(t, client(), url+"/some/path")
+		get(t, client(), url+"/status/404")
+		p.Shutdown(t.Context())
+		lines := strings.Count(buf.String(), "msg=request ")
+		if on && lines != 2 || !on && lines != 0 {
+			t.Fatalf("access_log %v: %d request lines, want %d:\n%s", on, lines, map[bool]int{true: 2}[on], buf.String())
+		}
+		if on && !strings.Contains(buf.String(), "path=/status/404") || on && !strings.Contains(buf.String(), "status=404") {
+			t.Fatalf("access log lacks path or status:\n%s", buf.String())
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
