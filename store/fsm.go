@@ -284,8 +284,18 @@ func serialLess(a, b uint32) bool {
 
 // loadState reads the whole state database into a State.
 func loadState(db *bolt.DB) (*State, error) {
-	s := emptyState()
+	var s *State
 	err := db.View(func(tx *bolt.Tx) error {
+		var err error
+		s, err = loadStateTx(tx)
+		return err
+	})
+	return s, err
+}
+
+func loadStateTx(tx *bolt.Tx) (*State, error) {
+	s := emptyState()
+	err := func() error {
 		if v := tx.Bucket(bucketMeta).Get(keyApplied); len(v) == 8 {
 			s.index = binary.BigEndian.Uint64(v)
 		}
@@ -306,7 +316,7 @@ func loadState(db *bolt.DB) (*State, error) {
 			return err
 		}
 		return loadBucket(tx, bucketMembers, func(m MemberChange) { s.members[m.ID] = m })
-	})
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
@@ -391,6 +401,7 @@ func writeSnapshot(tx *bolt.Tx, out io.Writer) error {
 // snapshot in one transaction, then the State is rebuilt from it.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	var s *State
 	err := f.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
@@ -400,18 +411,21 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 				return err
 			}
 		}
-		return readSnapshot(rc, func(bucket, k, v []byte) error {
+		err := readSnapshot(rc, func(bucket, k, v []byte) error {
 			b := tx.Bucket(bucket)
 			if b == nil {
 				return fmt.Errorf("unknown bucket %q", bucket)
 			}
 			return b.Put(k, v)
 		})
+		if err != nil {
+			return err
+		}
+		// Decode everything before committing: a snapshot whose records
+		// do not decode is refused as a whole.
+		s, err = loadStateTx(tx)
+		return err
 	})
-	if err != nil {
-		return fmt.Errorf("restore snapshot: %w", err)
-	}
-	s, err := loadState(f.db)
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
 )
 
 func newTestFSM(t *testing.T) *fsm {
@@ -24,7 +25,9 @@ func newTestFSM(t *testing.T) *fsm {
 }
 
 // logs encodes cmds as consecutive command entries starting at index from.
-func logs(t *testing.T, from uint64, cmds ...Command) []*raft.Log {
+func logs(t *testing.T, from uint64, cmds ...Command) []*raft.Log { return logsF(t, from, cmds...) }
+
+func logsF(t testing.TB, from uint64, cmds ...Command) []*raft.Log {
 	t.Helper()
 	var out []*raft.Log
 	for i, c := range cmds {
@@ -275,5 +278,32 @@ func TestPublishedStateIsImmutable(t *testing.T) {
 	}
 	if v, _ := f.current().Verdict("web-eu/a", "us-east"); !v.Up {
 		t.Fatal("update lost")
+	}
+}
+
+// A snapshot with a good checksum whose records do not decode is refused
+// as a whole, and the state is untouched.
+func TestRestoreRefusesUndecodableRecords(t *testing.T) {
+	bad := newTestFSM(t)
+	err := bad.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketVerdicts).Put([]byte("k"), []byte("not json"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img bytes.Buffer
+	if err := bad.db.View(func(tx *bolt.Tx) error { return writeSnapshot(tx, &img) }); err != nil {
+		t.Fatal(err)
+	}
+	f := newTestFSM(t)
+	f.ApplyBatch(logs(t, 1, sampleCommands()...))
+	_, before := fp(t, f)
+	err = f.Restore(io.NopCloser(&img))
+	if err == nil {
+		t.Fatal("restore accepted an undecodable record")
+	}
+	t.Logf("refused: %v", err)
+	if _, after := fp(t, f); after != before || f.current().Index() != 6 {
+		t.Fatal("failed restore changed the state")
 	}
 }
