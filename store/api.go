@@ -15,8 +15,8 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// The internal API carries forwarded writes and membership changes between
-// nodes. It is plain HTTP/1.1 inside the cluster's mutual TLS (see
+// The internal API carries forwarded writes, membership changes and read
+// index requests (ConsistentState) between nodes. It is plain HTTP/1.1 inside the cluster's mutual TLS (see
 // transport.go), on the Raft port. A request carrying headerForwarded was
 // already forwarded once and is not forwarded again, so a stale leader view
 // cannot make requests loop.
@@ -39,6 +39,7 @@ func newAPIServer(s *Store) *apiServer {
 	mux.HandleFunc("POST /v1/apply", a.handleApply)
 	mux.HandleFunc("POST /v1/join", a.handleMember)
 	mux.HandleFunc("POST /v1/remove", a.handleMember)
+	mux.HandleFunc("POST /v1/readindex", a.handleReadIndex)
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -92,6 +93,25 @@ func (a *apiServer) forwardOnce(ctx context.Context, data []byte) error {
 	}
 	_, err := a.post(ctx, string(addr), "/v1/apply", data, true)
 	return err
+}
+
+func (a *apiServer) handleReadIndex(w http.ResponseWriter, r *http.Request) {
+	var idx uint64
+	var err error
+	switch {
+	case a.s.raft.State() == raft.Leader:
+		idx, err = a.s.leaderReadIndex(r.Context())
+	case r.Header.Get(headerForwarded) == "":
+		addr, _ := a.s.raft.LeaderWithID()
+		if addr == "" {
+			err = ErrNoQuorum
+		} else {
+			idx, err = a.post(r.Context(), string(addr), "/v1/readindex", nil, true)
+		}
+	default:
+		err = ErrNotLeader
+	}
+	writeResult(w, idx, err)
 }
 
 func (a *apiServer) handleMember(w http.ResponseWriter, r *http.Request) {

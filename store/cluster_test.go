@@ -473,3 +473,38 @@ func TestSubscriberViewConvergesAcrossPartition(t *testing.T) {
 	}
 	t.Logf("%d signals for 21 writes, last index %d", len(idx), last)
 }
+
+// RF-03: a leader cut off from the others must not serve a consistent
+// read (it cannot pass a barrier), while a follower on the majority side
+// reads every acknowledged write.
+func TestConsistentReadRefusedOnIsolatedLeader(t *testing.T) {
+	c := storetest.NewCluster(t, 3)
+	old := c.WaitLeader()
+	c.Partition(old)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.Nodes[old].Store.ConsistentState(ctx)
+	if err == nil {
+		t.Fatalf("isolated old leader served a consistent read at index %d", st.Index())
+	}
+	t.Logf("isolated old leader: %v", err)
+
+	leader := c.WaitLeader()
+	idx, err := c.Nodes[leader].Store.SubmitIndex(ctxT(t), report("p", "k", true, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f int
+	for _, i := range c.Running() {
+		if i != leader && i != old {
+			f = i
+		}
+	}
+	st, err = c.Nodes[f].Store.ConsistentState(ctxT(t))
+	if err != nil {
+		t.Fatalf("consistent read on follower: %v", err)
+	}
+	if st.Index() < idx {
+		t.Fatalf("consistent read at index %d misses the write at %d", st.Index(), idx)
+	}
+}

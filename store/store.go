@@ -438,6 +438,61 @@ func raftErr(err error) error {
 	return err
 }
 
+// ConsistentState returns a State that includes every write acknowledged
+// anywhere in the cluster before the call (a linearizable read, RF-03): the
+// leader proves it still leads a quorum with a Raft barrier and hands out
+// its applied index, and this node waits until it has applied that much. A
+// node that cannot reach a leader with a quorum gets an error (ErrNoQuorum,
+// or the context's), never a stale state. DNS does not use this; the admin
+// API may.
+func (s *Store) ConsistentState(ctx context.Context) (*State, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.tun.ApplyTimeout)
+		defer cancel()
+	}
+	idx, err := retry(ctx, s.tun.LeaderWait, s.done, func() (uint64, error) {
+		if s.raft.State() == raft.Leader {
+			return s.leaderReadIndex(ctx)
+		}
+		addr, _ := s.raft.LeaderWithID()
+		if addr == "" {
+			return 0, ErrNoQuorum
+		}
+		return s.api.post(ctx, string(addr), "/v1/readindex", nil, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.WaitIndex(ctx, idx); err != nil {
+		return nil, err
+	}
+	return s.State(), nil
+}
+
+// leaderReadIndex commits a barrier (which needs a quorum, so a deposed
+// leader cannot pass it) and returns the index of the state applied then.
+func (s *Store) leaderReadIndex(ctx context.Context) (uint64, error) {
+	timeout := s.tun.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := s.raft.Barrier(timeout)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return 0, raftErr(err)
+		}
+	case <-ctx.Done():
+		return 0, fmt.Errorf("read index: %w", ctx.Err())
+	case <-s.done:
+		return 0, ErrClosed
+	}
+	return s.State().Index(), nil
+}
+
 // WaitIndex waits until this node has applied index (for read-your-writes
 // on a follower), or ctx ends.
 func (s *Store) WaitIndex(ctx context.Context, index uint64) error {
