@@ -120,11 +120,15 @@ func TestClusterOfThreeProbers(t *testing.T) {
 	// c is cut off: it sees both members down and is suspect.
 	views["c"].set(true)
 	waitFor("c partitioned", func(kvs []probes.KeyView) bool {
-		_, pv1, ok1 := view(kvs, k1, "c")
-		_, pv2, ok2 := view(kvs, k2, "c")
-		_, pa, oka := view(kvs, k1, "a")
-		_, pb, okb := view(kvs, k1, "b")
-		return ok1 && ok2 && oka && okb && pv1.Suspect && !pv1.Up && !pv2.Up && pa.Up && pb.Up
+		for _, k := range []string{k1, k2} {
+			_, pc, okc := view(kvs, k, "c")
+			_, pa, oka := view(kvs, k, "a")
+			_, pb, okb := view(kvs, k, "b")
+			if !okc || !oka || !okb || !pc.Suspect || pc.Up || !pa.Up || !pb.Up {
+				return false
+			}
+		}
+		return true
 	})
 	for _, k := range []string{k1, k2} {
 		if up, known := agg.Verdict(k); !up || !known {
