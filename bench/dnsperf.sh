@@ -38,7 +38,7 @@ ZONE
 { static; echo 'geo 30 DYNA geoip!geo'; } > "$work/gdnsd/zones/example.com"
 
 gport=$(freeport)
-taskset -c 0 bin/gslb serve --dns "127.0.0.1:$gport" --zones "$work/gslb" --log-level warn > "$work/gslb.out" 2>&1 &
+taskset -c 0 bin/gslb serve --dns "127.0.0.1:$gport" --zones "$work/gslb" --log-level warn --probes=false > "$work/gslb.out" 2>&1 &
 pids+=($!)
 
 kport=$(freeport)

@@ -94,6 +94,9 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// NSID returns the name the server gives in NSID and id.server answers.
+func (s *Server) NSID() string { return s.cfg.NSID }
+
 // Swap makes snap the snapshot every following query is answered from.
 func (s *Server) Swap(snap *Snapshot) { s.snap.Store(snap) }
 
@@ -185,12 +188,6 @@ func (s *Server) TCPAddrs() []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]net.Addr(nil), s.tcp...)
-}
-
-// stats are the server's counters, updated with atomics.
-type stats struct {
-	cacheHits atomic.Uint64
-	panics    atomic.Uint64
 }
 
 // CacheHits returns how many UDP queries were answered from the reply cache.
@@ -286,8 +283,10 @@ func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapsho
 	out, err := m.PackBuffer(q.buf[:cap(q.buf)])
 	if err == nil && len(out) > limit {
 		m.Truncate(limit)
+		s.stats.truncated.Add(1)
 		out, err = m.PackBuffer(q.buf[:cap(q.buf)])
 	}
+	s.stats.count(!udp, q.qtype, m.Rcode)
 	if err == nil {
 		restoreCase(out, r.Question[0].Name)
 	}

@@ -127,6 +127,7 @@ func (r *udpReader) handle(pkt []byte) {
 			r.out = out
 			r.write(out)
 			s.stats.cacheHits.Add(1)
+			s.stats.count(false, uint16(pkt[qend])<<8|uint16(pkt[qend+1]), int(out[3]&0xf))
 			return
 		}
 	}
@@ -152,25 +153,25 @@ func (r *udpReader) handle(pkt []byte) {
 		}
 	}
 	if action != dns.MsgAccept {
-		r.write(errorReply(pkt, m, action))
+		rep := errorReply(pkt, m, action)
+		r.write(rep)
+		s.stats.count(false, 0, int(rep[3]&0xf))
 		return
 	}
 	out, cacheable, perClient := s.serve(&r.q, &r.w, m, snap)
 	if out == nil {
 		return
 	}
-	r.write(out)
-	if !ok || !cacheable {
-		return
-	}
-	if perClient {
-		if len(key) == base { // the marker is not there yet
+	// Cache before replying, so the client's next query finds the entry.
+	if ok && cacheable {
+		if perClient && len(key) == base { // no marker yet
 			snap.cache.put(key, nil, h, true)
 			key = r.appendClient(key)
 			h = maphash.Bytes(r.hseed, key)
 		}
+		snap.cache.put(key, out, h, false)
 	}
-	snap.cache.put(key, out, h, false)
+	r.write(out)
 }
 
 // appendClient adds the query's source address to a cache key, for replies

@@ -21,7 +21,7 @@ func startExample(t *testing.T) (*proc, string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	copyFile(t, exampleZone, dir)
-	p := start(t, "serve", "--dns", "127.0.0.1:0", "--zones", dir, "--nsid", "e2e-node", "--zones-poll", "0")
+	p := start(t, "serve", "--dns", "127.0.0.1:0", "--zones", dir, "--nsid", "e2e-node", "--zones-poll", "0", "--probes=false")
 	return p, p.ready["dns"], dir
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/gslbd/gslb/dnsserver"
 	"github.com/gslbd/gslb/geodata"
 	"github.com/gslbd/gslb/gslb"
+	"github.com/gslbd/gslb/probes"
 )
 
 // openGeo opens the database named by --geoip, or the embedded default.
@@ -49,6 +50,10 @@ type serveFlags struct {
 	logLevel string
 	poll     time.Duration
 	geoip    string
+	admin    string
+	node     string
+	region   string
+	probes   bool
 }
 
 func runServe(args []string) int {
@@ -60,6 +65,10 @@ func runServe(args []string) int {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.poll, "zones-poll", time.Second, "how often to look for changed zone files (0: only on SIGHUP)")
 	fs.StringVar(&f.geoip, "geoip", "", "GeoIP2/GeoLite2/DB-IP City or Country database (default: the embedded country database)")
+	fs.StringVar(&f.admin, "admin", "", "admin HTTP address for /metrics and /api/v1/* (e.g. 127.0.0.1:9153; empty: none)")
+	fs.StringVar(&f.node, "node", "", "this node's name in probe reports and status (default: the NSID)")
+	fs.StringVar(&f.region, "region", "", "the region this node runs in (its probes are reported from there)")
+	fs.BoolVar(&f.probes, "probes", true, "health-check pool members (false: every member counts as up)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: gslb serve --dns ADDR[,ADDR] --zones DIR [flags]\n\nRuns a node: an authoritative DNS server for the zones in DIR.")
 		fs.PrintDefaults()
@@ -113,10 +122,21 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger, stdout io.Writer
 	}
 	defer db.Close()
 	log.Info("geo database", "database", db.Describe())
-	loader := &dnsserver.Loader{Dir: f.zones, Log: log.With("component", "zones"), Env: gslb.Env{Geo: db, Latency: &gslb.LatencyTable{}}}
 	srv, err := dnsserver.New(dnsserver.Config{Addrs: f.dns, NSID: f.nsid, Logger: log})
 	if err != nil {
 		return err
+	}
+	node := f.node
+	if node == "" {
+		node = srv.NSID()
+	}
+	reg := newRegistry(srv)
+	loader := &dnsserver.Loader{Dir: f.zones, Log: log.With("component", "zones"), Env: gslb.Env{Geo: db, Latency: &gslb.LatencyTable{}}}
+	var h *health
+	if f.probes {
+		h = newHealth(node, f.region, reg, log.With("component", "probes"))
+		loader.Env.Health = verdictHealth{h.agg}
+		defer h.agg.Close()
 	}
 	load := func(why string) {
 		snap, errs := loader.Load()
@@ -127,16 +147,42 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger, stdout io.Writer
 		if len(errs) > 0 {
 			log.Warn("zone load finished with errors", "errors", len(errs))
 		}
+		if h != nil {
+			// Checks start when a zone loads, not on the first query.
+			h.prober.SetTargets(probes.TargetsFromZones(loader.Zones()...))
+		}
 	}
 	load("start")
 	if err := srv.Start(); err != nil {
 		return err
 	}
+	if h != nil {
+		go h.prober.Run(ctx)
+		go h.follow(ctx, loader, srv, log)
+	}
+	ready := []string{}
 	var addrs []string
 	for _, a := range srv.UDPAddrs() {
 		addrs = append(addrs, a.String())
 	}
-	fmt.Fprintf(stdout, "ready dns=%s\n", strings.Join(addrs, ","))
+	ready = append(ready, "dns="+strings.Join(addrs, ","))
+	if f.admin != "" {
+		status := func() any { return statusOf(node, f.region, srv, loader, h) }
+		events := func() any {
+			if h == nil {
+				return []probes.Event{}
+			}
+			return h.agg.Events()
+		}
+		a, err := startAdmin(f.admin, reg, status, events, log)
+		if err != nil {
+			srv.Shutdown(context.Background())
+			return err
+		}
+		defer a.srv.Close()
+		ready = append(ready, "admin="+a.addr.String())
+	}
+	fmt.Fprintf(stdout, "ready %s\n", strings.Join(ready, " "))
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -1,0 +1,94 @@
+package dnsserver
+
+import (
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Counters are plain atomics bumped on the query path; the Prometheus
+// collector reads them at scrape time, so answering a query takes no lock
+// and allocates nothing for metrics. Labels have fixed, small value sets:
+// never a query name or a client address.
+
+// qtypes are the query types counted on their own; others count as "other".
+var qtypes = []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeMX, dns.TypeNS, dns.TypeSOA,
+	dns.TypeTXT, dns.TypeSRV, dns.TypePTR, dns.TypeCAA, dns.TypeDS, dns.TypeDNSKEY, dns.TypeHTTPS, dns.TypeSVCB, dns.TypeANY}
+
+const (
+	nQtypes = 16 // len(qtypes) + "other"
+	nRcodes = 17 // 0..15 and BADVERS (16), which stands for every extended rcode
+)
+
+func qtypeIndex(t uint16) int {
+	for i, q := range qtypes {
+		if q == t {
+			return i
+		}
+	}
+	return len(qtypes)
+}
+
+func rcodeIndex(rc int) int {
+	if rc < 0 || rc >= nRcodes {
+		return nRcodes - 1
+	}
+	return rc
+}
+
+// stats are the server's counters.
+type stats struct {
+	responses [2][nQtypes][nRcodes]atomic.Uint64 // [udp, tcp][qtype][rcode]
+	cacheHits atomic.Uint64
+	truncated atomic.Uint64
+	panics    atomic.Uint64
+}
+
+func (st *stats) count(tcp bool, qtype uint16, rcode int) {
+	t := 0
+	if tcp {
+		t = 1
+	}
+	st.responses[t][qtypeIndex(qtype)][rcodeIndex(rcode)].Add(1)
+}
+
+var (
+	descResponses = prometheus.NewDesc("gslb_dns_responses_total", "DNS responses sent, by transport, query type and rcode.", []string{"transport", "qtype", "rcode"}, nil)
+	descCacheHits = prometheus.NewDesc("gslb_dns_cache_hits_total", "UDP queries answered from the per-snapshot reply cache.", nil, nil)
+	descTruncated = prometheus.NewDesc("gslb_dns_truncated_total", "UDP responses truncated to the client's buffer (TC set).", nil, nil)
+	descPanics    = prometheus.NewDesc("gslb_dns_panics_total", "Queries whose handling panicked (answered SERVFAIL).", nil, nil)
+	descZones     = prometheus.NewDesc("gslb_dns_zone_serial", "SOA serial of each zone being served.", []string{"zone"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (s *Server) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descResponses, descCacheHits, descTruncated, descPanics, descZones} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (s *Server) Collect(ch chan<- prometheus.Metric) {
+	for t, transport := range []string{"udp", "tcp"} {
+		for qi := 0; qi < nQtypes; qi++ {
+			qt := "other"
+			if qi < len(qtypes) {
+				qt = dns.TypeToString[qtypes[qi]]
+			}
+			for rc := 0; rc < nRcodes; rc++ {
+				v := s.stats.responses[t][qi][rc].Load()
+				if v == 0 {
+					continue
+				}
+				ch <- prometheus.MustNewConstMetric(descResponses, prometheus.CounterValue, float64(v), transport, qt, dns.RcodeToString[rc])
+			}
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(s.stats.cacheHits.Load()))
+	ch <- prometheus.MustNewConstMetric(descTruncated, prometheus.CounterValue, float64(s.stats.truncated.Load()))
+	ch <- prometheus.MustNewConstMetric(descPanics, prometheus.CounterValue, float64(s.stats.panics.Load()))
+	for z, serial := range s.snap.Load().Zones() {
+		ch <- prometheus.MustNewConstMetric(descZones, prometheus.GaugeValue, float64(serial), z)
+	}
+}
