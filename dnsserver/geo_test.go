@@ -44,7 +44,7 @@ func TestGeoECS(t *testing.T) {
 	for round := 0; round < 2; round++ {
 		for _, tc := range []struct {
 			qname, subnet, want string
-			scope              uint8
+			scope               uint8
 		}{
 			{"www.geo.example.", "198.51.100.0/24", "198.51.100.10", 24},
 			{"www.geo.example.", "203.0.113.0/24", "192.0.2.10", 24}, // /25 network capped at the /24 source
