@@ -139,6 +139,8 @@ type view struct {
 	idHashes []uint64
 	maglev   *balance.Maglev
 	backup   bool // members are backups: no primary available
+	healthy  bool // some member is really available (false in panic with none)
+	panic    bool // panic mode: members include unavailable primaries
 }
 
 // Group is a backend group: its backends, its algorithm and its current
@@ -180,7 +182,11 @@ func (g *Group) Name() string { return g.name }
 func (g *Group) Backends() []*Backend { return g.backends }
 
 // Healthy reports whether some backend (primary or backup) is available.
-func (g *Group) Healthy() bool { return len(g.v.Load().members) > 0 }
+func (g *Group) Healthy() bool { return g.v.Load().healthy }
+
+// Panic reports whether the group is in panic mode (see
+// GroupConfig.PanicThreshold).
+func (g *Group) Panic() bool { return g.v.Load().panic }
 
 func (g *Group) close() {
 	g.mu.Lock()
@@ -233,6 +239,29 @@ func (g *Group) rebuild() {
 		if len(v.members) > 0 {
 			v.backup = backup
 			break
+		}
+	}
+	v.healthy = len(v.members) > 0
+	if th := g.cfg.PanicThreshold; th > 0 && !v.backup {
+		primaries := 0
+		for _, b := range g.backends {
+			if !b.backup && !b.draining.Load() {
+				primaries++
+			}
+		}
+		if primaries > 0 && len(v.members)*100 < th*primaries {
+			v = &view{healthy: v.healthy, panic: true}
+			for _, b := range g.backends {
+				if !b.backup && !b.draining.Load() {
+					w := b.weight * 100
+					if g.cfg.Algorithm == AlgRoundRobin {
+						w = 100
+					}
+					v.members = append(v.members, b)
+					v.weights = append(v.weights, w)
+					v.idHashes = append(v.idHashes, b.idHash)
+				}
+			}
 		}
 	}
 	total := 0

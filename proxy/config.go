@@ -168,6 +168,12 @@ type GroupConfig struct {
 	// MaxConns bounds concurrent requests (HTTP) or connections (TCP) per
 	// backend; a backend at its limit is skipped. Default 0 = no limit.
 	MaxConns int `yaml:"max_conns"`
+	// PanicThreshold (percent, 0 = off) turns on panic mode: when fewer
+	// than this share of the primaries are available (and no backup is),
+	// requests are balanced over every primary that is not draining,
+	// healthy or not, rather than piling onto the few left (Envoy's
+	// panic threshold). Region health still reports only real health.
+	PanicThreshold int `yaml:"panic_threshold"`
 	// SlowStart ramps a recovered backend's weight from 10 % to 100 %
 	// over this time. Default 0 = off.
 	SlowStart time.Duration `yaml:"slow_start"`
@@ -376,6 +382,9 @@ func (c *Config) Validate() error {
 		}
 		if g.TLS && g.H2C {
 			bad("%s.h2c: cannot be combined with tls", p)
+		}
+		if g.PanicThreshold < 0 || g.PanicThreshold > 100 {
+			bad("%s.panic_threshold: %d must be in 0..100", p, g.PanicThreshold)
 		}
 		if g.MaxConns < 0 {
 			bad("%s.max_conns: %d must be >= 0", p, g.MaxConns)

@@ -213,3 +213,28 @@ func TestProxyHeaderEncoding(t *testing.T) {
 }
 
 func mustAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// PX-04: below the panic threshold the group balances over every primary;
+// region health still says what is really up.
+func TestPanicThreshold(t *testing.T) {
+	g := testGroup(t, GroupConfig{Name: "g", PanicThreshold: 50, Backends: backends(4)})
+	g.setDown(g.backends[0], true)
+	g.setDown(g.backends[1], true)
+	if g.Panic() {
+		t.Fatal("panic with 2 of 4 available (threshold 50 %)")
+	}
+	if s := shares(g, 100); s[0] != 0 || s[2] != 0.5 {
+		t.Fatalf("shares with 2 of 4 up = %v", s)
+	}
+	g.setDown(g.backends[2], true)
+	if !g.Panic() || !g.Healthy() {
+		t.Fatalf("1 of 4 available: panic %v healthy %v, want true true", g.Panic(), g.Healthy())
+	}
+	if s := shares(g, 100); s[0] != 0.25 || s[3] != 0.25 {
+		t.Fatalf("panic shares = %v, want 0.25 each", s)
+	}
+	g.setDown(g.backends[3], true)
+	if !g.Panic() || g.Healthy() {
+		t.Fatalf("none available: panic %v healthy %v, want true false", g.Panic(), g.Healthy())
+	}
+}

@@ -218,6 +218,14 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 	te := hasToken(r.Header, "Te", "trailers")
 	hdr := r.Header
 	removeHopHeaders(hdr)
+	// Header names with underscores are dropped (nginx's default): a
+	// backend that maps X_User and X-User to one variable (CGI, some
+	// frameworks) could otherwise be fooled.
+	for k := range hdr {
+		if strings.IndexByte(k, '_') >= 0 {
+			delete(hdr, k)
+		}
+	}
 	if up != "" {
 		hdr["Connection"] = []string{"Upgrade"}
 		hdr["Upgrade"] = []string{up}

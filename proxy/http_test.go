@@ -208,7 +208,7 @@ func TestDrainInFlight(t *testing.T) {
 func TestForwardedHeaders(t *testing.T) {
 	bs := proxytest.NewBackends(t, 1)
 	spoof := []string{"X-Forwarded-For", "6.6.6.6", "X-Forwarded-Proto", "https", "Forwarded", "for=6.6.6.6",
-		"X-Request-Id", "spoofed", "Connection", "X-Hop", "X-Hop", "secret"}
+		"X-Request-Id", "spoofed", "Connection", "X-Hop", "X-Hop", "secret", "X_Under", "smuggled"}
 	echo := func(url string) string {
 		req, _ := http.NewRequest("GET", url+"/echo", nil)
 		for i := 0; i < len(spoof); i += 2 {
@@ -226,7 +226,7 @@ func TestForwardedHeaders(t *testing.T) {
 	got := echo(url)
 	host := strings.TrimPrefix(url, "http://")
 	for _, want := range []string{"X-Forwarded-For: 127.0.0.1\n", "X-Forwarded-Proto: http\n", "X-Forwarded-Host: " + host + "\n",
-		"Forwarded: for=127.0.0.1;host=\"" + host + "\";proto=http\n", "X-Hop: \n", "Connection: \n"} {
+		"Forwarded: for=127.0.0.1;host=\"" + host + "\";proto=http\n", "X-Hop: \n", "Connection: \n", "X_Under: \n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("untrusted client: backend saw\n%s\nwant a line %q", got, want)
 		}

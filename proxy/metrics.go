@@ -25,6 +25,7 @@ type metrics struct {
 	backendEjects   *prometheus.Desc
 	backendLatency  *prometheus.Desc
 	groupHealthy    *prometheus.Desc
+	groupPanic      *prometheus.Desc
 	healthy         *prometheus.Desc
 }
 
@@ -55,6 +56,7 @@ func newMetrics() *metrics {
 		backendEjects:   prometheus.NewDesc(ns+"_"+sub+"_backend_ejections_total", "Passive outlier ejections per backend.", []string{"group", "backend"}, nil),
 		backendLatency:  prometheus.NewDesc(ns+"_"+sub+"_backend_latency_ewma_seconds", "EWMA of response header latency per backend.", []string{"group", "backend"}, nil),
 		groupHealthy:    prometheus.NewDesc(ns+"_"+sub+"_group_healthy", "1 when the group has an available backend.", []string{"group"}, nil),
+		groupPanic:      prometheus.NewDesc(ns+"_"+sub+"_group_panic", "1 while the group is in panic mode (balancing over unhealthy primaries too).", []string{"group"}, nil),
 		healthy:         prometheus.NewDesc(ns+"_"+sub+"_healthy", "Aggregate region health: 1 when every route and TCP listener has an available backend.", nil, nil),
 	}
 }
@@ -108,6 +110,7 @@ func (p *Proxy) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, g := range st.groups {
 		ch <- prometheus.MustNewConstMetric(m.groupHealthy, prometheus.GaugeValue, b2f(g.Healthy()), g.name)
+		ch <- prometheus.MustNewConstMetric(m.groupPanic, prometheus.GaugeValue, b2f(g.Panic()), g.name)
 		for _, b := range g.backends {
 			for i := range b.requests {
 				ch <- prometheus.MustNewConstMetric(m.backendRequests, prometheus.CounterValue, float64(b.requests[i].Load()), g.name, b.addr, classNames[i])

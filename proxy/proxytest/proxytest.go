@@ -128,7 +128,7 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(r.URL.Path[8:])
 		w.WriteHeader(code)
 	case r.URL.Path == "/echo":
-		for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Request-Id", "Connection", "X-Hop"} {
+		for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Request-Id", "Connection", "X-Hop", "X_Under"} {
 			fmt.Fprintf(w, "%s: %s\n", k, r.Header.Get(k))
 		}
 		return
