@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -507,4 +509,90 @@ func TestConsistentReadRefusedOnIsolatedLeader(t *testing.T) {
 	if st.Index() < idx {
 		t.Fatalf("consistent read at index %d misses the write at %d", st.Index(), idx)
 	}
+}
+
+// RF-02 (in-process): 5 nodes under a constant write load; 4 times the
+// leader and one other node are cut off until the majority side has
+// elected a new leader and acknowledged more writes, then healed. At the
+// end every node has the same state.db, and every acknowledged write is in
+// it.
+func TestPartitionsUnderLoadLoseNoAcknowledgedWrite(t *testing.T) {
+	c := storetest.NewCluster(t, 5)
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s := c.Nodes[(w+i)%5].Store
+				key := fmt.Sprintf("w%d-%d", w, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+				err := s.Submit(ctx, report(fmt.Sprintf("p%d", w), key, true, t0.Add(time.Duration(i)*time.Millisecond)))
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked[key] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 4 {
+		leader := c.WaitLeader()
+		other := (leader + 1 + rng.IntN(4)) % 5
+		c.Partition(leader)
+		c.Partition(other)
+		n := count()
+		storetest.WaitFor(t, "a new leader and 20 more writes on the majority side", func() bool {
+			id, _ := c.Nodes[(leader+1)%5].Store.Leader()
+			if other == (leader+1)%5 {
+				id, _ = c.Nodes[(leader+2)%5].Store.Leader()
+			}
+			return id != "" && id != c.Nodes[leader].ID && count() >= n+20
+		})
+		c.Heal(leader)
+		c.Heal(other)
+		t.Logf("round %d: cut %s (leader) and %s; %d writes acknowledged so far", round, c.Nodes[leader].ID, c.Nodes[other].ID, count())
+	}
+	close(stop)
+	wg.Wait()
+	leader := c.WaitLeader()
+	idx, err := c.Nodes[leader].Store.SubmitIndex(ctxT(t), report("final", "k", true, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitIndex(idx)
+	_, want, _ := c.Nodes[leader].Store.Fingerprint()
+	for _, nd := range c.Nodes {
+		if _, got, _ := nd.Store.Fingerprint(); got != want {
+			t.Errorf("%s: fingerprint %x, leader %x", nd.ID, got[:8], want[:8])
+		}
+		st := nd.Store.State()
+		missing := 0
+		for key := range acked {
+			var w int
+			fmt.Sscanf(key, "w%d-", &w)
+			if _, ok := st.Verdict(key, fmt.Sprintf("p%d", w)); !ok {
+				missing++
+			}
+		}
+		if missing > 0 {
+			t.Errorf("%s: %d of %d acknowledged writes missing", nd.ID, missing, len(acked))
+		}
+	}
+	t.Logf("%d acknowledged writes, all on all 5 nodes at index %d", len(acked), idx)
 }
