@@ -274,6 +274,11 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 	if up == "" && (r.Body == http.NoBody || r.ContentLength == 0 && r.ProtoMajor == 1) {
 		out.Body = nil
 	}
+	var cb *clientBody
+	if out.Body != nil && out.Body != http.NoBody {
+		cb = &clientBody{rc: out.Body}
+		out.Body = cb
+	}
 	retryable := idempotent(r) && up == ""
 	fast := retryable && out.Body == nil && !g.cfg.TLS && !g.cfg.H2C
 
@@ -307,16 +312,25 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 			break
 		}
 		b.release()
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			rt.m.code(http.StatusRequestEntityTooLarge)
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		if cb != nil && cb.err != nil {
+			// The client's body failed (too large, malformed chunking, the
+			// client went away): not the backend's fault.
+			status := http.StatusBadRequest
+			var mbe *http.MaxBytesError
+			if errors.As(cb.err, &mbe) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			rt.m.code(status)
+			h.p.accessLog(st, r, rt, b, status, start, rid, client)
+			w.Header().Set("Connection", "close")
+			http.Error(w, http.StatusText(status), status)
 			return
 		}
 		if r.Context().Err() != nil {
-			// The client went away: not the backend's fault.
+			// The client went away (net/http also cancels on a client's
+			// half-close): not the backend's fault, and nothing to answer.
 			rt.m.code(499)
-			return
+			panic(http.ErrAbortHandler)
 		}
 		b.result(0)
 		h.p.log.Debug("backend error", "route", rt.name, "backend", b.addr, "err", err)
@@ -369,6 +383,23 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 		panic(http.ErrAbortHandler)
 	}
 }
+
+// clientBody records an error reading the client's request body, so that
+// a bad body is answered 400 (or 413) and not blamed on the backend.
+type clientBody struct {
+	rc  io.ReadCloser
+	err error
+}
+
+func (c *clientBody) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
+
+func (c *clientBody) Close() error { return c.rc.Close() }
 
 // copyBody copies a response body, flushing after each read when the
 // body is streamed (no Content-Length: SSE, gRPC, chunked). It reports

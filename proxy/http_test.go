@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -542,4 +543,80 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// PX-10: request-smuggling shapes are refused (400) or re-framed so that
+// the backend and the proxy agree on the requests: every request the
+// backend sees is one the client got a response for, and a malformed body
+// is the client's 400, never a backend failure.
+func TestSmugglingCorpus(t *testing.T) {
+	smuggled := "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	corpus := []struct{ name, payload string }{
+		{"CL.TE", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
+		{"TE.CL", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n"},
+		{"duplicate CL", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\nhello" + smuggled},
+		{"TE with CR", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \rchunked\r\nContent-Length: 5\r\n\r\nhello"},
+		{"bare LF in chunk size", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n"},
+		{"invalid CL", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello"},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n"},
+		{"space before colon", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello"},
+		{"TE xchunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+	}
+	for _, tc := range corpus {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var seen []string
+			be := httpBackendFunc(t, func(w http.ResponseWriter, r *http.Request) {
+				b, err := io.ReadAll(r.Body)
+				if err != nil {
+					return // a truncated request (the proxy aborted it)
+				}
+				mu.Lock()
+				seen = append(seen, r.Method+" "+r.URL.Path+" "+strconv.Quote(string(b)))
+				mu.Unlock()
+			})
+			p, _ := startHTTP(t, proxy.GroupConfig{Name: "web", Backends: []proxy.BackendConfig{{Address: be}}})
+			c, err := net.Dial("tcp", p.Addrs()["http"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second)) // safety net only
+			// A last request closes the connection. (No half-close: net/http
+			// cancels a request whose client half-closes.)
+			io.WriteString(c, tc.payload+"GET /end HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			br := bufio.NewReader(c)
+			var codes []int
+			ok := 0
+			for {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					break
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				codes = append(codes, resp.StatusCode)
+				if resp.StatusCode == 200 {
+					ok++
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("%s: client got %v, backend saw %q", tc.name, codes, seen)
+			if len(codes) == 0 {
+				t.Fatal("no response")
+			}
+			for _, code := range codes {
+				if code != 200 && code != 400 && code != 501 {
+					t.Fatalf("status %d, want 400 or 501 (refused) or 200 (re-framed)", code)
+				}
+			}
+			if len(seen) != ok {
+				t.Fatalf("backend saw %d requests, client got %d responses from it: desync", len(seen), ok)
+			}
+			if b := p.Group("web").Backends()[0]; !p.Healthy() || b.Active() != 0 {
+				t.Fatal("a malformed request counted against the backend")
+			}
+		})
+	}
 }
