@@ -63,6 +63,7 @@ type Prober struct {
 	targets  map[string]*target
 	nodes    map[Node]*sampled
 	networks map[netip.Prefix]*network
+	asks     chan netAsk // MeasureNetwork requests, for the RTT loop
 }
 
 // sampled is an RTT with the time of its last sample.
@@ -114,6 +115,7 @@ func NewProber(cfg ProberConfig) *Prober {
 		targets:  make(map[string]*target),
 		nodes:    make(map[Node]*sampled),
 		networks: make(map[netip.Prefix]*network),
+		asks:     make(chan netAsk, cfg.MaxNetworks),
 	}
 	if p.probe == nil {
 		p.probe = NewChecker(CheckerConfig{}).Probe
@@ -184,14 +186,43 @@ func (p *Prober) SetNodes(nodes []Node) {
 // probing addr (a resolver or host in n): ICMP echo when the process may
 // send it, else a TCP connect to port 53 (a refusal is a measurement too).
 // Asking again refreshes the request; a network not asked for in NetworkTTL
-// is dropped, and beyond MaxNetworks the least recently asked one is.
+// is dropped, and beyond MaxNetworks the least recently asked one is. A new
+// network is first measured within ReportEvery.
+//
+// MeasureNetwork never blocks and takes no lock: it queues the request (up
+// to MaxNetworks of them) for the prober's RTT loop and drops it when the
+// queue is full. It may be called from the DNS query path, but once per
+// network per minute or so is plenty.
 func (p *Prober) MeasureNetwork(n netip.Prefix, addr netip.Addr) {
-	n = n.Masked()
+	select {
+	case p.asks <- netAsk{n: n.Masked(), addr: addr, at: time.Now()}:
+	default:
+	}
+}
+
+type netAsk struct {
+	n    netip.Prefix
+	addr netip.Addr
+	at   time.Time
+}
+
+// takeAsks applies the queued MeasureNetwork requests.
+func (p *Prober) takeAsks() {
+	for {
+		select {
+		case a := <-p.asks:
+			p.addNetwork(a)
+		default:
+			return
+		}
+	}
+}
+
+func (p *Prober) addNetwork(a netAsk) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := time.Now()
-	if nw, ok := p.networks[n]; ok {
-		nw.asked, nw.addr = now, addr
+	if nw, ok := p.networks[a.n]; ok {
+		nw.asked, nw.addr = a.at, a.addr
 		return
 	}
 	if len(p.networks) >= p.cfg.MaxNetworks {
@@ -204,7 +235,7 @@ func (p *Prober) MeasureNetwork(n netip.Prefix, addr netip.Addr) {
 		}
 		delete(p.networks, oldest)
 	}
-	p.networks[n] = &network{addr: addr, asked: now}
+	p.networks[a.n] = &network{addr: a.addr, asked: a.at}
 }
 
 // Run probes until ctx is done, then waits for the probes in flight. It
@@ -477,6 +508,7 @@ func (p *Prober) measureRTTs(ctx context.Context) {
 		addr netip.AddrPort
 	}
 	var jobs []job
+	p.takeAsks()
 	now := time.Now()
 	p.mu.Lock()
 	for n := range p.nodes {
