@@ -3,6 +3,8 @@ package probes_test
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -321,5 +323,34 @@ func TestDNSCheckQueriesZoneOrigin(t *testing.T) {
 	wantQ := "\x07example\x03com\x00\x00\x06\x00\x01" // example.com. SOA IN
 	if len(q) < 12 || string(q[12:]) != wantQ || q[2]&0x01 != 0 {
 		t.Errorf("query %q, want question %q without RD", q, wantQ)
+	}
+}
+
+func TestIPv6Member(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("v6 ok"))
+	}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	c := probes.NewChecker(probes.CheckerConfig{})
+	v6 := netip.IPv6Loopback()
+	for _, ck := range []zones.Check{
+		{Scheme: "tcp", Port: port, Timeout: testTimeout},
+		func() zones.Check { ck := httpCheck("http", port, "/"); ck.Body = "v6"; return ck }(),
+	} {
+		tg := probes.Target{Check: ck, Addr: v6}
+		if r := probe(t, c, tg); !r.Up {
+			t.Errorf("%s: %+v, want up", tg, r)
+		}
+	}
+	if s := (probes.Target{Check: httpCheck("http", 80, "/h"), Addr: v6}).String(); s != "http://[::1]:80/h" {
+		t.Errorf("IPv6 target string %q", s)
 	}
 }
