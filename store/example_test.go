@@ -34,8 +34,8 @@ func Example() {
 		DataDir:  dir,
 		Listener: ln,
 		Peers:    []store.Peer{{ID: "us-east-1", Addr: addr, Voter: true}},
-		Secret:        "example-secret-0123456789",
-		Logger:        slog.New(slog.DiscardHandler),
+		Secret:   "example-secret-0123456789",
+		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		log.Fatal(err)
