@@ -32,10 +32,10 @@ static > "$work/knot/example.com.zone"
 $POOL geo-us region=us-east  members=192.0.2.10
 $POOL geo-eu region=eu-west  members=198.51.100.10
 $POOL geo-ap region=ap-south members=203.0.113.10
-geo      30 IN GSLB geo pools=geo-us,geo-eu,geo-ap
+geobench 30 IN GSLB geo pools=geo-us,geo-eu,geo-ap
 ZONE
 } > "$work/gslb/example.com.zone"
-{ static; echo 'geo 30 DYNA geoip!geo'; } > "$work/gdnsd/zones/example.com"
+{ static; echo 'geobench 30 DYNA geoip!geo'; } > "$work/gdnsd/zones/example.com"
 
 gport=$(freeport)
 taskset -c 0 bin/gslb serve --dns "127.0.0.1:$gport" --zones "$work/gslb" --log-level warn --probes=false > "$work/gslb.out" 2>&1 &
@@ -92,22 +92,23 @@ pids+=($!)
 for i in $(seq 50); do
   if dig +short +time=1 +tries=1 @127.0.0.1 -p "$gport" example.com SOA >/dev/null 2>&1 &&
      dig +short +time=1 +tries=1 @127.0.0.1 -p "$kport" example.com SOA | grep -q ns1 &&
-     dig +short +time=1 +tries=1 @127.0.0.1 -p "$dport" geo.example.com A | grep -q 192; then break; fi
+     dig +short +time=1 +tries=1 @127.0.0.1 -p "$dport" geobench.example.com A | grep -q 192; then break; fi
   sleep 0.2
 done
 
 echo "mail.example.com A" > "$work/static.q"
 echo "nope.example.com A" > "$work/nx.q"
 echo "www.example.com A" > "$work/gslb.q"
-echo "geo.example.com A" > "$work/geo.q"
+echo "geobench.example.com A" > "$work/geo.q"
 ecs="8:00011800510245" # ECS 81.2.69.0/24 (GB in the embedded database)
 
 run() { # name port queryfile [extra dnsperf args]
   local name=$1 port=$2 q=$3; shift 3
-  local qps
-  qps=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$q" -c 32 -q 200 -l "$secs" "$@" 2>&1 |
-    awk '/Queries per second/ {print int($4)}')
-  printf '%-28s %10s qps\n' "$name" "$qps"
+  local qps out codes
+  out=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$q" -c 32 -q 200 -l "$secs" "$@" 2>&1)
+  qps=$(awk '/Queries per second/ {print int($4)}' <<<"$out")
+  codes=$(awk -F': *' '/Response codes/ {print $2}' <<<"$out")
+  printf '%-16s %10s qps   %s\n' "$name" "$qps" "$codes"
   eval "qps_$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')=$qps"
 }
 
@@ -119,8 +120,8 @@ run "gslb nxdomain" "$gport" "$work/nx.q"
 run "gslb all+ecs" "$gport" "$work/gslb.q" -E "$ecs"
 run "gdnsd geo+ecs" "$dport" "$work/geo.q" -E "$ecs"
 run "gslb geo+ecs" "$gport" "$work/geo.q" -E "$ecs"
-dig +short @127.0.0.1 -p "$gport" geo.example.com A +subnet=81.2.69.0/24 | grep -qx 198.51.100.10 || echo "WARNING: gslb geo answer wrong"
-dig +short @127.0.0.1 -p "$dport" geo.example.com A +subnet=81.2.69.0/24 | grep -qx 198.51.100.10 || echo "WARNING: gdnsd geo answer wrong"
+dig +short @127.0.0.1 -p "$gport" geobench.example.com A +subnet=81.2.69.0/24 | grep -qx 198.51.100.10 || echo "WARNING: gslb geo answer wrong"
+dig +short @127.0.0.1 -p "$dport" geobench.example.com A +subnet=81.2.69.0/24 | grep -qx 198.51.100.10 || echo "WARNING: gdnsd geo answer wrong"
 python3 - "$qps_gslb_static" "$qps_knot_static" "$qps_gslb_nxdomain" "$qps_knot_nxdomain" "$qps_gslb_geo_ecs" "$qps_gdnsd_geo_ecs" <<'PY'
 import sys
 gs, ks, gn, kn, gg, dg = map(float, sys.argv[1:])
