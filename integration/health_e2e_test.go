@@ -94,8 +94,8 @@ func TestHealthFailover(t *testing.T) {
 ns1 IN A 127.0.0.1
 $REGION one lat=50 lon=8
 $REGION two lat=40 lon=-75
-$POOL p1 region=one members=127.0.0.21 check=http://:%s/healthz interval=500ms fails=2 passes=2
-$POOL p2 region=two members=127.0.0.22 check=http://:%s/healthz interval=500ms fails=2 passes=2
+$POOL p1 region=one members=127.0.0.21 check=http://:%s/healthz interval=1s fails=2 passes=2
+$POOL p2 region=two members=127.0.0.22 check=http://:%s/healthz interval=1s fails=2 passes=2
 www 5 IN GSLB all pools=p1,p2
 `, port, port))
 	p := start(t, "serve", "--dns", "127.0.0.1:0", "--zones", dir, "--admin", "127.0.0.1:0", "--node", "n1", "--region", "one")
@@ -108,7 +108,7 @@ www 5 IN GSLB all pools=p1,p2
 	waitFor(t, "127.0.0.22 out of the answers", 20*time.Second, func() bool {
 		return slices.Equal(answersOf(t, dnsAddr, "www.health.example."), []string{"127.0.0.21"})
 	})
-	t.Logf("detection: %v from stop to changed answer (interval=500ms fails=2)", time.Since(stopped).Round(10*time.Millisecond))
+	t.Logf("detection: %v from stop to changed answer (interval=1s fails=2)", time.Since(stopped).Round(10*time.Millisecond))
 
 	// The status API and the metrics say the same.
 	var st struct {
