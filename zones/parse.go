@@ -577,6 +577,9 @@ func (p *parser) pool(pos Pos, name string, opts map[string]string, order []stri
 	if err != nil {
 		return err
 	}
+	if ck.Scheme == "dns" && ck.QName == "" {
+		ck.QName = p.z.Origin // a dns check asks for the zone's own name by default
+	}
 	pl.Check = ck
 	p.z.Pools = append(p.z.Pools, pl)
 	return nil
