@@ -228,3 +228,40 @@ func (s *Snapshot) Zones() map[string]uint32 {
 	}
 	return m
 }
+
+// Set returns the compiled GSLB set the snapshot answers from.
+func (s *Snapshot) Set() *gslb.Set { return s.set }
+
+// GSLBRecord finds the GSLB record that answers A/AAAA queries for name,
+// following in-zone CNAMEs (at most zones.MaxCNAMEChain) and wildcards as
+// the server does. chain lists the names passed through, the query name
+// first. rec is nil when the name does not lead to a GSLB record.
+func (s *Snapshot) GSLBRecord(name string) (rec *gslb.Record, chain []string) {
+	name = dns.CanonicalName(name)
+	for depth := 0; depth <= zones.MaxCNAMEChain; depth++ {
+		chain = append(chain, name)
+		z := s.findZone(name)
+		if z == nil || z.cuts && z.cutAbove(name, dns.TypeA) != nil {
+			return nil, chain
+		}
+		n := z.nodes[name]
+		if n == nil {
+			ce := parent(name)
+			for z.nodes[ce] == nil {
+				ce = parent(ce)
+			}
+			if n = z.nodes[ce].wild; n == nil {
+				return nil, chain
+			}
+		}
+		switch {
+		case n.cname != nil:
+			name = dns.CanonicalName(n.cname.Target)
+		case n.gslb != nil:
+			return n.gslb, chain
+		default:
+			return nil, chain
+		}
+	}
+	return nil, chain
+}
