@@ -51,8 +51,9 @@ func runDemo(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ready := &demoReady{dir: dir}
-	f := serveFlags{dns: listFlag{listen}, zones: dir, nsid: "demo-node", poll: time.Second}
-	if err := serve(ctx, f, log, ready); err != nil {
+	off := false
+	cfg := &nodeConfig{DNS: []string{listen}, Zones: dir, NSID: "demo-node", ZonesPoll: time.Second, Probes: probesConfig{Enabled: &off}}
+	if err := serve(ctx, cfg, log, ready); err != nil {
 		fmt.Fprintln(os.Stderr, "gslb demo:", err)
 		return 1
 	}
@@ -64,8 +65,12 @@ type demoReady struct{ dir string }
 
 func (d *demoReady) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
-	addr := strings.TrimPrefix(line, "ready dns=")
-	addr, _, _ = strings.Cut(addr, ",")
+	addr := ""
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, "dns="); ok {
+			addr, _, _ = strings.Cut(v, ",")
+		}
+	}
 	host, port, _ := net.SplitHostPort(addr)
 	printDemo(os.Stdout, host, port, d.dir)
 	return len(p), nil

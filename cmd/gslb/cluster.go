@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gslbd/gslb/dnsserver"
+	"github.com/gslbd/gslb/probes"
+	"github.com/gslbd/gslb/store"
+	"github.com/gslbd/gslb/zones"
+)
+
+// startCluster opens the node's replica of the cluster state and starts
+// following it: committed zones are written to data/zones and served,
+// other probers' reports feed the aggregator, overrides apply at once.
+func (n *node) startCluster(ctx context.Context) error {
+	cl := n.cfg.Cluster
+	secret, err := cl.secret()
+	if err != nil {
+		return err
+	}
+	sc := store.Config{
+		NodeID: n.name, DataDir: filepath.Join(n.cfg.Data, "raft"), RaftAddr: cl.Raft, AdvertiseAddr: cl.Advertise,
+		Secret: secret, NonVoter: cl.NonVoter, Logger: n.log.With("component", "store"),
+		CheckZone: checkZoneContent,
+	}
+	for _, p := range cl.Peers {
+		sc.Peers = append(sc.Peers, store.Peer{ID: p.ID, Addr: p.Raft, Voter: !p.NonVoter})
+	}
+	if cl.Fast {
+		sc.Tuning = store.Tuning{HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
+			LeaderLeaseTimeout: 200 * time.Millisecond, CommitTimeout: 20 * time.Millisecond}
+	}
+	if err := os.MkdirAll(sc.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	s, err := store.New(sc)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	n.store = s
+	n.reg.MustRegister(s.Collector())
+	if n.health != nil {
+		f := newReportForwarder(n, s)
+		n.health.sink.cluster.Store(f)
+		n.goRun(func() { f.run(ctx) })
+		var nodes []probes.Node
+		for _, p := range cl.Peers {
+			if p.ID == n.name || p.DNS == "" {
+				continue
+			}
+			if ap, err := netip.ParseAddrPort(p.DNS); err == nil {
+				nodes = append(nodes, probes.Node{Region: p.Region, Addr: ap})
+			}
+		}
+		n.health.prober.SetNodes(nodes)
+	}
+	n.syncZones() // what this node already has (warm start)
+	n.goRun(func() { n.followState(ctx) })
+	if n.cfg.Zones != "" {
+		n.goRun(func() { n.submitZonesUntilAccepted(ctx) })
+	}
+	return nil
+}
+
+// checkZoneContent refuses a zone that does not load, before it is
+// proposed to the cluster.
+func checkZoneContent(name string, content []byte) error {
+	z, err := zones.Parse(content, name+"zone", name, false)
+	if err != nil {
+		return err
+	}
+	return zones.Link([]*zones.Zone{z}) // references to other zones are checked when served
+}
+
+// followState applies every committed change.
+func (n *node) followState(ctx context.Context) {
+	ch := n.store.Subscribe()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			st := n.store.State()
+			zonesChanged := n.syncZones()
+			n.overrides.Store(newOverrideSet(st.Overrides(), time.Now()))
+			if n.health != nil {
+				n.feedRemoteReports(st)
+			}
+			if zonesChanged {
+				n.reload("cluster")
+			} else {
+				n.rebuild()
+			}
+		}
+	}
+}
+
+// syncZones writes the committed zones into the served directory and
+// removes the ones no longer committed. It reports whether anything changed.
+func (n *node) syncZones() bool {
+	dir := n.loader.Dir
+	st := n.store.State()
+	want := map[string]bool{}
+	changed := false
+	for _, z := range st.Zones() {
+		file := filepath.Join(dir, strings.TrimSuffix(z.Name, ".")+".zone")
+		want[file] = true
+		old, err := os.ReadFile(file)
+		if err == nil && bytes.Equal(old, z.Content) {
+			continue
+		}
+		tmp := file + ".tmp"
+		if err := os.WriteFile(tmp, z.Content, 0o644); err == nil {
+			err = os.Rename(tmp, file)
+		}
+		if err != nil {
+			n.log.Error("writing a committed zone", "zone", z.Name, "err", err)
+			continue
+		}
+		changed = true
+	}
+	files, _ := dnsserver.ZoneFiles(dir)
+	for _, f := range files {
+		if !want[f] {
+			os.Remove(f)
+			changed = true
+		}
+	}
+	return changed
+}
+
+// submitZonesUntilAccepted submits the operator's zones at start, retrying
+// until the cluster has a leader.
+func (n *node) submitZonesUntilAccepted(ctx context.Context) {
+	for {
+		if err := n.submitZones(true); err == nil || !errors.Is(err, store.ErrNoQuorum) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+var submitMu sync.Mutex
+
+// submitZones proposes every zone file of the operator's directory whose
+// content differs from the committed one. A zone that does not load is
+// reported with file and line and not proposed.
+func (n *node) submitZones(force bool) error {
+	submitMu.Lock()
+	defer submitMu.Unlock()
+	files, err := dnsserver.ZoneFiles(n.cfg.Zones)
+	if err != nil {
+		n.log.Error("zones directory", "err", err)
+		return err
+	}
+	st := n.store.State()
+	var firstErr error
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		z, err := zones.Parse(data, f, "", false)
+		if err != nil {
+			n.log.Error("zone not submitted: it does not load", "file", f, "err", err)
+			continue
+		}
+		if cur, ok := st.Zone(z.Origin); ok && bytes.Equal(cur.Content, data) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = n.store.Submit(ctx, &store.ZoneUpdate{Name: z.Origin, Serial: z.Serial(), Content: data})
+		cancel()
+		if err != nil {
+			n.log.Error("zone not accepted by the cluster", "file", f, "serial", z.Serial(), "err", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		n.log.Info("zone submitted to the cluster", "zone", z.Origin, "serial", z.Serial())
+	}
+	return firstErr
+}
+
+// reportForwarder carries the local prober's transitions and a heartbeat
+// with its RTT summaries to the replicated store: only changes and one
+// summary per report period, never every probe result.
+type reportForwarder struct {
+	n      *node
+	s      *store.Store
+	mu     sync.Mutex
+	sent   map[string]bool // key -> up, as last committed
+	queue  []store.Transition
+	rtts   []store.RTTSummary
+	beat   bool
+	wake   chan struct{}
+	region string
+}
+
+// heartbeatTarget is the RTT summary that stands for a prober's liveness:
+// its At is when the prober last reported.
+const heartbeatTarget = "heartbeat"
+
+func newReportForwarder(n *node, s *store.Store) *reportForwarder {
+	return &reportForwarder{n: n, s: s, sent: map[string]bool{}, wake: make(chan struct{}, 1), region: n.cfg.Region}
+}
+
+// Report is the prober's sink (called from the prober's goroutines).
+func (f *reportForwarder) Report(r probes.Report) {
+	f.mu.Lock()
+	for _, st := range r.Statuses {
+		if up, ok := f.sent[st.Key]; ok && up == st.Up {
+			continue
+		}
+		f.queue = append(f.queue, store.Transition{Prober: r.Prober, Region: r.Region, Key: st.Key, Up: st.Up, Reason: st.Reason, At: r.Time})
+		f.sent[st.Key] = st.Up
+	}
+	if r.Full {
+		f.beat = true
+		f.rtts = f.rtts[:0]
+		f.rtts = append(f.rtts, store.RTTSummary{Prober: r.Prober, Target: heartbeatTarget, At: r.Time, EWMA: r.Every})
+		for _, rt := range r.RTTs {
+			f.rtts = append(f.rtts, store.RTTSummary{Prober: r.Prober, Target: rt.Kind + ":" + rt.Name, EWMA: rt.EWMA, Min: rt.Min, At: rt.Time})
+		}
+	}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *reportForwarder) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.wake:
+		}
+		f.mu.Lock()
+		if len(f.queue) == 0 && !f.beat {
+			f.mu.Unlock()
+			continue
+		}
+		b := &store.ReportBatch{Prober: f.n.name, Transitions: f.queue}
+		if f.beat {
+			b.RTTs = append([]store.RTTSummary(nil), f.rtts...)
+		}
+		f.queue, f.beat = nil, false
+		f.mu.Unlock()
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := f.s.Submit(sctx, b)
+		cancel()
+		if err != nil {
+			// No quorum: keep the transitions for the next try (the
+			// heartbeat is simply the next one).
+			f.mu.Lock()
+			f.queue = append(b.Transitions, f.queue...)
+			f.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			select {
+			case f.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// feedRemoteReports hands other probers' committed views to the local
+// aggregator, as full reports stamped with their last heartbeat: a prober
+// whose region died stops heartbeating and ages out of the verdicts.
+func (n *node) feedRemoteReports(st *store.State) {
+	quorum := map[string]zones.Quorum{}
+	for _, t := range probes.TargetsFromZones(n.loader.Zones()...) {
+		quorum[t.Key()] = t.Check.Quorum
+	}
+	beats := map[string]store.RTTSummary{}
+	rtts := map[string][]probes.RTT{}
+	for _, r := range st.RTTs() {
+		if r.Target == heartbeatTarget {
+			beats[r.Prober] = r
+			continue
+		}
+		kind, name, _ := strings.Cut(r.Target, ":")
+		rtts[r.Prober] = append(rtts[r.Prober], probes.RTT{Kind: kind, Name: name, EWMA: r.EWMA, Min: r.Min, Time: r.At})
+	}
+	byProber := map[string][]probes.Status{}
+	region := map[string]string{}
+	latest := map[string]time.Time{} // per prober: its last heartbeat or transition
+	for p, b := range beats {
+		latest[p] = b.At
+	}
+	for _, t := range st.Transitions() {
+		if t.Prober == n.name {
+			continue
+		}
+		region[t.Prober] = t.Region
+		byProber[t.Prober] = append(byProber[t.Prober], probes.Status{Key: t.Key, Target: t.Key, Up: t.Up, Since: t.At, Reason: t.Reason, Quorum: quorum[t.Key]})
+		if t.At.After(latest[t.Prober]) {
+			latest[t.Prober] = t.At
+		}
+	}
+	n.remoteMu.Lock()
+	defer n.remoteMu.Unlock()
+	if n.remoteSeen == nil {
+		n.remoteSeen = map[string]time.Time{}
+	}
+	for prober, at := range latest {
+		if prober == n.name || !at.After(n.remoteSeen[prober]) {
+			continue
+		}
+		n.remoteSeen[prober] = at
+		every := beats[prober].EWMA // the heartbeat carries the report period
+		if every <= 0 {
+			every = 5 * time.Second
+		}
+		n.health.agg.Report(probes.Report{Prober: prober, Region: region[prober], Time: at, Every: every,
+			Full: true, Statuses: byProber[prober], RTTs: rtts[prober]})
+	}
+}
