@@ -119,7 +119,8 @@ func (n *node) syncZones() bool {
 			continue
 		}
 		tmp := file + ".tmp"
-		if err := os.WriteFile(tmp, z.Content, 0o644); err == nil {
+		err = os.WriteFile(tmp, z.Content, 0o644)
+		if err == nil {
 			err = os.Rename(tmp, file)
 		}
 		if err != nil {

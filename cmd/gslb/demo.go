@@ -1,96 +1,477 @@
 package main
 
 import (
+	"bufio"
 	"context"
-	"embed"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-//go:embed demozones/*.zone
-var demoZones embed.FS
+// The demo: `gslb demo` starts a three-region cluster on loopback, each
+// region a real `gslb serve` process (DNS, prober, Raft member, region
+// proxy, admin) with two small HTTP backends behind its proxy, and a
+// control endpoint through which `gslb demo kill REGION` and
+// `gslb demo start REGION` kill and revive a region (node, proxy and
+// backends) from another terminal.
 
-// runDemo serves the embedded example zone on loopback and prints what to
-// try. (The three-region cluster demo with failover builds on this.)
+type demoRegion struct {
+	Name     string   `json:"name"`
+	IP       string   `json:"ip"`
+	Lat, Lon float64  `json:"-"`
+	Serves   string   `json:"-"`
+	DNS      string   `json:"dns"`
+	Admin    string   `json:"admin"`
+	Raft     string   `json:"raft"`
+	Proxy    string   `json:"proxy"`
+	Backends []string `json:"backends"`
+	Alive    bool     `json:"alive"`
+
+	cmd      *exec.Cmd
+	done     chan struct{}
+	backends []*http.Server
+	config   string
+	logFile  string
+}
+
+// demoState is written to the state file so other commands find the demo.
+type demoState struct {
+	Control string        `json:"control"`
+	Dir     string        `json:"dir"`
+	Regions []*demoRegion `json:"regions"`
+}
+
+func demoStateFile() string { return filepath.Join(os.TempDir(), "gslb-demo.json") }
+
 func runDemo(args []string) int {
+	if len(args) > 0 && (args[0] == "kill" || args[0] == "start") {
+		return demoControl(args[0], args[1:])
+	}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	addr := fs.String("dns", "127.0.0.1:5353", "DNS address for the demo node (a free port is used if it is taken)")
+	basePort := fs.Int("port", 5353, "DNS port of the demo nodes (other ports follow from it)")
+	interval := fs.Duration("interval", time.Second, "health-check interval of the demo pools")
+	fails := fs.Int("fails", 2, "consecutive failures before a member is down")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	dir, err := os.MkdirTemp("", "gslb-demo-")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	d, err := newDemo(*basePort, *interval, *fails)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gslb demo:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	ents, _ := demoZones.ReadDir("demozones")
-	for _, e := range ents {
-		data, _ := demoZones.ReadFile("demozones/" + e.Name())
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "gslb demo:", err)
-			return 1
-		}
-	}
-	listen := *addr
-	if c, err := net.ListenPacket("udp", listen); err != nil {
-		host, _, _ := net.SplitHostPort(listen)
-		listen = net.JoinHostPort(host, "0")
-	} else {
-		c.Close()
-	}
-	log, _ := newLogger(os.Stderr, "warn")
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ready := &demoReady{dir: dir}
-	off := false
-	cfg := &nodeConfig{DNS: []string{listen}, Zones: dir, NSID: "demo-node", ZonesPoll: time.Second, Probes: probesConfig{Enabled: &off}}
-	if err := serve(ctx, cfg, log, ready); err != nil {
+	defer d.close()
+	if err := d.start(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "gslb demo:", err)
 		return 1
 	}
+	d.printHelp(os.Stdout)
+	<-ctx.Done()
+	fmt.Println("\ngslb demo: stopping every node and backend")
 	return 0
 }
 
-// demoReady turns the server's ready line into the demo's instructions.
-type demoReady struct{ dir string }
-
-func (d *demoReady) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	addr := ""
-	for _, f := range strings.Fields(line) {
-		if v, ok := strings.CutPrefix(f, "dns="); ok {
-			addr, _, _ = strings.Cut(v, ",")
-		}
-	}
-	host, port, _ := net.SplitHostPort(addr)
-	printDemo(os.Stdout, host, port, d.dir)
-	return len(p), nil
+type demo struct {
+	dir      string
+	regions  []*demoRegion
+	secret   string
+	interval time.Duration
+	fails    int
+	control  *http.Server
+	ctlAddr  string
+	mu       sync.Mutex
 }
 
-func printDemo(w io.Writer, host, port, dir string) {
+func newDemo(basePort int, interval time.Duration, fails int) (*demo, error) {
+	dir, err := os.MkdirTemp("", "gslb-demo-")
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	d := &demo{dir: dir, secret: hex.EncodeToString(b), interval: interval, fails: fails}
+	spec := []struct {
+		name, ip, serves string
+		lat, lon         float64
+	}{
+		{"us-east", "127.0.0.11", "NA,SA", 39.04, -77.49},
+		{"eu-west", "127.0.0.12", "EU,AF", 53.35, -6.26},
+		{"ap-south", "127.0.0.13", "AS,OC", 1.35, 103.82},
+	}
+	// Distinct loopback addresses where the system has them (Linux has
+	// all of 127/8); otherwise one address and distinct ports.
+	separate := canListen("127.0.0.12:0")
+	for i, s := range spec {
+		ip, off := s.ip, 0
+		if !separate {
+			ip, off = "127.0.0.1", i*10
+		}
+		r := &demoRegion{Name: s.name, IP: ip, Lat: s.lat, Lon: s.lon, Serves: s.serves,
+			DNS:      net.JoinHostPort(ip, fmt.Sprint(basePort+off)),
+			Admin:    net.JoinHostPort(ip, fmt.Sprint(basePort+off+1)),
+			Raft:     net.JoinHostPort(ip, fmt.Sprint(basePort+off+2)),
+			Proxy:    net.JoinHostPort(ip, fmt.Sprint(basePort+off+3)),
+			Backends: []string{net.JoinHostPort(ip, fmt.Sprint(basePort+off+4)), net.JoinHostPort(ip, fmt.Sprint(basePort+off+5))}}
+		for _, a := range []string{r.DNS, r.Admin, r.Raft, r.Proxy, r.Backends[0], r.Backends[1]} {
+			if !canListen(a) {
+				return nil, fmt.Errorf("%s is in use: pick other ports with -port", a)
+			}
+		}
+		d.regions = append(d.regions, r)
+	}
+	return d, nil
+}
+
+func canListen(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
+// zone is the demo zone: one pool per region whose member is the region's
+// proxy, checked through the proxy's region health endpoint.
+func (d *demo) zone() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `; The gslb demo zone: three regions on loopback.
+$ORIGIN example.com.
+$TTL 60
+@        IN SOA ns1 hostmaster 2026112301 3600 600 1209600 30
+@        IN NS  ns1
+@        IN NS  ns2
+@        IN NS  ns3
+`)
+	for i, r := range d.regions {
+		fmt.Fprintf(&b, "ns%d      IN A   %s\n", i+1, r.IP)
+	}
+	for _, r := range d.regions {
+		fmt.Fprintf(&b, "$REGION %-9s lat=%v lon=%v serves=%s\n", r.Name, r.Lat, r.Lon, r.Serves)
+	}
+	for _, r := range d.regions {
+		_, port, _ := net.SplitHostPort(r.Proxy)
+		fmt.Fprintf(&b, "$POOL web-%-8s region=%s members=%s check=http://:%s/health/region interval=%v fails=%d passes=2\n",
+			r.Name, r.Name, r.IP, port, d.interval, d.fails)
+	}
+	names := func(sep string, order ...int) string {
+		var s []string
+		for _, i := range order {
+			s = append(s, "web-"+d.regions[i].Name+sep)
+		}
+		return strings.Join(s, ",")
+	}
+	fmt.Fprintf(&b, "www      10 IN GSLB geo      pools=%s\n", names("", 0, 1, 2))
+	fmt.Fprintf(&b, "api      10 IN GSLB latency  pools=%s\n", names("", 0, 1, 2))
+	fmt.Fprintf(&b, "admin    10 IN GSLB failover pools=%s\n", names("", 1, 0, 2))
+	fmt.Fprintf(&b, "cdn      10 IN GSLB weighted pools=web-us-east@3,web-eu-west@1 sticky=prefix\n")
+	fmt.Fprintf(&b, "all      10 IN GSLB all      pools=%s\n", names("", 0, 1, 2))
+	return b.String()
+}
+
+// config writes a region's node config.
+func (d *demo) config(r *demoRegion) (string, error) {
+	var peers strings.Builder
+	for _, p := range d.regions {
+		fmt.Fprintf(&peers, "    - {id: %s, raft: \"%s\", region: %s, dns: \"%s\"}\n", p.Name, p.Raft, p.Name, p.DNS)
+	}
+	zonesDir := filepath.Join(d.dir, r.Name, "zones")
+	if err := os.MkdirAll(zonesDir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(zonesDir, "example.com.zone"), []byte(d.zone()), 0o644); err != nil {
+		return "", err
+	}
+	cfg := fmt.Sprintf(`# gslb demo node %s
+node: %s
+region: %s
+dns: ["%s"]
+admin: "%s"
+data: "%s"
+zones: "%s"
+zones_poll: 1s
+log_level: info
+cluster:
+  raft: "%s"
+  secret: "%s"
+  fast: true
+  peers:
+%sproxy:
+  listeners:
+    - {name: web, address: "%s", protocol: http}
+  routes:
+    - {name: all, backends: app}
+  groups:
+    - name: app
+      algorithm: round_robin
+      health_check: {type: http, path: /healthz, interval: 500ms, timeout: 300ms, fails: 2, passes: 2}
+      backends:
+        - {address: "%s"}
+        - {address: "%s"}
+`, r.Name, r.Name, r.Name, r.DNS, r.Admin, filepath.Join(d.dir, r.Name, "data"), zonesDir, r.Raft, d.secret,
+		peers.String(), r.Proxy, r.Backends[0], r.Backends[1])
+	path := filepath.Join(d.dir, r.Name+".yaml")
+	return path, os.WriteFile(path, []byte(cfg), 0o600)
+}
+
+func (d *demo) start(ctx context.Context) error {
+	for _, r := range d.regions {
+		p, err := d.config(r)
+		if err != nil {
+			return err
+		}
+		r.config = p
+		r.logFile = filepath.Join(d.dir, r.Name+".log")
+	}
+	for _, r := range d.regions {
+		if err := d.startRegion(r); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	d.ctlAddr = ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/kill", d.ctlHandler(d.killRegion))
+	mux.HandleFunc("/start", d.ctlHandler(d.startRegion))
+	mux.HandleFunc("/regions", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		writeJSON(w, d.regions)
+	})
+	d.control = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go d.control.Serve(ln)
+	st, _ := json.MarshalIndent(demoState{Control: d.ctlAddr, Dir: d.dir, Regions: d.regions}, "", "  ")
+	if err := os.WriteFile(demoStateFile(), st, 0o644); err != nil {
+		return err
+	}
+	// Wait until every node serves the committed zone.
+	deadline := time.Now().Add(60 * time.Second)
+	for _, r := range d.regions {
+		for !demoServes(r) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s does not serve the zone after 60s; see %s", r.Name, r.logFile)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// demoServes reports whether a node answers for the demo zone.
+func demoServes(r *demoRegion) bool {
+	resp, err := http.Get("http://" + r.Admin + "/api/v1/status")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var st nodeStatus
+	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return false
+	}
+	_, ok := st.Zones["example.com."]
+	return ok
+}
+
+func (d *demo) ctlHandler(f func(*demoRegion) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if req.Method != http.MethodPost {
+			httpError(w, http.StatusMethodNotAllowed, "POST only")
+			return
+		}
+		name := req.URL.Query().Get("region")
+		for _, r := range d.regions {
+			if r.Name == name {
+				if err := f(r); err != nil {
+					httpError(w, http.StatusConflict, "%v", err)
+					return
+				}
+				writeJSON(w, map[string]any{"ok": true, "region": name})
+				return
+			}
+		}
+		httpError(w, http.StatusNotFound, "no region %q", name)
+	}
+}
+
+// startRegion starts a region's backends and node.
+func (d *demo) startRegion(r *demoRegion) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if r.Alive {
+		return fmt.Errorf("%s is running", r.Name)
+	}
+	for i, a := range r.Backends {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("backend %s: %w", a, err)
+		}
+		name := fmt.Sprintf("%s backend %d", r.Name, i+1)
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintf(w, "hello from %s\n", name) })
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		r.backends = append(r.backends, srv)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(r.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(exe, "serve", "-config", r.config)
+	cmd.Stderr = logf
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	r.cmd, r.done, r.Alive = cmd, make(chan struct{}), true
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		got := false
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "ready ") && !got {
+				got = true
+				ready <- true
+			}
+		}
+		if !got {
+			ready <- false
+		}
+		cmd.Wait()
+		logf.Close()
+		close(r.done)
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			r.Alive = false
+			return fmt.Errorf("%s exited before it was ready; see %s", r.Name, r.logFile)
+		}
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("%s not ready after 30s; see %s", r.Name, r.logFile)
+	}
+	return nil
+}
+
+// killRegion kills a region's node with SIGKILL and stops its backends.
+func (d *demo) killRegion(r *demoRegion) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !r.Alive {
+		return fmt.Errorf("%s is not running", r.Name)
+	}
+	r.cmd.Process.Kill()
+	<-r.done
+	for _, b := range r.backends {
+		b.Close()
+	}
+	r.backends, r.Alive = nil, false
+	return nil
+}
+
+func (d *demo) close() {
+	for _, r := range d.regions {
+		if r.Alive {
+			d.killRegion(r)
+		}
+	}
+	if d.control != nil {
+		d.control.Close()
+	}
+	os.Remove(demoStateFile())
+	os.RemoveAll(d.dir)
+}
+
+func (d *demo) printHelp(w io.Writer) {
+	us, eu, ap := d.regions[0], d.regions[1], d.regions[2]
+	host, port, _ := net.SplitHostPort(us.DNS)
 	dig := fmt.Sprintf("dig @%s -p %s", host, port)
-	fmt.Fprintf(w, `gslb demo: one node serving example.com on %s port %s (UDP and TCP).
+	fmt.Fprintf(w, `gslb demo: a three-region cluster on loopback is running.
 
-Try:
-  %s www.example.com A +norec          # GSLB record, policy "all": every pool member
-  %s www.example.com AAAA +norec
-  %s docs.example.com A +norec         # a CNAME into the GSLB record
-  %s example.com SOA +nsid             # NSID names the node
-  %s nope.example.com A +norec         # NXDOMAIN with the SOA
-  %s www.example.com A +subnet=198.51.100.0/24   # ECS echoed with its scope
-  %s example.com MX +tcp
+  region     nameserver          dashboard                        proxy
+`)
+	for _, r := range d.regions {
+		fmt.Fprintf(w, "  %-9s  %-18s  http://%-25s  http://%s\n", r.Name, r.DNS, r.Admin+"/", r.Proxy)
+	}
+	fmt.Fprintf(w, `
+Each region: a gslb node (DNS, prober, Raft member, admin), its region proxy
+and two backends behind it. Every node answers the same: ask any of them.
 
-The zone file is %s/example.com.zone: edit it and the node reloads it within
-a second (or send SIGHUP); a broken edit is logged with file:line and the old
-zone keeps serving. Ctrl-C stops the demo.
-`, host, port, dig, dig, dig, dig, dig, dig, dig, dir)
+Try (the +subnet is the client's network, as a resolver would send it):
+  %[1]s www.example.com +subnet=81.2.69.0/24 +short    # Europe -> eu-west (%[2]s)
+  %[1]s www.example.com +subnet=8.8.8.0/24 +short      # North America -> us-east (%[3]s)
+  %[1]s www.example.com +subnet=133.11.0.0/24 +short   # Asia -> ap-south (%[4]s)
+  %[1]s www.example.com +subnet=81.2.69.0/24           # the reply's CLIENT-SUBNET shows the scope
+  %[1]s admin.example.com +short                       # failover: eu-west first
+  %[1]s cdn.example.com +subnet=81.2.69.0/24 +short    # weighted 3:1, sticky per network
+  %[1]s example.com SOA +nsid                          # NSID names the node that answered
+  curl http://%[5]s/                              # the eu-west proxy and its backends
+
+Watch a failover:
+  gslb demo kill eu-west      # from another terminal: SIGKILL the eu-west node, stop its backends
+  %[1]s www.example.com +subnet=81.2.69.0/24 +short    # within ~3 s: another region
+  gslb status --server %[6]s  # members, each prober's vote, Raft
+  gslb demo start eu-west     # bring it back; answers return after passes=2 checks
+
+Logs and configs: %[7]s
+Ctrl-C stops everything.
+`, dig, eu.IP, us.IP, ap.IP, eu.Proxy, us.Admin, d.dir)
+}
+
+// demoControl is `gslb demo kill|start REGION`.
+func demoControl(action string, args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintf(os.Stderr, "usage: gslb demo %s REGION\n", action)
+		return 2
+	}
+	data, err := os.ReadFile(demoStateFile())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gslb demo: no demo is running (start one with `gslb demo`)")
+		return 1
+	}
+	var st demoState
+	if err := json.Unmarshal(data, &st); err != nil {
+		fmt.Fprintln(os.Stderr, "gslb demo:", err)
+		return 1
+	}
+	resp, err := http.Post("http://"+st.Control+"/"+action+"?region="+args[0], "text/plain", nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gslb demo: the demo is not answering:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		json.Unmarshal(body, &e)
+		fmt.Fprintf(os.Stderr, "gslb demo %s %s: %s\n", action, args[0], e.Error)
+		return 1
+	}
+	verb := map[string]string{"kill": "killed", "start": "started"}[action]
+	fmt.Printf("%s %s\n", args[0], verb)
+	return 0
 }
