@@ -30,7 +30,10 @@ type nodeConfig struct {
 	LogLevel   string        `yaml:"log_level"`
 	Probes     probesConfig  `yaml:"probes"`
 	Cluster    *clusterConf  `yaml:"cluster"`
-	Proxy      *proxy.Config `yaml:"proxy"`
+	// DemoControl is set by `gslb demo`: the address of its control
+	// endpoint, so the dashboard can offer kill and start buttons.
+	DemoControl string        `yaml:"demo_control"`
+	Proxy       *proxy.Config `yaml:"proxy"`
 }
 
 type probesConfig struct {

@@ -205,6 +205,7 @@ data: "%s"
 zones: "%s"
 zones_poll: 1s
 log_level: info
+demo_control: "%s"
 cluster:
   raft: "%s"
   secret: "%s"
@@ -222,13 +223,18 @@ cluster:
       backends:
         - {address: "%s"}
         - {address: "%s"}
-`, r.Name, r.Name, r.Name, r.DNS, r.Admin, filepath.Join(d.dir, r.Name, "data"), zonesDir, r.Raft, d.secret,
+`, r.Name, r.Name, r.Name, r.DNS, r.Admin, filepath.Join(d.dir, r.Name, "data"), zonesDir, d.ctlAddr, r.Raft, d.secret,
 		peers.String(), r.Proxy, r.Backends[0], r.Backends[1])
 	path := filepath.Join(d.dir, r.Name+".yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }
 
 func (d *demo) start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	d.ctlAddr = ln.Addr().String()
 	for _, r := range d.regions {
 		p, err := d.config(r)
 		if err != nil {
@@ -242,11 +248,6 @@ func (d *demo) start(ctx context.Context) error {
 			return err
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	d.ctlAddr = ln.Addr().String()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/kill", d.ctlHandler(d.killRegion))
 	mux.HandleFunc("/start", d.ctlHandler(d.startRegion))

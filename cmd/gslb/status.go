@@ -21,6 +21,9 @@ type nodeStatus struct {
 	RTT        []rttStatus       `json:"rtt"`
 	Overrides  []store.Override  `json:"overrides"`
 	Proxy      *proxyStatus      `json:"proxy,omitempty"`
+	// DemoControl is the `gslb demo` control address (POST
+	// /kill?region=R, /start?region=R), when the node runs in the demo.
+	DemoControl string `json:"demo_control,omitempty"`
 }
 
 type clusterStatus struct {
@@ -82,7 +85,7 @@ type proxyStatus struct {
 
 func (n *node) status() nodeStatus {
 	snap := n.dns.Snapshot()
-	st := nodeStatus{Node: n.name, Region: n.cfg.Region, Time: time.Now().UTC(), StateIndex: snap.Index,
+	st := nodeStatus{Node: n.name, Region: n.cfg.Region, Time: time.Now().UTC(), StateIndex: snap.Index, DemoControl: n.cfg.DemoControl,
 		Zones: snap.Zones(), Regions: []regionStatus{}, Pools: []poolStatus{}, RTT: []rttStatus{}, Overrides: []store.Override{}}
 	if n.store != nil {
 		s := n.store.Stats()
