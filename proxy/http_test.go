@@ -620,3 +620,72 @@ func TestSmugglingCorpus(t *testing.T) {
 		})
 	}
 }
+
+// The HTTP/1.x front: framing of what the backend sends (length, chunked
+// stream, HEAD), HTTP/1.0, Expect: 100-continue, pipelining.
+func TestHTTP1Front(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 8192) // 128 KiB
+	be := httpBackendFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/big":
+			w.Header().Set("Content-Length", strconv.Itoa(len(big)))
+			io.WriteString(w, big)
+		case "/stream":
+			for i := range 50 {
+				fmt.Fprintf(w, "line %d %s\n", i, big[:1000])
+				w.(http.Flusher).Flush()
+			}
+		default:
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, len(b))
+		}
+	})
+	p, url := startHTTP(t, proxy.GroupConfig{Name: "web", Backends: []proxy.BackendConfig{{Address: be}}})
+	c := client()
+	for _, path := range []string{"/big", "/stream"} {
+		resp, err := c.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := len(big)
+		if path == "/stream" {
+			want = 50 * (1000 + len("line 0 \n"))
+		}
+		if err != nil || len(b) < want-50 || len(b) > want+50 {
+			t.Fatalf("GET %s: %d bytes, %v, %v; want about %d", path, len(b), err, resp.TransferEncoding, want)
+		}
+		t.Logf("GET %s: %d bytes, transfer-encoding %v, content-length %d", path, len(b), resp.TransferEncoding, resp.ContentLength)
+	}
+	raw := func(req string) string {
+		conn, err := net.Dial("tcp", p.Addrs()["http"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second)) // safety net only
+		io.WriteString(conn, req)
+		b, _ := io.ReadAll(conn)
+		return string(b)
+	}
+	tests := []struct{ name, req, want string }{
+		{"http/1.0", "GET /a HTTP/1.0\r\n\r\n", "GET /a 0"},
+		{"HEAD", "HEAD /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "Content-Length: 131072"},
+		{"expect 100-continue", "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nabc", "POST /p 3"},
+		{"pipelined", "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /2 0"},
+		{"no host", "GET / HTTP/1.1\r\n\r\n", "400 Bad Request"},
+	}
+	for _, tc := range tests {
+		got := raw(tc.req)
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("%s: response\n%s\nwant it to contain %q", tc.name, got, tc.want)
+		}
+		if tc.name == "HEAD" && strings.Contains(got, "0123") {
+			t.Errorf("HEAD response has a body")
+		}
+		if tc.name == "pipelined" && !strings.Contains(got, "GET /1 0") {
+			t.Errorf("pipelined: first response missing:\n%s", got)
+		}
+	}
+}

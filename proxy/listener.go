@@ -17,7 +17,8 @@ type listener struct {
 	p   *Proxy
 	cfg ListenerConfig
 	ln  net.Listener
-	srv *http.Server // http and https
+	srv *http.Server // https and h2c
+	h1  *h1server    // http
 	tcp *tcpServer   // tcp
 }
 
@@ -34,6 +35,11 @@ func (p *Proxy) listen(ctx context.Context, lc ListenerConfig) (*listener, error
 	}
 	st := p.state.Load()
 	h := &handler{p: p, listener: lc.Name, tls: lc.Protocol == "https"}
+	if lc.Protocol == "http" && !lc.H2C {
+		l.h1 = &h1server{h: h, readHeader: st.cfg.Timeouts.ReadHeader, idle: st.cfg.Timeouts.Idle,
+			maxHeaderBytes: st.cfg.MaxHeaderBytes, conns: map[*h1conn]struct{}{}}
+		return l, nil
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: st.cfg.Timeouts.ReadHeader,
@@ -78,6 +84,8 @@ func (l *listener) serve() {
 		case l.tcp != nil:
 			l.tcp.serve()
 			return
+		case l.h1 != nil:
+			err = l.h1.serve(l.ln)
 		case l.cfg.Protocol == "https":
 			err = l.srv.ServeTLS(l.ln, "", "")
 		default:
@@ -104,6 +112,11 @@ func (l *listener) shutdown(d time.Duration) {
 func (l *listener) shutdownCtx(ctx context.Context) error {
 	if l.tcp != nil {
 		return l.tcp.shutdown(ctx)
+	}
+	if l.h1 != nil {
+		l.h1.closing.Store(true)
+		l.ln.Close()
+		return l.h1.shutdown(ctx)
 	}
 	err := l.srv.Shutdown(ctx)
 	if err != nil {

@@ -1,0 +1,511 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// h1server serves HTTP/1.x on a cleartext listener with one goroutine per
+// connection and nothing else: net/http's server adds a background read
+// (a goroutine and a failed read syscall) and a cancelable context to every
+// request, which is a large share of a proxy's cost per request. Requests
+// are parsed by http.ReadRequest (the same framing checks as net/http:
+// CL+TE, duplicate Content-Length, bad chunking) and handed to the same
+// http.Handler. https and h2c listeners use net/http.
+//
+// Unlike net/http, a request's context is not canceled when its client
+// goes away: the proxy notices when it writes the response.
+type h1server struct {
+	h              http.Handler
+	readHeader     time.Duration
+	idle           time.Duration
+	maxHeaderBytes int
+
+	mu      sync.Mutex
+	conns   map[*h1conn]struct{}
+	closing atomic.Bool
+	wg      sync.WaitGroup
+}
+
+type h1conn struct {
+	c      net.Conn
+	lr     limitReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	remote string
+	idle   atomic.Bool
+}
+
+// limitReader reads from the connection while headers are read with a
+// byte budget, so that an endless header block gets 431.
+type limitReader struct {
+	c      net.Conn
+	remain int64
+}
+
+var errHeaderTooLarge = errors.New("request header too large")
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.remain <= 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > l.remain {
+		p = p[:l.remain]
+	}
+	n, err := l.c.Read(p)
+	l.remain -= int64(n)
+	return n, err
+}
+
+func (s *h1server) serve(ln net.Listener) error {
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return http.ErrServerClosed
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		hc := &h1conn{c: c, remote: c.RemoteAddr().String()}
+		hc.lr.c = c
+		hc.br = bufio.NewReaderSize(&hc.lr, 4<<10)
+		hc.bw = bufio.NewWriterSize(c, 4<<10)
+		hc.idle.Store(true)
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			c.Close()
+			return http.ErrServerClosed
+		}
+		s.conns[hc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(hc)
+	}
+}
+
+func (s *h1server) serveConn(hc *h1conn) {
+	defer func() {
+		if r := recover(); r != nil && r != http.ErrAbortHandler {
+			// A handler panic closes the connection, as in net/http.
+			_ = r
+		}
+		hc.c.Close()
+		s.mu.Lock()
+		delete(s.conns, hc)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	for {
+		hc.idle.Store(true)
+		if s.closing.Load() {
+			return
+		}
+		if s.idle > 0 {
+			hc.c.SetReadDeadline(time.Now().Add(s.idle))
+		}
+		hc.lr.remain = int64(s.maxHeaderBytes) + 4096
+		if _, err := hc.br.Peek(1); err != nil {
+			return
+		}
+		hc.idle.Store(false)
+		if s.readHeader > 0 {
+			hc.c.SetReadDeadline(time.Now().Add(s.readHeader))
+		}
+		req, err := http.ReadRequest(hc.br)
+		if err != nil {
+			s.badRequest(hc, err)
+			return
+		}
+		hc.lr.remain = 1 << 62
+		if s.readHeader > 0 || s.idle > 0 {
+			hc.c.SetReadDeadline(time.Time{})
+		}
+		req.RemoteAddr = hc.remote
+		if req.ProtoMajor != 1 {
+			s.simpleError(hc, http.StatusHTTPVersionNotSupported)
+			return
+		}
+		if req.ProtoMinor == 1 && req.Host == "" {
+			s.simpleError(hc, http.StatusBadRequest)
+			return
+		}
+		w := &h1response{hc: hc, req: req, header: make(http.Header, 8)}
+		body := req.Body
+		if req.ContentLength != 0 && hasToken(req.Header, "Expect", "100-continue") {
+			req.Body = &continueReader{rc: body, w: w}
+		}
+		s.h.ServeHTTP(w, req)
+		if w.hijacked {
+			return
+		}
+		// Drain what the handler left of the body (bounded), so that the
+		// next request starts at its first byte.
+		if body != http.NoBody && body != nil {
+			if w.sentContinue || req.Body == body {
+				if n, _ := io.CopyN(io.Discard, body, 256<<10); n == 256<<10 {
+					w.closeAfter = true
+				}
+			} else {
+				w.closeAfter = true // the body was never asked for
+			}
+			body.Close()
+		}
+		if err := w.finish(); err != nil {
+			return
+		}
+		if w.closeAfter || req.Close || (req.ProtoMinor == 0 && !hasToken(req.Header, "Connection", "keep-alive")) {
+			if tc, ok := hc.c.(*net.TCPConn); ok {
+				tc.CloseWrite()
+			}
+			return
+		}
+	}
+}
+
+func (s *h1server) badRequest(hc *h1conn, err error) {
+	switch {
+	case errors.Is(err, io.EOF):
+		return
+	case errors.Is(err, errHeaderTooLarge):
+		s.simpleError(hc, http.StatusRequestHeaderFieldsTooLarge)
+	case strings.Contains(err.Error(), "unsupported transfer encoding"):
+		s.simpleError(hc, http.StatusNotImplemented)
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return
+		}
+		s.simpleError(hc, http.StatusBadRequest)
+	}
+}
+
+func (s *h1server) simpleError(hc *h1conn, code int) {
+	text := http.StatusText(code)
+	hc.c.SetWriteDeadline(time.Now().Add(time.Second))
+	io.WriteString(hc.c, "HTTP/1.1 "+strconv.Itoa(code)+" "+text+"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "+
+		strconv.Itoa(len(text)+1)+"\r\n\r\n"+text+"\n")
+	// Like net/http: half-close and read what the client is still sending
+	// for a moment, so that closing with unread data does not reset the
+	// connection before the client has read the error.
+	if tc, ok := hc.c.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		tc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		io.CopyN(io.Discard, tc, 256<<10)
+	}
+}
+
+// shutdown stops accepting (the caller closes the listener), closes idle
+// connections, and waits for the others to finish their request until ctx
+// ends, then closes them.
+func (s *h1server) shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		for hc := range s.conns {
+			if hc.idle.Load() {
+				hc.c.Close()
+			}
+		}
+		s.mu.Unlock()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			s.mu.Lock()
+			for hc := range s.conns {
+				hc.c.Close()
+			}
+			s.mu.Unlock()
+			<-done
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// continueReader sends "100 Continue" before the first read of a body
+// whose client asked for it.
+type continueReader struct {
+	rc io.ReadCloser
+	w  *h1response
+}
+
+func (c *continueReader) Read(p []byte) (int, error) {
+	if !c.w.sentContinue && !c.w.wroteHeader {
+		c.w.sentContinue = true
+		c.w.hc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+		if err := c.w.hc.bw.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return c.rc.Read(p)
+}
+
+func (c *continueReader) Close() error { return c.rc.Close() }
+
+// h1response is the http.ResponseWriter of h1server. Like net/http it
+// buffers up to 2 KiB of body before it sends the header, so a short
+// response without Content-Length gets one; longer ones are chunked.
+type h1response struct {
+	hc     *h1conn
+	req    *http.Request
+	header http.Header
+
+	status       int
+	wroteHeader  bool // WriteHeader called
+	headerSent   bool // status line and header on the wire (in bw)
+	noBody       bool
+	chunked      bool
+	cl           int64 // declared Content-Length, -1 if none
+	written      int64
+	pending      []byte
+	trailers     []string
+	closeAfter   bool
+	hijacked     bool
+	sentContinue bool
+}
+
+const maxPending = 2 << 10
+
+func (w *h1response) Header() http.Header { return w.header }
+
+func (w *h1response) WriteHeader(code int) {
+	if w.wroteHeader || w.hijacked {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// Interim response (103 Early Hints): sent at once.
+		w.writeStatus(code)
+		writeHeaderBlock(w.hc.bw, w.header)
+		w.hc.bw.WriteString("\r\n")
+		w.hc.bw.Flush()
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	w.cl = -1
+	if v := w.header["Content-Length"]; len(v) == 1 {
+		if n, err := strconv.ParseInt(v[0], 10, 64); err == nil && n >= 0 {
+			w.cl = n
+		}
+	}
+	if w.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified {
+		w.noBody = true
+	}
+	for _, v := range w.header["Trailer"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				w.trailers = append(w.trailers, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
+}
+
+func (w *h1response) writeStatus(code int) {
+	bw := w.hc.bw
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(strconv.Itoa(code))
+	bw.WriteByte(' ')
+	bw.WriteString(http.StatusText(code))
+	bw.WriteString("\r\n")
+}
+
+// sendHeader puts the status line and header into the buffer, choosing
+// the framing: the declared Content-Length, else the whole body when it is
+// known (final), else chunked (or close-delimited for HTTP/1.0).
+func (w *h1response) sendHeader(final bool) {
+	w.headerSent = true
+	h := w.header
+	if w.cl < 0 && !w.noBody {
+		if final && len(w.trailers) == 0 {
+			w.cl = int64(len(w.pending))
+			h["Content-Length"] = []string{strconv.Itoa(len(w.pending))}
+		} else if w.req.ProtoMinor >= 1 {
+			w.chunked = true
+			h["Transfer-Encoding"] = []string{"chunked"}
+		} else {
+			w.closeAfter = true
+		}
+	}
+	if w.status >= 400 && w.req.ContentLength != 0 && !w.sentContinue && w.req.Header.Get("Expect") != "" {
+		w.closeAfter = true
+	}
+	if w.closeAfter || w.req.Close {
+		h["Connection"] = []string{"close"}
+	} else if w.req.ProtoMinor == 0 {
+		h["Connection"] = []string{"keep-alive"}
+	}
+	if _, ok := h["Date"]; !ok {
+		h["Date"] = []string{httpDate()}
+	}
+	w.writeStatus(w.status)
+	writeHeaderBlock(w.hc.bw, h)
+	w.hc.bw.WriteString("\r\n")
+}
+
+func writeHeaderBlock(bw *bufio.Writer, h http.Header) {
+	for k, vv := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) || k == "Trailer" && len(vv) == 0 {
+			continue
+		}
+		for _, v := range vv {
+			if strings.ContainsAny(v, "\r\n") {
+				continue
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+func (w *h1response) Write(p []byte) (int, error) {
+	if w.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.noBody {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.cl >= 0 && w.written+int64(len(p)) > w.cl {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if !w.headerSent {
+		if len(w.pending)+len(p) <= maxPending {
+			w.pending = append(w.pending, p...)
+			return len(p), nil
+		}
+		w.sendHeader(false)
+		if err := w.writeBody(w.pending); err != nil {
+			return 0, err
+		}
+		w.pending = nil
+	}
+	if err := w.writeBody(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (w *h1response) writeBody(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	bw := w.hc.bw
+	if w.chunked {
+		bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		bw.WriteString("\r\n")
+		bw.Write(p)
+		_, err := bw.WriteString("\r\n")
+		return err
+	}
+	_, err := bw.Write(p)
+	return err
+}
+
+// Flush sends the header (chunked unless a length was declared) and
+// whatever is buffered.
+func (w *h1response) Flush() {
+	if w.hijacked {
+		return
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.sendHeader(false)
+		w.writeBody(w.pending)
+		w.pending = nil
+	}
+	w.hc.bw.Flush()
+}
+
+// Hijack hands over the connection (WebSocket and other upgrades).
+func (w *h1response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.wroteHeader {
+		return nil, nil, errors.New("hijack after WriteHeader")
+	}
+	w.hijacked = true
+	w.hc.lr.remain = 1 << 62
+	return w.hc.c, bufio.NewReadWriter(w.hc.br, w.hc.bw), nil
+}
+
+// finish completes the response and flushes it.
+func (w *h1response) finish() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.sendHeader(true)
+		w.writeBody(w.pending)
+		w.pending = nil
+	}
+	bw := w.hc.bw
+	if w.chunked {
+		bw.WriteString("0\r\n")
+		for _, k := range w.trailers {
+			for _, v := range w.header[k] {
+				if !strings.ContainsAny(v, "\r\n") {
+					bw.WriteString(k + ": " + v + "\r\n")
+				}
+			}
+		}
+		for k, vv := range w.header {
+			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+				for _, v := range vv {
+					if !strings.ContainsAny(v, "\r\n") {
+						bw.WriteString(name + ": " + v + "\r\n")
+					}
+				}
+			}
+		}
+		bw.WriteString("\r\n")
+	}
+	if w.cl >= 0 && w.written < w.cl && !w.noBody {
+		w.closeAfter = true // short body: the client must not wait for more
+	}
+	return bw.Flush()
+}
+
+// httpDate returns the current time in HTTP format, cached per second.
+func httpDate() string {
+	now := time.Now().Unix()
+	if d := dateCache.Load(); d != nil && d.unix == now {
+		return d.s
+	}
+	d := &cachedDate{unix: now, s: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
+	dateCache.Store(d)
+	return d.s
+}
+
+type cachedDate struct {
+	unix int64
+	s    string
+}
+
+var dateCache atomic.Pointer[cachedDate]
