@@ -403,6 +403,7 @@ func (n *node) adminMux() *http.ServeMux {
 	mux.HandleFunc("POST /api/v1/force-up", n.overrideHandler(store.ActionForceUp))
 	mux.HandleFunc("POST /api/v1/force-down", n.overrideHandler(store.ActionForceDown))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET /", dashboardHandler())
 	return mux
 }
 
