@@ -20,9 +20,15 @@ type command struct {
 var commands = map[string]command{
 	"serve":      {runServe, "run a node: DNS server (and the rest of the stack)"},
 	"check-zone": {runCheckZone, "check zone files and print OK or every error"},
-	"demo":       {runDemo, "run a demo node on loopback and print the dig lines to try"},
+	"demo":       {runDemo, "run a three-region cluster on loopback; demo kill|start REGION"},
 	"geo":        {runGeo, "print what the geo database knows about an address"},
 	"proxy":      {runProxy, "run only the region proxy (L7 HTTP / L4 TCP balancer)"},
+	"status":     {runStatus, "show a node's view: cluster, zones, members with every prober's vote, RTTs"},
+	"events":     {runEvents, "show recent health transitions"},
+	"drain":      {runOverride("drain"), "take a region, pool or member out of answers"},
+	"undrain":    {runOverride("undrain"), "undo drain, force-up or force-down"},
+	"force-up":   {runOverride("force-up"), "treat a region, pool or member as healthy whatever the probes say"},
+	"force-down": {runOverride("force-down"), "treat a region, pool or member as down"},
 }
 
 func main() {

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gslbd/gslb/probes"
+)
+
+// The operator commands talk to a node's admin listener.
+
+func defaultServer() string {
+	if s := os.Getenv("GSLB_ADMIN"); s != "" {
+		return s
+	}
+	return "127.0.0.1:9153"
+}
+
+func ctlFlags(name string) (*flag.FlagSet, *string, *bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	server := fs.String("server", defaultServer(), "admin address of a node (env GSLB_ADMIN)")
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	return fs, server, asJSON
+}
+
+func getJSON(server, path string, v any) ([]byte, error) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + server + path)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", server, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("node %s: %s: %s", server, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, json.Unmarshal(body, v)
+}
+
+// runStatus is `gslb status`: the node, the cluster, every member's
+// verdict with each prober's vote, and the RTT matrix.
+func runStatus(args []string) int {
+	fs, server, asJSON := ctlFlags("status")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var st nodeStatus
+	raw, err := getJSON(*server, "/api/v1/status", &st)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gslb status:", err)
+		return 1
+	}
+	if *asJSON {
+		os.Stdout.Write(raw)
+		return 0
+	}
+	printStatus(os.Stdout, &st)
+	return 0
+}
+
+func printStatus(w io.Writer, st *nodeStatus) {
+	fmt.Fprintf(w, "node %s, region %s, state index %d\n", st.Node, orDash(st.Region), st.StateIndex)
+	if c := st.Cluster; c != nil {
+		q := "yes"
+		if !c.Quorum {
+			q = "NO: answering from the last committed state and this node's own probes"
+		}
+		fmt.Fprintf(w, "cluster: %s, leader %s, term %d, commit index %d, quorum %s\n", c.Role, orDash(c.Leader), c.Term, c.CommitIndex, q)
+		var m []string
+		for _, p := range c.Members {
+			kind := "voter"
+			if !p.Voter {
+				kind = "non-voter"
+			}
+			m = append(m, fmt.Sprintf("%s (%s, %s)", p.ID, p.Addr, kind))
+		}
+		fmt.Fprintf(w, "members: %s\n", strings.Join(m, ", "))
+	} else {
+		fmt.Fprintln(w, "cluster: none (single node)")
+	}
+	var zs []string
+	for z, s := range st.Zones {
+		zs = append(zs, fmt.Sprintf("%s %d", z, s))
+	}
+	sort.Strings(zs)
+	fmt.Fprintf(w, "zones: %s\n\n", strings.Join(zs, ", "))
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REGION\tSTATE")
+	for _, r := range st.Regions {
+		state := "up"
+		if r.Drained {
+			state = "drained"
+		} else if !r.Up {
+			state = "DOWN"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", r.Name, state)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "POOL\tMEMBER\tVERDICT\tPROBERS (vote, reason)")
+	for _, p := range st.Pools {
+		for _, m := range p.Members {
+			verdict := "up"
+			switch {
+			case !m.Up:
+				verdict = "DOWN"
+			case !m.Known && m.Check != "":
+				verdict = "up (not checked yet)"
+			case m.Check == "":
+				verdict = "up (no check)"
+			}
+			var votes []string
+			for _, v := range m.Probers {
+				s := fmt.Sprintf("%s:%s", v.Prober, upDownWord(v.Up))
+				var notes []string
+				if !v.Fresh {
+					notes = append(notes, "stale")
+				}
+				if v.Suspect {
+					notes = append(notes, "suspect")
+				}
+				if v.Reason != "" && !v.Up {
+					notes = append(notes, v.Reason)
+				}
+				if len(notes) > 0 {
+					s += "(" + strings.Join(notes, "; ") + ")"
+				}
+				votes = append(votes, s)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, m.Addr, verdict, strings.Join(votes, " "))
+		}
+	}
+	tw.Flush()
+	if len(st.Overrides) > 0 {
+		fmt.Fprintln(w, "\noverrides:")
+		for _, o := range st.Overrides {
+			until := ""
+			if !o.Until.IsZero() {
+				until = " until " + o.Until.Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "  %s %s %s%s\n", o.Action, o.Kind, o.Name, until)
+		}
+	}
+	if len(st.RTT) > 0 {
+		fmt.Fprintln(w, "\nRTT between regions (ms, smoothed / min):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "FROM\tTO\tRTT")
+		for _, r := range st.RTT {
+			fmt.Fprintf(tw, "%s\t%s\t%.2f / %.2f\n", r.From, r.To, ms(r.EWMA), ms(r.Min))
+		}
+		tw.Flush()
+	}
+	if st.Proxy != nil {
+		fmt.Fprintf(w, "\nregion proxy: healthy=%v\n", st.Proxy.Healthy)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func upDownWord(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
+// runEvents is `gslb events`: recent health transitions, oldest first.
+func runEvents(args []string) int {
+	fs, server, asJSON := ctlFlags("events")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var evs []probes.Event
+	raw, err := getJSON(*server, "/api/v1/events", &evs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gslb events:", err)
+		return 1
+	}
+	if *asJSON {
+		os.Stdout.Write(raw)
+		return 0
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tPROBER\tREGION\tTARGET\tCHANGE\tREASON")
+	for _, e := range evs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s -> %s\t%s\n", e.Time.Format("15:04:05.000"), e.Prober, orDash(e.Region), e.Key, e.From, e.To, e.Reason)
+	}
+	tw.Flush()
+	return 0
+}
+
+// runOverride is `gslb drain|undrain|force-up|force-down region|pool|member NAME`.
+func runOverride(action string) func([]string) int {
+	return func(args []string) int {
+		fs, server, _ := ctlFlags(action)
+		token := fs.String("token", os.Getenv("GSLB_ADMIN_TOKEN"), "admin token for writes (env GSLB_ADMIN_TOKEN)")
+		dur := fs.Duration("for", 0, "expire the override after this long (default: until undone)")
+		fs.Usage = func() {
+			fmt.Fprintf(fs.Output(), "usage: gslb %s [flags] region|pool|member NAME\n\nA member is an address (every pool that has it) or POOL/ADDRESS.\n", action)
+			fs.PrintDefaults()
+		}
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		if fs.NArg() != 2 {
+			fs.Usage()
+			return 2
+		}
+		body := map[string]string{"kind": fs.Arg(0), "name": fs.Arg(1)}
+		if *dur > 0 {
+			body["for"] = dur.String()
+		}
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", "http://"+*server+"/api/v1/"+action, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		if *token != "" {
+			req.Header.Set("Authorization", "Bearer "+*token)
+		}
+		resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "gslb %s: node %s: %v\n", action, *server, err)
+			return 1
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if resp.StatusCode != http.StatusOK {
+			var e struct{ Error string }
+			json.Unmarshal(out, &e)
+			fmt.Fprintf(os.Stderr, "gslb %s: %s\n", action, orDash(e.Error))
+			return 1
+		}
+		fmt.Printf("%s %s %s: done\n", action, fs.Arg(0), fs.Arg(1))
+		return 0
+	}
+}
