@@ -79,22 +79,31 @@ func (s *h1server) serve(ln net.Listener) error {
 			continue
 		}
 		delay = 0
-		hc := &h1conn{c: c, remote: c.RemoteAddr().String()}
-		hc.lr.c = c
-		hc.br = bufio.NewReaderSize(&hc.lr, 4<<10)
-		hc.bw = bufio.NewWriterSize(c, 4<<10)
-		hc.idle.Store(true)
-		s.mu.Lock()
-		if s.closing.Load() {
-			s.mu.Unlock()
-			c.Close()
+		hc := s.add(c)
+		if hc == nil {
 			return http.ErrServerClosed
 		}
-		s.conns[hc] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
 		go s.serveConn(hc)
 	}
+}
+
+// add registers a new connection; serveConn must follow. It returns nil
+// (and closes c) when the server is shutting down.
+func (s *h1server) add(c net.Conn) *h1conn {
+	hc := &h1conn{c: c, remote: c.RemoteAddr().String()}
+	hc.lr.c = c
+	hc.br = bufio.NewReaderSize(&hc.lr, 4<<10)
+	hc.bw = bufio.NewWriterSize(c, 4<<10)
+	hc.idle.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		c.Close()
+		return nil
+	}
+	s.conns[hc] = struct{}{}
+	s.wg.Add(1)
+	return hc
 }
 
 func (s *h1server) serveConn(hc *h1conn) {
@@ -168,8 +177,8 @@ func (s *h1server) serveConn(hc *h1conn) {
 			return
 		}
 		if w.closeAfter || req.Close || (req.ProtoMinor == 0 && !hasToken(req.Header, "Connection", "keep-alive")) {
-			if tc, ok := hc.c.(*net.TCPConn); ok {
-				tc.CloseWrite()
+			if cw, ok := hc.c.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
 			}
 			return
 		}
@@ -201,10 +210,10 @@ func (s *h1server) simpleError(hc *h1conn, code int) {
 	// Like net/http: half-close and read what the client is still sending
 	// for a moment, so that closing with unread data does not reset the
 	// connection before the client has read the error.
-	if tc, ok := hc.c.(*net.TCPConn); ok {
-		tc.CloseWrite()
-		tc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-		io.CopyN(io.Discard, tc, 256<<10)
+	if cw, ok := hc.c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		hc.c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		io.CopyN(io.Discard, hc.c, 256<<10)
 	}
 }
 

@@ -14,12 +14,13 @@ import (
 
 // listener is one open socket and what serves it.
 type listener struct {
-	p   *Proxy
-	cfg ListenerConfig
-	ln  net.Listener
-	srv *http.Server // https and h2c
-	h1  *h1server    // http
-	tcp *tcpServer   // tcp
+	p    *Proxy
+	cfg  ListenerConfig
+	ln   net.Listener
+	srv  *http.Server  // https and h2c
+	h1   *h1server     // http, and https HTTP/1.x
+	h2ln *chanListener // https: h2 connections for srv
+	tcp  *tcpServer    // tcp
 }
 
 func (p *Proxy) listen(ctx context.Context, lc ListenerConfig) (*listener, error) {
@@ -72,7 +73,79 @@ func (p *Proxy) listen(ctx context.Context, lc ListenerConfig) (*listener, error
 		}
 	}
 	l.srv = srv
+	if lc.Protocol == "https" {
+		// HTTP/1.1 over TLS is served by h1server too; connections that
+		// negotiate h2 go to net/http through a channel listener.
+		l.h1 = &h1server{h: h, readHeader: st.cfg.Timeouts.ReadHeader, idle: st.cfg.Timeouts.Idle,
+			maxHeaderBytes: st.cfg.MaxHeaderBytes, conns: map[*h1conn]struct{}{}}
+		l.h2ln = &chanListener{ch: make(chan net.Conn), done: make(chan struct{}), addr: ln.Addr()}
+	}
 	return l, nil
+}
+
+// chanListener hands already accepted (and TLS-handshaken) connections to
+// an http.Server.
+type chanListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+	addr net.Addr
+}
+
+func (c *chanListener) Accept() (net.Conn, error) {
+	select {
+	case conn := <-c.ch:
+		return conn, nil
+	case <-c.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (c *chanListener) Close() error {
+	c.once.Do(func() { close(c.done) })
+	return nil
+}
+
+func (c *chanListener) Addr() net.Addr { return c.addr }
+
+// serveTLS accepts TLS connections: after the handshake, h2 goes to
+// net/http and everything else to h1server.
+func (l *listener) serveTLS() error {
+	var delay time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if l.h1.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return http.ErrServerClosed
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		go func() {
+			tc := tls.Server(c, l.srv.TLSConfig)
+			if d := l.h1.readHeader; d > 0 {
+				tc.SetDeadline(time.Now().Add(d))
+			}
+			if err := tc.Handshake(); err != nil {
+				c.Close()
+				return
+			}
+			tc.SetDeadline(time.Time{})
+			if tc.ConnectionState().NegotiatedProtocol == "h2" {
+				select {
+				case l.h2ln.ch <- tc:
+				case <-l.h2ln.done:
+					tc.Close()
+				}
+				return
+			}
+			if hc := l.h1.add(tc); hc != nil {
+				l.h1.serveConn(hc)
+			}
+		}()
+	}
 }
 
 func (l *listener) serve() {
@@ -84,10 +157,11 @@ func (l *listener) serve() {
 		case l.tcp != nil:
 			l.tcp.serve()
 			return
+		case l.cfg.Protocol == "https":
+			go l.srv.Serve(l.h2ln)
+			err = l.serveTLS()
 		case l.h1 != nil:
 			err = l.h1.serve(l.ln)
-		case l.cfg.Protocol == "https":
-			err = l.srv.ServeTLS(l.ln, "", "")
 		default:
 			err = l.srv.Serve(l.ln)
 		}
@@ -116,7 +190,14 @@ func (l *listener) shutdownCtx(ctx context.Context) error {
 	if l.h1 != nil {
 		l.h1.closing.Store(true)
 		l.ln.Close()
-		return l.h1.shutdown(ctx)
+		err := l.h1.shutdown(ctx)
+		if l.srv != nil {
+			if e := l.srv.Shutdown(ctx); e != nil {
+				l.srv.Close()
+				err = errors.Join(err, e)
+			}
+		}
+		return err
 	}
 	err := l.srv.Shutdown(ctx)
 	if err != nil {

@@ -151,20 +151,28 @@ func TestTLSSNI(t *testing.T) {
 	pool.AddCert(aX)
 	pool.AddCert(bX)
 	for _, name := range []string{"a.test", "b.test"} {
-		tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: name, RootCAs: pool}, ForceAttemptHTTP2: true}
-		resp, err := (&http.Client{Transport: tr}).Get("https://" + p.Addrs()["https"] + "/")
-		if err != nil {
-			t.Fatalf("SNI %s: %v", name, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		got := resp.TLS.PeerCertificates[0].Subject.CommonName
-		t.Logf("SNI %s: certificate %s, %s, body %q", name, got, resp.Proto, body)
-		if got != name || resp.StatusCode != 200 || resp.ProtoMajor != 2 {
-			t.Fatalf("SNI %s: certificate %s, status %d, %s; want %s, 200, HTTP/2", name, got, resp.StatusCode, resp.Proto, name)
-		}
-		if resp.Header.Get("X-Backend") != "b0" {
-			t.Fatalf("SNI %s: not proxied", name)
+		for _, h2 := range []bool{true, false} {
+			tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: name, RootCAs: pool}, ForceAttemptHTTP2: h2}
+			if !h2 {
+				tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // HTTP/1.1 only
+			}
+			for range 3 { // keep-alive: several requests per connection
+				resp, err := (&http.Client{Transport: tr}).Get("https://" + p.Addrs()["https"] + "/")
+				if err != nil {
+					t.Fatalf("SNI %s: %v", name, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				got := resp.TLS.PeerCertificates[0].Subject.CommonName
+				t.Logf("SNI %s: certificate %s, %s, body %q", name, got, resp.Proto, body)
+				wantMajor := map[bool]int{true: 2, false: 1}[h2]
+				if got != name || resp.StatusCode != 200 || resp.ProtoMajor != wantMajor {
+					t.Fatalf("SNI %s: certificate %s, status %d, %s; want %s, 200, HTTP/%d", name, got, resp.StatusCode, resp.Proto, name, wantMajor)
+				}
+				if resp.Header.Get("X-Backend") != "b0" {
+					t.Fatalf("SNI %s: not proxied", name)
+				}
+			}
 		}
 	}
 }
