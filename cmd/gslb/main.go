@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"undrain":    {runOverride("undrain"), "undo drain, force-up or force-down"},
 	"force-up":   {runOverride("force-up"), "treat a region, pool or member as healthy whatever the probes say"},
 	"force-down": {runOverride("force-down"), "treat a region, pool or member as down"},
+	"explain":    {runExplain, "explain why a GSLB name answers what it answers for a client, step by step"},
 }
 
 func main() {
