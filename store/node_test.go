@@ -219,7 +219,7 @@ func TestMetrics(t *testing.T) {
 	}{
 		{"gslb_cluster_quorum", nil, func(v float64) bool { return v == 1 }, "1"},
 		{"gslb_state_index", nil, func(v float64) bool { return v == float64(s.State().Index()) }, "State().Index()"},
-		{"gslb_store_raft_state", map[string]string{"state": "Leader"}, func(v float64) bool { return v == 1 }, "1"},
+		{"gslb_store_raft_state", map[string]string{"state": s.Stats().State}, func(v float64) bool { return v == 1 }, "1 for the current role"},
 		{"gslb_store_raft_term", nil, func(v float64) bool { return v >= 1 }, ">= 1"},
 		{"gslb_store_commit_index", nil, func(v float64) bool { return v >= float64(s.State().Index()) }, ">= state index"},
 		{"gslb_store_apply_duration_seconds", map[string]string{"result": "ok"}, func(v float64) bool { return v >= 1 }, ">= 1 sample"},
