@@ -618,7 +618,10 @@ func (r *Record) explainLatencyOrder(o ordering, pfx netip.Prefix, lf *LatencyFa
 		rs := RegionStep{Region: name, RTT: rtt[name], Why: "by RTT"}
 		if k == 0 {
 			rs.Why = "first: lowest RTT"
-			if lowest != "" && lowest != name {
+			switch {
+			case lf.Best != "" && lf.Best != name:
+				rs.Why = fmt.Sprintf("first when the snapshot was built; the table's best is now %s", lf.Best)
+			case lowest != "" && lowest != name:
 				rs.Why = fmt.Sprintf("first: best region kept by hysteresis (%s is lower, but not by the margin)", lowest)
 			}
 		}

@@ -304,3 +304,25 @@ func join(a []netip.Addr) string {
 	}
 	return strings.Join(s, ",")
 }
+
+// TestExplainLatencyRow: the RTT row is the table's now; when it moved on
+// after the Set was built, the order (the Set's) says so (ST-06).
+func TestExplainLatencyRow(t *testing.T) {
+	db := geoDB(t)
+	lt := &gslb.LatencyTable{}
+	net := netip.MustParsePrefix("198.51.100.0/24")
+	lt.Set(net, map[string]time.Duration{"eu-west": 40 * time.Millisecond, "us-east": 20 * time.Millisecond}, time.Now())
+	r := compile(t, "www 30 IN GSLB latency pools=web-eu,web-us,web-ap\n", gslb.Env{Geo: db, Latency: lt})
+	e := r.Explain(gslb.IPv4, *client("198.51.100.9"), db)
+	if l := e.Latency; !l.Measured || l.Best != "us-east" || len(l.RTTs) != 2 || l.RTTs[0] != (gslb.RegionRTT{Region: "us-east", RTT: 20 * time.Millisecond}) || l.Network != "198.51.100.0/24" {
+		t.Errorf("latency row %+v", l)
+	}
+	if e.Order.Regions[0].RTT != 20*time.Millisecond || e.Order.Regions[1].RTT != 40*time.Millisecond {
+		t.Errorf("order RTTs %+v", e.Order.Regions)
+	}
+	lt.Set(net, map[string]time.Duration{"eu-west": 5 * time.Millisecond, "us-east": 20 * time.Millisecond}, time.Now())
+	e = r.Explain(gslb.IPv4, *client("198.51.100.9"), db)
+	if e.Choice.Pool != "web-us" || !strings.Contains(e.Order.Regions[0].Why, "the table's best is now eu-west") {
+		t.Errorf("after the table moved on: choice %s, first region %+v", e.Choice.Pool, e.Order.Regions[0])
+	}
+}
