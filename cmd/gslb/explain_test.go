@@ -8,11 +8,16 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/gslbd/gslb/dnsserver"
+	"github.com/gslbd/gslb/dnsserver/dnstest"
 	"github.com/gslbd/gslb/geodata"
 	"github.com/gslbd/gslb/geodata/geodatatest"
 	"github.com/gslbd/gslb/gslb"
@@ -278,4 +283,77 @@ func join(a []netip.Addr) string {
 		s = append(s, x.String())
 	}
 	return strings.Join(s, ",")
+}
+
+// TestExplainMatchesDNS: for clients given as EDNS client subnets, the
+// explanation served over HTTP says exactly what the DNS server answers
+// over UDP on loopback: the same addresses, TTL and ECS scope.
+func TestExplainMatchesDNS(t *testing.T) {
+	_, db, votes := explainFixture(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "example.com.zone"), []byte(explainZone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dnsSrv := dnstest.StartDir(t, dir, dnsserver.Config{}, gslb.Env{Geo: db, Health: downMembers{"10.2.0.1": true}}, true)
+	web := httptest.NewServer(explainHandler(dnsSrv.Snapshot, db, votes))
+	defer web.Close()
+	for _, tc := range []struct{ name, typ, subnet string }{
+		{"www.example.com.", "A", "198.51.100.0/24"},
+		{"www.example.com.", "A", "192.0.2.0/24"},
+		{"www.example.com.", "A", "192.0.0.0/16"},
+		{"www.example.com.", "AAAA", "2001:db8::/48"},
+		{"www.example.com.", "AAAA", "198.51.100.0/24"},
+		{"alias.example.com.", "A", "198.51.100.0/24"},
+		{"x.svc.example.com.", "A", "203.0.113.0/24"},
+		{"x.svc.example.com.", "AAAA", "2001:db8::/56"},
+	} {
+		t.Run(tc.name+"/"+tc.typ+"/"+tc.subnet, func(t *testing.T) {
+			p := netip.MustParsePrefix(tc.subnet)
+			m := new(dns.Msg)
+			m.SetQuestion(tc.name, dns.StringToType[tc.typ])
+			m.RecursionDesired = false
+			m.SetEdns0(1232, false)
+			ecs := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: uint8(p.Bits()), Address: p.Addr().AsSlice()}
+			if p.Addr().Is6() {
+				ecs.Family = 2
+			}
+			m.IsEdns0().Option = append(m.IsEdns0().Option, ecs)
+			r := dnstest.Exchange(t, dnsSrv.Addr, "udp", m)
+			var got []string
+			var ttl uint32
+			for _, rr := range r.Answer {
+				switch v := rr.(type) {
+				case *dns.A:
+					got, ttl = append(got, v.A.String()), v.Hdr.Ttl
+				case *dns.AAAA:
+					got, ttl = append(got, v.AAAA.String()), v.Hdr.Ttl
+				}
+			}
+			var scope uint8
+			if o := r.IsEdns0(); o != nil {
+				for _, opt := range o.Option {
+					if e, ok := opt.(*dns.EDNS0_SUBNET); ok {
+						scope = e.SourceScope
+					}
+				}
+			}
+
+			resp, err := http.Get(web.URL + "/api/v1/explain?" + url.Values{"name": {tc.name}, "type": {tc.typ}, "subnet": {tc.subnet}}.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var er explainResponse
+			err = json.NewDecoder(resp.Body).Decode(&er)
+			resp.Body.Close()
+			if err != nil || er.Explanation == nil {
+				t.Fatalf("explain: %v", err)
+			}
+			a := er.Answer
+			if join(a.Addrs) != strings.Join(got, ",") || a.Scope != scope || len(got) > 0 && a.TTL != ttl {
+				t.Errorf("%s/%s ECS %s: DNS answers %v TTL %d scope %d; explain says %s TTL %d scope %d",
+					tc.name, tc.typ, tc.subnet, got, ttl, scope, join(a.Addrs), a.TTL, a.Scope)
+			}
+			t.Logf("%s/%s ECS %s: %v TTL %d scope /%d (%s)", tc.name, tc.typ, tc.subnet, got, ttl, scope, er.Choice.Why)
+		})
+	}
 }
