@@ -288,7 +288,27 @@ func (r *Record) Explain(f Family, c Client, geo *geodata.DB) *Explanation {
 		e.Answer.TTLWhy = fmt.Sprintf("half the record's TTL %d: a member of the record's pools is down (ST-10)", r.TTL)
 	}
 	e.Answer.ScopeWhy = r.explainScope(ans, pi, geoBits, &c)
+	only := -1 // the one pool a weighted draw can give, if just one
+	if r.Policy.Random() && pi >= 0 {
+		for k, p := range e.Pools {
+			if p.Probability > 0 {
+				if only != -1 {
+					only = -2
+					break
+				}
+				only = k
+			}
+		}
+	}
 	switch {
+	case only >= 0:
+		p := e.Pools[only]
+		e.Choice.Pool, e.Choice.Region = p.Pool, p.Region
+		e.Choice.Why = fmt.Sprintf("a random draw per query by the record's weights among the up pools, but only %s is up: every draw gives it", p.Pool)
+		if r.opts.randomSel && len(ans.Addrs) > 0 {
+			e.Answer.Random = true
+			e.Answer.Note = fmt.Sprintf("answers=%d: %d of the chosen pool's members drawn by weight per query; this is one draw", r.opts.answers, r.opts.answers)
+		}
 	case r.Policy.Random():
 		e.Answer.Random = true
 		e.Answer.Addrs = []netip.Addr{}

@@ -326,3 +326,16 @@ func TestExplainLatencyRow(t *testing.T) {
 		t.Errorf("after the table moved on: choice %s, first region %+v", e.Choice.Pool, e.Order.Regions[0])
 	}
 }
+
+// TestExplainWeightedOneUp: a weighted record with one pool up answers
+// the same every time, and the explanation says which.
+func TestExplainWeightedOneUp(t *testing.T) {
+	r := compile(t, "www 30 IN GSLB weighted pools=web-us@3,web-eu@1\n", gslb.Env{Health: downSet{"10.2.0.1": true}})
+	e := r.Explain(gslb.IPv4, *client("192.0.2.1"), nil)
+	if e.Answer.Random || join(e.Answer.Addrs) != "10.1.0.1,10.1.0.2" || e.Choice.Pool != "web-us" || !strings.Contains(e.Choice.Why, "only web-us is up") {
+		t.Errorf("answer %+v choice %+v", e.Answer, e.Choice)
+	}
+	if got := join(r.Answer(nil, gslb.IPv4, client("192.0.2.1")).Addrs); got != join(e.Answer.Addrs) {
+		t.Errorf("Answer %s, explained %s", got, join(e.Answer.Addrs))
+	}
+}
