@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -227,7 +228,7 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		v.Set("subnet", *subnet)
 	}
 	var resp explainResponse
-	raw, err := getJSON(*server, "/api/v1/explain?"+v.Encode(), &resp)
+	raw, err := getExplain(*server, "/api/v1/explain?"+v.Encode(), &resp)
 	if err != nil {
 		fmt.Fprintf(stderr, "gslb explain: %v\n", err)
 		return 1
@@ -242,6 +243,32 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	}
 	printExplain(stdout, &resp)
 	return 0
+}
+
+// getExplain GETs path from the admin server into v; an error reply's
+// {"error": ...} message becomes the error.
+func getExplain(server, path string, v any) ([]byte, error) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + server + path)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", server, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", server, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return nil, fmt.Errorf("node %s: %s", server, e.Error)
+		}
+		return nil, fmt.Errorf("node %s: %s: %s", server, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return nil, fmt.Errorf("node %s: %w", server, err)
+	}
+	return body, nil
 }
 
 // printExplain prints an explanation as numbered steps.

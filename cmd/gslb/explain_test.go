@@ -245,7 +245,7 @@ func TestExplainCommand(t *testing.T) {
 		{"json", []string{"x.svc.example.com", "--client", "192.0.2.1", "--server", addr, "--json"}, 0, []string{
 			`"query": "x.svc.example.com"`, `"state_index": 42`, `"policy": "failover"`, `"rule": "first healthy in record order"`, `"addrs": [`,
 		}, ""},
-		{"unknown name", []string{"static.example.com", "--client", "192.0.2.1", "--server", addr}, 1, nil, `no GSLB record answers it`},
+		{"unknown name", []string{"static.example.com", "--client", "192.0.2.1", "--server", addr}, 1, nil, `: name "static.example.com": no GSLB record answers it (names followed: static.example.com.)`},
 		{"no client", []string{"www.example.com", "--server", addr}, 2, nil, "usage: gslb explain NAME"},
 		{"bad type", []string{"www.example.com", "MX", "--client", "192.0.2.1", "--server", addr}, 2, nil, `type: "MX" is not A or AAAA`},
 		{"bad client", []string{"www.example.com", "--client", "nope", "--server", addr}, 2, nil, `client: "nope" is not an IP address`},

@@ -398,6 +398,7 @@ func (n *node) adminMux() *http.ServeMux {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.status()) })
 	mux.HandleFunc("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.events()) })
+	mux.Handle("GET /api/v1/explain", explainHandler(n.dns.Snapshot, n.geo, n.votes))
 	mux.HandleFunc("POST /api/v1/drain", n.overrideHandler(store.ActionDrain))
 	mux.HandleFunc("POST /api/v1/undrain", n.overrideHandler(store.ActionUndrain))
 	mux.HandleFunc("POST /api/v1/force-up", n.overrideHandler(store.ActionForceUp))
