@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gslbd/gslb/geodata"
 	"github.com/gslbd/gslb/gslb"
+	"github.com/gslbd/gslb/zones"
 )
 
 // countryRegion adds a region that serves one country, so a Japanese
@@ -337,5 +339,28 @@ func TestExplainWeightedOneUp(t *testing.T) {
 	}
 	if got := join(r.Answer(nil, gslb.IPv4, client("192.0.2.1")).Addrs); got != join(e.Answer.Addrs) {
 		t.Errorf("Answer %s, explained %s", got, join(e.Answer.Addrs))
+	}
+}
+
+// BenchmarkExplain: one explanation of a geo record with the embedded
+// country database (the admin API's cost; DNS never calls it).
+func BenchmarkExplain(b *testing.B) {
+	db, err := geodata.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	z, err := zones.Parse([]byte(header+"www 30 IN GSLB geo pools=web-eu,web-us,web-ap,web-lab\n"), "bench.example.zone", "", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	set, err := gslb.Compile([]*zones.Zone{z}, gslb.Env{Geo: db, Health: downSet{"10.2.0.1": true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := set.Record(z.Records[0])
+	c := gslb.Client{Addr: netip.MustParseAddr("81.2.69.142"), Bits: 32}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Explain(gslb.IPv4, c, db)
 	}
 }
