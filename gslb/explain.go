@@ -273,7 +273,7 @@ func (r *Record) Explain(f Family, c Client, geo *geodata.DB) *Explanation {
 		// query of a family=fallback record would index past them.
 		e.Notes = append(e.Notes, "weighted policy has no weights for AAAA with family=fallback (mode 3): DNS answers SERVFAIL (a bug in policy.go)")
 		e.Choice = ChoiceFacts{Rule: "none", Why: "the policy cannot choose for this mode"}
-		e.Answer = AnswerFacts{ServFail: true, TTLWhy: "-", ScopeWhy: "-"}
+		e.Answer = AnswerFacts{Addrs: []netip.Addr{}, ServFail: true, TTLWhy: "-", ScopeWhy: "-"}
 		return e
 	}
 	pi, _ := r.Policy.Choose(r, mode, &c, false)
