@@ -6,7 +6,7 @@
 #
 #   make bench-proxy                      # builds bin/gslb, then runs this
 #   DUR=5s CONNS=64 bash bench/proxy.sh   # shorter run
-#   REPEAT=3 bash bench/proxy.sh          # best of 3 runs each (busy machine)
+#   REPEAT=3 bash bench/proxy.sh          # best of 3 interleaved rounds (busy machine)
 #
 # Prints a Markdown table: requests/s, p99 latency and our requests/s as a
 # ratio of HAProxy's. Loopback only; every port is picked free.
@@ -19,7 +19,7 @@ CONNS=${CONNS:-64}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 MODES=${MODES:-"http https tcp"}
-REPEAT=${REPEAT:-1} # runs per proxy and mode; the best is reported (for a busy machine)
+REPEAT=${REPEAT:-1} # rounds; the best of each proxy and mode is reported (for a busy machine)
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -115,27 +115,20 @@ run_wrk() { # run_wrk URL PID -> "rps p99 requests-per-cpu-second"
   echo "${rps:-0} ${p99:--} $eff"
 }
 
-declare -A RPS P99 EFF
+declare -A RPS P99 EFF PID URL
 
-bench_proxy() { # bench_proxy NAME PID HTTPPORT HTTPSPORT TCPPORT
-  local name=$1 pid=$2
-  for mode in $MODES; do
-    local port url
-    case $mode in
-      http) port=$3; url="http://127.0.0.1:$port/" ;;
-      https) port=$4; url="https://127.0.0.1:$port/" ;;
-      tcp) port=$5; url="http://127.0.0.1:$port/" ;;
-    esac
-    if [ -z "$port" ]; then RPS[$name,$mode]=0; P99[$name,$mode]=-; EFF[$name,$mode]=0; continue; fi
-    local best=0 bestp=- beste=0 r p e
-    for _ in $(seq 1 "$REPEAT"); do
-      read -r r p e < <(run_wrk "$url" "$pid")
-      if awk -v a="$r" -v b="$best" 'BEGIN { exit !(a > b) }'; then best=$r; bestp=$p; fi
-      if [ "$e" -gt "$beste" ]; then beste=$e; fi
-    done
-    RPS[$name,$mode]=$best; P99[$name,$mode]=$bestp; EFF[$name,$mode]=$beste
-    echo "$name $mode: $best req/s, p99 $bestp, $beste requests per CPU second" >&2
-  done
+# measure NAME MODE: one run; keeps the best requests/s (and its p99) and the
+# best requests per CPU second over the rounds.
+measure() {
+  local name=$1 mode=$2 url=${URL[$1,$2]:-} r p e
+  [ -n "$url" ] || return 0
+  read -r r p e < <(run_wrk "$url" "${PID[$name]}")
+  [ -n "$e" ] || e=0
+  echo "$name $mode: $r req/s, p99 $p, $e requests per CPU second" >&2
+  if awk -v a="$r" -v b="${RPS[$name,$mode]:-0}" 'BEGIN { exit !(a > b) }'; then
+    RPS[$name,$mode]=$r; P99[$name,$mode]=$p
+  fi
+  if [ "$e" -gt "${EFF[$name,$mode]:-0}" ]; then EFF[$name,$mode]=$e; fi
 }
 
 # gslb proxy.
@@ -161,8 +154,7 @@ CONF
 taskset -c "$PROXY_CPU" "$BIN" proxy -config "$work/gslb.yaml" >"$work/gslb.out" 2>"$work/gslb.err" &
 gpid=$!; pids+=($gpid)
 wait_port "$GP" || { cat "$work/gslb.err" >&2; exit 1; }
-bench_proxy gslb "$gpid" "$GP" "$GS" "$GT"
-kill "$gpid"; wait "$gpid" 2>/dev/null || true
+PID[gslb]=$gpid; URL[gslb,http]="http://127.0.0.1:$GP/"; URL[gslb,https]="https://127.0.0.1:$GS/"; URL[gslb,tcp]="http://127.0.0.1:$GT/"
 
 # HAProxy, configured the same way: round robin, keep-alive to backends.
 HP=$(free_port); HS=$(free_port); HT=$(free_port)
@@ -203,8 +195,7 @@ CONF
 taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
 hpid=$!; pids+=($hpid)
 wait_port "$HP" || { cat "$work/haproxy.log" >&2; exit 1; }
-bench_proxy haproxy "$hpid" "$HP" "$HS" "$HT"
-kill "$hpid"; wait "$hpid" 2>/dev/null || true
+PID[haproxy]=$hpid; URL[haproxy,http]="http://127.0.0.1:$HP/"; URL[haproxy,https]="https://127.0.0.1:$HS/"; URL[haproxy,tcp]="http://127.0.0.1:$HT/"
 
 # nginx, configured the same way.
 NP=$(free_port); NS=$(free_port); NT=$(free_port)
@@ -247,8 +238,22 @@ CONF
 taskset -c "$PROXY_CPU" nginx -p "$work/ng" -c "$work/ng/nginx.conf" -g 'daemon off;' >"$work/ng/out.log" 2>&1 &
 npid=$!; pids+=($npid)
 wait_port "$NP" || { cat "$work/ng/out.log" "$work/ng/error.log" >&2; exit 1; }
-bench_proxy nginx "$npid" "$NP" "$NS" "$NT"
-kill "$npid"; wait "$npid" 2>/dev/null || true
+PID[nginx]=$npid; URL[nginx,http]="http://127.0.0.1:$NP/"; URL[nginx,https]="https://127.0.0.1:$NS/"
+[ -n "$NT" ] && URL[nginx,tcp]="http://127.0.0.1:$NT/"
+
+# The three proxies are all up (idle ones cost nothing); each round runs
+# every mode through each of them in turn, so that other load on the
+# machine falls on all three alike.
+for name in gslb haproxy nginx; do
+  for mode in $MODES; do RPS[$name,$mode]=0; P99[$name,$mode]=-; EFF[$name,$mode]=0; done
+done
+for round in $(seq 1 "$REPEAT"); do
+  for mode in $MODES; do
+    for name in gslb haproxy nginx; do
+      measure "$name" "$mode"
+    done
+  done
+done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo

@@ -77,6 +77,10 @@ func (p *connPool) closeIdle(final bool) {
 	}
 }
 
+// noStop stands for context.AfterFunc's stop when the request's context
+// can never be canceled (h1server's requests).
+func noStop() bool { return true }
+
 var errStale = errors.New("backend closed a keep-alive connection")
 
 // roundTripH1 sends a body-less request on a pooled connection (or a new
@@ -110,7 +114,10 @@ func (b *Backend) roundTripH1(out *http.Request, t *Timeouts) (*http.Response, e
 }
 
 func (bc *bconn) exchange(out *http.Request, t *Timeouts, pool *connPool) (*http.Response, error) {
-	stop := context.AfterFunc(out.Context(), func() { bc.c.SetDeadline(aLongTimeAgo) })
+	stop := noStop
+	if ctx := out.Context(); ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { bc.c.SetDeadline(aLongTimeAgo) })
+	}
 	if err := out.Write(bc.bw); err != nil {
 		stop()
 		return nil, err
