@@ -51,7 +51,7 @@ func newBackend(addr string) *Backend {
 	h := balance.Hash64(addr)
 	b := &Backend{addr: addr, idHash: h, cookieVal: strconv.FormatUint(h, 36)}
 	b.drainCtx, b.drainCancel = context.WithCancel(context.Background())
-	context.AfterFunc(b.drainCtx, func() { b.pool.closeIdle(true) })
+	context.AfterFunc(b.drainCtx, b.pool.closeAll)
 	return b
 }
 

@@ -23,6 +23,7 @@ import (
 type connPool struct {
 	mu     sync.Mutex
 	idle   []*bconn
+	all    map[*bconn]struct{} // idle and busy, so a drain can cut them
 	closed bool
 }
 
@@ -48,15 +49,39 @@ func (p *connPool) get(maxIdle time.Duration) *bconn {
 		if time.Since(bc.idleAt) < maxIdle {
 			return bc
 		}
+		delete(p.all, bc)
 		bc.c.Close()
 	}
 	return nil
+}
+
+// add tracks a new connection; it is refused once the pool is closed.
+func (p *connPool) add(bc *bconn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if p.all == nil {
+		p.all = map[*bconn]struct{}{}
+	}
+	p.all[bc] = struct{}{}
+	return true
+}
+
+// drop closes a connection that will not be reused.
+func (p *connPool) drop(bc *bconn) {
+	p.mu.Lock()
+	delete(p.all, bc)
+	p.mu.Unlock()
+	bc.c.Close()
 }
 
 func (p *connPool) put(bc *bconn) {
 	bc.idleAt = time.Now()
 	p.mu.Lock()
 	if p.closed || len(p.idle) >= maxIdlePerBackend {
+		delete(p.all, bc)
 		p.mu.Unlock()
 		bc.c.Close()
 		return
@@ -65,14 +90,17 @@ func (p *connPool) put(bc *bconn) {
 	p.mu.Unlock()
 }
 
-// closeIdle closes the idle connections; with final, later puts close too.
-func (p *connPool) closeIdle(final bool) {
+// closeAll closes every connection, busy ones too (their requests fail),
+// and makes the pool refuse new ones: the backend's drain deadline passed,
+// or the proxy shut down.
+func (p *connPool) closeAll() {
 	p.mu.Lock()
-	idle := p.idle
+	all := p.all
+	p.all = nil
 	p.idle = nil
-	p.closed = p.closed || final
+	p.closed = true
 	p.mu.Unlock()
-	for _, bc := range idle {
+	for bc := range all {
 		bc.c.Close()
 	}
 }
@@ -101,12 +129,16 @@ func (b *Backend) roundTripH1(out *http.Request, t *Timeouts) (*http.Response, e
 				return nil, err
 			}
 			bc = &bconn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 8<<10)}
+			if !b.pool.add(bc) {
+				c.Close()
+				return nil, errors.New("backend drained")
+			}
 		}
 		resp, err := bc.exchange(out, t, &b.pool)
 		if err == nil {
 			return resp, nil
 		}
-		bc.c.Close()
+		b.pool.drop(bc)
 		if !reused || attempt > 0 || out.Context().Err() != nil {
 			return nil, err
 		}
@@ -189,9 +221,9 @@ func (p *pooledBody) finish(complete bool) {
 	// not reusable then.
 	ok := p.stop()
 	p.rc.Close()
-	if complete && p.keep && ok && p.pool != nil {
+	if complete && p.keep && ok {
 		p.pool.put(p.bc)
 		return
 	}
-	p.bc.c.Close()
+	p.pool.drop(p.bc)
 }

@@ -689,3 +689,56 @@ func TestHTTP1Front(t *testing.T) {
 		}
 	}
 }
+
+// PX-07: when a draining backend's deadline passes, what is still in
+// flight is cut: a held GET fails over to another backend (it had no
+// response yet), and a TCP connection is closed.
+func TestDrainDeadline(t *testing.T) {
+	bs := proxytest.NewBackends(t, 2)
+	echo := tcpBackend(t, func(c net.Conn) { io.Copy(c, c) })
+	cfg := proxytest.HTTPConfig(proxytest.Group("web", proxy.AlgRoundRobin, bs...))
+	cfg.Groups = append(cfg.Groups, proxy.GroupConfig{Name: "tcp", Backends: []proxy.BackendConfig{{Address: echo}}})
+	cfg.Listeners = append(cfg.Listeners, proxy.ListenerConfig{Name: "tcp", Address: "127.0.0.1:0", Protocol: "tcp", Backends: "tcp"})
+	cfg.DrainTimeout = 50 * time.Millisecond
+	p := proxytest.Start(t, cfg)
+	url := "http://" + p.Addrs()["http"]
+
+	type result struct {
+		code    int
+		backend string
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := client().Get(url + "/hold")
+		if err != nil {
+			done <- result{}
+			return
+		}
+		resp.Body.Close()
+		done <- result{resp.StatusCode, resp.Header.Get("X-Backend")}
+	}()
+	<-bs[0].Held() // round robin: b0 first
+	tc, err := net.Dial("tcp", p.Addrs()["tcp"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.Write([]byte("x"))
+	if _, err := io.ReadFull(tc, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	bs[1].Release() // b1 answers /hold at once
+	if err := p.SetDraining("web", bs[0].Addr, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetDraining("tcp", echo, true); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.code != 200 || r.backend != "b1" {
+		t.Fatalf("held request after the drain deadline: %d from %q, want 200 from b1 (retried)", r.code, r.backend)
+	}
+	tc.SetReadDeadline(time.Now().Add(30 * time.Second)) // safety net only
+	if n, err := tc.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("TCP connection after the drain deadline: read %d, %v; want EOF", n, err)
+	}
+}

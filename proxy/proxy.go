@@ -457,7 +457,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		tr.CloseIdleConnections()
 	}
 	for _, b := range p.backends {
-		b.pool.closeIdle(true)
+		b.pool.closeAll()
 	}
 	p.mu.Unlock()
 	return errors.Join(errs...)
