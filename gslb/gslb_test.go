@@ -367,3 +367,14 @@ func TestOptionErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestWeightedFallbackAAAA: weighted with family=fallback answers AAAA from
+// a pool that has IPv6 (every choice mode is covered).
+func TestWeightedFallbackAAAA(t *testing.T) {
+	r := compile(t, "www 30 IN GSLB weighted pools=web-ap@5,web-eu@1 family=fallback\n", gslb.Env{})
+	for i := 0; i < 100; i++ {
+		if got := addrs(answer(r, gslb.IPv6, "192.0.2.1")); got != "2001:db8:2::1" {
+			t.Fatalf("AAAA: %q, want the only pool with IPv6", got)
+		}
+	}
+}

@@ -69,8 +69,8 @@ type weightedPolicy struct {
 	bits4     int
 	bits6     int
 	ids       []uint64
-	weights   [3][]int // by mode: the weight of each up pool, 0 for down ones
-	total     [3]int
+	weights   [modes][]int // by mode: the weight of each up pool, 0 for down ones
+	total     [modes]int
 	openW     []int
 	openTotal int
 }

@@ -1,0 +1,325 @@
+//go:build e2e
+
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// region is one region of a test cluster: a `gslb serve -config` process
+// (DNS, prober, Raft member, region proxy, admin) and two HTTP backends
+// behind its proxy, run by the test.
+type region struct {
+	name, ip    string
+	dns, admin  string
+	raft, proxy string
+	backends    [2]*backend
+	config      string
+	p           *proc
+	lat, lon    float64
+	serves      string
+}
+
+// cluster is three regions on 127.0.0.31-33.
+type cluster struct {
+	t       *testing.T
+	dir     string
+	regions []*region
+}
+
+func freeBase(t *testing.T, ips []string) int {
+	t.Helper()
+	for base := 30000 + os.Getpid()%20000; base < 65000; base += 17 {
+		ok := true
+		for _, ip := range ips {
+			for off := 0; off < 6 && ok; off++ {
+				ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, base+off))
+				if err != nil {
+					ok = false
+					break
+				}
+				ln.Close()
+				pc, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", ip, base+off))
+				if err != nil {
+					ok = false
+					break
+				}
+				pc.Close()
+			}
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	ips := []string{"127.0.0.31", "127.0.0.32", "127.0.0.33"}
+	if ln, err := net.Listen("tcp", "127.0.0.32:0"); err != nil {
+		t.Skipf("this test needs the whole 127/8 loopback (as Linux has): %v", err)
+	} else {
+		ln.Close()
+	}
+	base := freeBase(t, ips)
+	c := &cluster{t: t, dir: t.TempDir()}
+	spec := []struct {
+		name, serves string
+		lat, lon     float64
+	}{{"us-east", "NA,SA", 39.04, -77.49}, {"eu-west", "EU,AF", 53.35, -6.26}, {"ap-south", "AS,OC", 1.35, 103.82}}
+	for i, s := range spec {
+		ip := ips[i]
+		at := func(off int) string { return fmt.Sprintf("%s:%d", ip, base+off) }
+		r := &region{name: s.name, ip: ip, dns: at(0), admin: at(1), raft: at(2), proxy: at(3), lat: s.lat, lon: s.lon, serves: s.serves}
+		r.backends = [2]*backend{{addr: at(4)}, {addr: at(5)}}
+		c.regions = append(c.regions, r)
+	}
+	var zone strings.Builder
+	zone.WriteString("$ORIGIN example.com.\n$TTL 60\n@ IN SOA ns1 hostmaster 1 3600 600 1209600 30\n@ IN NS ns1\nns1 IN A 127.0.0.31\n")
+	for _, r := range c.regions {
+		_, port, _ := net.SplitHostPort(r.proxy)
+		fmt.Fprintf(&zone, "$REGION %s lat=%v lon=%v serves=%s\n", r.name, r.lat, r.lon, r.serves)
+		fmt.Fprintf(&zone, "$POOL web-%s region=%s members=%s check=http://:%s/health/region interval=1s fails=2 passes=2\n", r.name, r.name, r.ip, port)
+	}
+	zone.WriteString("www 5 IN GSLB geo pools=web-us-east,web-eu-west,web-ap-south\n")
+	secret := "integration-test-secret-0123456789"
+	for _, r := range c.regions {
+		zdir := filepath.Join(c.dir, r.name, "zones")
+		os.MkdirAll(zdir, 0o755)
+		writeFile(t, zdir, "example.com.zone", zone.String())
+		var peers strings.Builder
+		for _, p := range c.regions {
+			fmt.Fprintf(&peers, "    - {id: %s, raft: \"%s\", region: %s, dns: \"%s\"}\n", p.name, p.raft, p.name, p.dns)
+		}
+		cfg := fmt.Sprintf(`node: %s
+region: %s
+dns: ["%s"]
+admin: "%s"
+data: "%s"
+zones: "%s"
+zones_poll: 1s
+cluster:
+  raft: "%s"
+  secret: "%s"
+  fast: true
+  peers:
+%sproxy:
+  listeners:
+    - {name: web, address: "%s", protocol: http}
+  routes:
+    - {name: all, backends: app}
+  groups:
+    - name: app
+      health_check: {type: http, path: /healthz, interval: 500ms, timeout: 300ms, fails: 2, passes: 2}
+      backends:
+        - {address: "%s"}
+        - {address: "%s"}
+`, r.name, r.name, r.dns, r.admin, filepath.Join(c.dir, r.name, "data"), zdir, r.raft, secret, peers.String(), r.proxy, r.backends[0].addr, r.backends[1].addr)
+		r.config = writeFile(t, c.dir, r.name+".yaml", cfg)
+	}
+	for _, r := range c.regions {
+		c.startRegion(r)
+	}
+	return c
+}
+
+func (c *cluster) startRegion(r *region) {
+	c.t.Helper()
+	for _, b := range r.backends {
+		b.start(c.t)
+	}
+	r.p = start(c.t, "serve", "-config", r.config)
+}
+
+// killRegion kills the node with SIGKILL and stops its backends.
+func (c *cluster) killRegion(r *region) {
+	c.t.Helper()
+	r.p.cmd.Process.Signal(syscall.SIGKILL)
+	<-r.p.done
+	for _, b := range r.backends {
+		b.stop()
+	}
+}
+
+func (c *cluster) byName(name string) *region {
+	for _, r := range c.regions {
+		if r.name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// wwwFor asks a nameserver for www.example.com as a client in subnet.
+func wwwFor(t *testing.T, ns, subnet string) string {
+	t.Helper()
+	r := runDig(t, "dig", ns, "www.example.com", "A", "+short", "+subnet="+subnet)
+	return strings.TrimSpace(r.Raw)
+}
+
+var clients = map[string]string{"us-east": "8.8.8.0/24", "eu-west": "81.2.69.0/24", "ap-south": "133.11.0.0/24"}
+
+// allAnswer waits until every live nameserver answers every region's
+// clients as want says (region name -> expected address).
+func (c *cluster) allAnswer(what string, live []*region, want map[string]string, limit time.Duration) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	waitFor(c.t, what, limit, func() bool {
+		for _, ns := range live {
+			for reg, subnet := range clients {
+				if wwwFor(c.t, ns.dns, subnet) != want[reg] {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return time.Since(start)
+}
+
+type statusView struct {
+	Cluster struct {
+		Role   string
+		Leader string
+		Quorum bool
+	}
+	Overrides []struct{ Kind, Name, Action string }
+	Zones     map[string]uint32
+}
+
+func statusOf(t *testing.T, admin string) (statusView, error) {
+	var st statusView
+	resp, err := (&http.Client{Timeout: 3 * time.Second}).Get("http://" + admin + "/api/v1/status")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// TestClusterFailover is CH-01/CH-02 with real processes: kill -9 one
+// region (node, proxy and backends) and every surviving nameserver stops
+// answering it, its clients get another region and nothing else changes;
+// restart it and it comes back. Then the same for the Raft leader's region,
+// while a writer submits overrides: every acknowledged write survives (RF-05).
+func TestClusterFailover(t *testing.T) {
+	need(t, "dig")
+	c := newCluster(t)
+	home := map[string]string{"us-east": "127.0.0.31", "eu-west": "127.0.0.32", "ap-south": "127.0.0.33"}
+	c.allAnswer("every region up on every nameserver", c.regions, home, 60*time.Second)
+
+	for round, victimOf := range []func() *region{
+		func() *region { return c.byName("eu-west") },
+		func() *region { // the Raft leader's region
+			st, err := statusOf(t, c.regions[0].admin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.byName(st.Cluster.Leader)
+		},
+	} {
+		victim := victimOf()
+		if victim == nil {
+			t.Fatal("no leader known")
+		}
+		var live []*region
+		for _, r := range c.regions {
+			if r != victim {
+				live = append(live, r)
+			}
+		}
+		// A writer submits overrides through a survivor while the victim dies.
+		var (
+			mu    sync.Mutex
+			acked []string
+			stop  = make(chan struct{})
+			done  = make(chan struct{})
+		)
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				name := fmt.Sprintf("198.18.%d.%d", round, i)
+				body, _ := json.Marshal(map[string]string{"kind": "member", "name": name})
+				resp, err := (&http.Client{Timeout: 5 * time.Second}).Post("http://"+live[0].admin+"/api/v1/drain", "application/json", bytes.NewReader(body))
+				if err == nil {
+					if resp.StatusCode == http.StatusOK {
+						mu.Lock()
+						acked = append(acked, name)
+						mu.Unlock()
+					}
+					resp.Body.Close()
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+		time.Sleep(300 * time.Millisecond) // some writes before the kill
+		killed := time.Now()
+		c.killRegion(victim)
+		want := map[string]string{}
+		for reg, addr := range home {
+			want[reg] = addr
+		}
+		// Its clients go to the nearest other region.
+		want[victim.name] = map[string]string{"us-east": "127.0.0.32", "eu-west": "127.0.0.31", "ap-south": "127.0.0.32"}[victim.name]
+		c.allAnswer(victim.name+" gone from every surviving nameserver", live, want, 30*time.Second)
+		t.Logf("round %d: killed %s; every surviving nameserver answered without it after %v", round, victim.name, time.Since(killed).Round(10*time.Millisecond))
+		time.Sleep(500 * time.Millisecond)
+		close(stop)
+		<-done
+
+		// Every acknowledged override is on every survivor.
+		mu.Lock()
+		got := append([]string(nil), acked...)
+		mu.Unlock()
+		if len(got) == 0 {
+			t.Fatal("no override was acknowledged")
+		}
+		checkOverrides := func(r *region) {
+			t.Helper()
+			waitFor(t, "acknowledged overrides on "+r.name, 20*time.Second, func() bool {
+				st, err := statusOf(t, r.admin)
+				if err != nil {
+					return false
+				}
+				have := map[string]bool{}
+				for _, o := range st.Overrides {
+					have[o.Name] = true
+				}
+				for _, name := range got {
+					if !have[name] {
+						return false
+					}
+				}
+				return true
+			})
+		}
+		for _, r := range live {
+			checkOverrides(r)
+		}
+
+		// Restart it: it catches up, and its region comes back everywhere.
+		restarted := time.Now()
+		c.startRegion(victim)
+		c.allAnswer(victim.name+" back on every nameserver", c.regions, home, 60*time.Second)
+		t.Logf("round %d: %s answered again everywhere %v after restart", round, victim.name, time.Since(restarted).Round(10*time.Millisecond))
+		checkOverrides(victim)
+	}
+}
