@@ -27,8 +27,9 @@ import (
 // TestDashboardDemo loads the node dashboard of a real `gslb demo` in
 // headless Chromium, kills a region with `gslb demo kill` and watches the
 // page on a surviving node show it down (CH-01 as an operator sees it);
-// then checks the page keeps retrying when its node does not answer, and
-// that Ctrl-C on the demo leaves no node behind.
+// then checks the page keeps retrying when its node does not answer, that
+// it shows NO QUORUM once a second region is killed, and that Ctrl-C on
+// the demo leaves no node behind.
 func TestDashboardDemo(t *testing.T) {
 	chrome := chromium(t)
 	if ln, err := net.Listen("tcp", "127.0.0.12:0"); err != nil {
@@ -135,6 +136,25 @@ func TestDashboardDemo(t *testing.T) {
 		}
 	})
 
+	// Two regions of three gone: the survivor has no Raft quorum.
+	kill = exec.Command(binary(t), "demo", "kill", "ap-south")
+	kill.Env = append(os.Environ(), "TMPDIR="+tmp)
+	if out, err := kill.CombinedOutput(); err != nil {
+		t.Fatalf("gslb demo kill ap-south: %v\n%s", err, out)
+	}
+	waitDOM(t, chrome, page, "the NO QUORUM banner on us-east's dashboard", 30*time.Second, &dom, func(dom string) bool {
+		tag := quorumRE.FindString(dom)
+		return tag != "" && !strings.Contains(tag, "hidden")
+	})
+	role := ""
+	if m := roleRE.FindStringSubmatch(dom); m != nil {
+		role = m[1]
+	}
+	t.Logf("ap-south killed too: us-east's dashboard shows NO QUORUM (raft role %q)", role)
+	if !strings.Contains(dom, `data-fact="quorum">NO<`) {
+		t.Errorf("the NO QUORUM banner is shown but the header does not say quorum NO:\n%s", dom)
+	}
+
 	if err := d.p.stop(t, syscall.SIGINT); err != nil {
 		t.Errorf("gslb demo after SIGINT: %v", err)
 	}
@@ -220,6 +240,8 @@ func regionState(dom, name string) string {
 	return ""
 }
 
+var roleRE = regexp.MustCompile(`data-fact="raft role">([^<]*)<`)
+var quorumRE = regexp.MustCompile(`<div id="quorum"[^>]*>`)
 var connRE = regexp.MustCompile(`<div id="conn"[^>]*>`)
 
 // connState is the data-state of the page's connection banner: wait, ok
