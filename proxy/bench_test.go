@@ -51,7 +51,10 @@ func BenchmarkTCPProxy(b *testing.B) {
 			if err != nil {
 				return
 			}
-			go io.Copy(c, c)
+			go func() {
+				io.Copy(c, c)
+				c.Close()
+			}()
 		}
 	}()
 	cfg := proxy.Config{
