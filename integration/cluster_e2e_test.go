@@ -148,7 +148,8 @@ func (c *cluster) startRegion(r *region) {
 func (c *cluster) killRegion(r *region) {
 	c.t.Helper()
 	r.p.cmd.Process.Signal(syscall.SIGKILL)
-	<-r.p.done
+	err := <-r.p.done
+	r.p.done <- err // for the cleanup, which waits on it too
 	for _, b := range r.backends {
 		b.stop()
 	}
