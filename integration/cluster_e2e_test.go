@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -323,4 +324,73 @@ func TestClusterFailover(t *testing.T) {
 		t.Logf("round %d: %s answered again everywhere %v after restart", round, victim.name, time.Since(restarted).Round(10*time.Millisecond))
 		checkOverrides(victim)
 	}
+}
+
+// TestClusterJoinLeave: an edge node not in the peer list joins a running
+// cluster as a non-voter (cluster.join), serves the committed zone with the
+// same answers, and leaves with `gslb leave` (RF-07).
+func TestClusterJoinLeave(t *testing.T) {
+	need(t, "dig")
+	c := newCluster(t)
+	home := map[string]string{"us-east": "127.0.0.31", "eu-west": "127.0.0.32", "ap-south": "127.0.0.33"}
+	c.allAnswer("every region up", c.regions, home, 60*time.Second)
+	ip := "127.0.0.34"
+	base := freeBase(t, []string{ip})
+	dns, admin, raft := fmt.Sprintf("%s:%d", ip, base), fmt.Sprintf("%s:%d", ip, base+1), fmt.Sprintf("%s:%d", ip, base+2)
+	cfg := writeFile(t, c.dir, "edge.yaml", fmt.Sprintf(`node: edge-1
+region: edge
+dns: ["%s"]
+admin: "%s"
+data: "%s"
+cluster:
+  raft: "%s"
+  secret: "integration-test-secret-0123456789"
+  fast: true
+  non_voter: true
+  join: "%s"
+`, dns, admin, filepath.Join(c.dir, "edge-data"), raft, c.regions[0].raft))
+	p := start(t, "serve", "-config", cfg)
+	edge := &region{name: "edge", dns: p.ready["dns"], admin: admin}
+	c.allAnswer("the edge node answering like the others", []*region{edge}, home, 60*time.Second)
+	members := func() []string {
+		var st struct {
+			Cluster struct {
+				Members []struct {
+					ID    string
+					Voter bool
+				}
+			}
+		}
+		resp, err := http.Get("http://" + c.regions[0].admin + "/api/v1/status")
+		if err != nil {
+			return nil
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&st)
+		var ids []string
+		for _, m := range st.Cluster.Members {
+			id := m.ID
+			if !m.Voter {
+				id += "(non-voter)"
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	waitFor(t, "edge-1 listed as a non-voter", 20*time.Second, func() bool { return strings.Contains(strings.Join(members(), ","), "edge-1(non-voter)") })
+	out, err := runCmd(t, "leave", "--server", admin)
+	if err != nil {
+		t.Fatalf("gslb leave: %v\n%s", err, out)
+	}
+	waitFor(t, "edge-1 gone from the members", 20*time.Second, func() bool { return !strings.Contains(strings.Join(members(), ","), "edge-1") })
+	// The voters still commit: a drain through a voter is acknowledged.
+	if out, err := runCmd(t, "drain", "--server", c.regions[1].admin, "member", "198.18.9.9"); err != nil {
+		t.Fatalf("drain after the non-voter left: %v\n%s", err, out)
+	}
+}
+
+func runCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(binary(t), args...).CombinedOutput()
+	return string(out), err
 }

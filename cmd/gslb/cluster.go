@@ -48,6 +48,9 @@ func (n *node) startCluster(ctx context.Context) error {
 	}
 	n.store = s
 	n.reg.MustRegister(s.Collector())
+	if cl.Join != "" {
+		n.goRun(func() { n.joinUntilDone(ctx, cl.Join) })
+	}
 	if n.health != nil {
 		f := newReportForwarder(n, s)
 		n.health.sink.cluster.Store(f)
@@ -69,6 +72,26 @@ func (n *node) startCluster(ctx context.Context) error {
 		n.goRun(func() { n.submitZonesUntilAccepted(ctx) })
 	}
 	return nil
+}
+
+// joinUntilDone asks the cluster at addr to add this node, retrying until
+// it answers (joining again is a no-op).
+func (n *node) joinUntilDone(ctx context.Context, addr string) {
+	for {
+		jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := n.store.Join(jctx, addr)
+		cancel()
+		if err == nil {
+			n.log.Info("joined the cluster", "via", addr)
+			return
+		}
+		n.log.Warn("joining the cluster", "via", addr, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // checkZoneContent refuses a zone that does not load, before it is

@@ -52,6 +52,10 @@ type clusterConf struct {
 	SecretFile string     `yaml:"secret_file"`
 	Peers      []peerConf `yaml:"peers"`
 	NonVoter   bool       `yaml:"non_voter"`
+	// Join is the raft address of any member of a running cluster: a node
+	// not listed in peers asks it to be added (as a non-voter with
+	// non_voter: true) when it starts.
+	Join string `yaml:"join"`
 	// Fast uses short Raft timeouts (heartbeat and election 300ms), for
 	// nodes on one machine or one LAN (the demo uses it).
 	Fast bool `yaml:"fast"`
@@ -131,6 +135,14 @@ func (c *nodeConfig) validate() error {
 		}
 		if cl.Secret != "" && cl.SecretFile != "" {
 			bad("cluster.secret_file", "give cluster.secret or cluster.secret_file, not both")
+		}
+		if cl.Join != "" {
+			if _, _, err := net.SplitHostPort(cl.Join); err != nil {
+				bad("cluster.join", "%q is not host:port", cl.Join)
+			}
+		}
+		if cl.Join == "" && len(cl.Peers) == 0 {
+			bad("cluster.peers", "list the cluster's voters (or give cluster.join)")
 		}
 		ids := map[string]bool{}
 		for i, p := range cl.Peers {

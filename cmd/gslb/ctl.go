@@ -247,3 +247,31 @@ func runOverride(action string) func([]string) int {
 		return 0
 	}
 }
+
+// runLeave is `gslb leave`: the node at --server leaves its cluster.
+func runLeave(args []string) int {
+	fs, server, _ := ctlFlags("leave")
+	token := fs.String("token", os.Getenv("GSLB_ADMIN_TOKEN"), "admin token for writes (env GSLB_ADMIN_TOKEN)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	req, _ := http.NewRequest("POST", "http://"+*server+"/api/v1/leave", nil)
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gslb leave: node %s: %v\n", *server, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		json.Unmarshal(out, &e)
+		fmt.Fprintf(os.Stderr, "gslb leave: %s\n", orDash(e.Error))
+		return 1
+	}
+	fmt.Println("left the cluster; start it again with a fresh data directory to rejoin")
+	return 0
+}

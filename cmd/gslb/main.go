@@ -25,6 +25,7 @@ var commands = map[string]command{
 	"proxy":      {runProxy, "run only the region proxy (L7 HTTP / L4 TCP balancer)"},
 	"status":     {runStatus, "show a node's view: cluster, zones, members with every prober's vote, RTTs"},
 	"events":     {runEvents, "show recent health transitions"},
+	"leave":      {runLeave, "make a node leave its cluster"},
 	"drain":      {runOverride("drain"), "take a region, pool or member out of answers"},
 	"undrain":    {runOverride("undrain"), "undo drain, force-up or force-down"},
 	"force-up":   {runOverride("force-up"), "treat a region, pool or member as healthy whatever the probes say"},

@@ -403,6 +403,23 @@ func (n *node) adminMux() *http.ServeMux {
 	mux.HandleFunc("POST /api/v1/undrain", n.overrideHandler(store.ActionUndrain))
 	mux.HandleFunc("POST /api/v1/force-up", n.overrideHandler(store.ActionForceUp))
 	mux.HandleFunc("POST /api/v1/force-down", n.overrideHandler(store.ActionForceDown))
+	mux.HandleFunc("POST /api/v1/leave", func(w http.ResponseWriter, r *http.Request) {
+		if tok := n.cfg.AdminToken; tok != "" && r.Header.Get("Authorization") != "Bearer "+tok {
+			httpError(w, http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
+			return
+		}
+		if n.store == nil {
+			httpError(w, http.StatusBadRequest, "this node is not in a cluster")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+		defer cancel()
+		if err := n.store.Leave(ctx); err != nil {
+			httpError(w, http.StatusServiceUnavailable, "%v", err)
+			return
+		}
+		writeJSON(w, map[string]any{"ok": true, "left": n.name})
+	})
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET /", dashboardHandler())
 	return mux
