@@ -269,8 +269,9 @@ func regionCard(dom, name string) string {
 
 // demoRun is a running `gslb demo` and its state file.
 type demoRun struct {
-	p     *proc
-	state struct {
+	p       *proc
+	printed *lockedBuffer // what the demo printed on stdout
+	state   struct {
 		Control string
 		Dir     string
 		Regions []struct{ Name, DNS, Admin string }
@@ -307,7 +308,8 @@ func startDemo(t *testing.T, tmp string) *demoRun {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var printed lockedBuffer
+	printed := &lockedBuffer{}
+	d.printed = printed
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGINT)
 		select {
@@ -326,7 +328,7 @@ func startDemo(t *testing.T, tmp string) *demoRun {
 		sc := bufio.NewScanner(stdout)
 		seen := false
 		for sc.Scan() {
-			fmt.Fprintln(&printed, sc.Text())
+			fmt.Fprintln(printed, sc.Text())
 			if !seen && strings.HasPrefix(sc.Text(), "Ctrl-C stops everything") {
 				seen = true
 				close(ready)
