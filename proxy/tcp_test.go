@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -319,4 +320,49 @@ func TestReadyLine(t *testing.T) {
 	if err != nil || resp.Header.Get("X-Backend") != "b0" {
 		t.Fatalf("HTTP over the tcp listener: %v %v", resp, err)
 	}
+}
+
+// PX-13: many short connections (HTTP and TCP) leave no goroutine or
+// connection behind.
+func TestNoLeakAfterShortConnections(t *testing.T) {
+	echo := tcpBackend(t, func(c net.Conn) { io.Copy(c, c) })
+	bs := proxytest.NewBackends(t, 1)
+	cfg := proxytest.HTTPConfig(proxytest.Group("web", "", bs...))
+	cfg.Groups = append(cfg.Groups, proxy.GroupConfig{Name: "tcp", Backends: []proxy.BackendConfig{{Address: echo}}})
+	cfg.Listeners = append(cfg.Listeners, proxy.ListenerConfig{Name: "tcp", Address: "127.0.0.1:0", Protocol: "tcp", Backends: "tcp"})
+	p := proxytest.Start(t, cfg)
+	base := runtime.NumGoroutine()
+	for i := range 1000 {
+		c, err := net.Dial("tcp", p.Addrs()["tcp"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("x"))
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatalf("tcp connection %d: %v", i, err)
+		}
+		c.Close()
+		hc, err := net.Dial("tcp", p.Addrs()["http"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(hc, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if _, err := io.ReadAll(hc); err != nil {
+			t.Fatalf("http connection %d: %v", i, err)
+		}
+		hc.Close()
+	}
+	proxytest.Eventually(t, "goroutines back to the baseline", func() bool {
+		return runtime.NumGoroutine() <= base+5
+	})
+	var active int64
+	for _, g := range []string{"web", "tcp"} {
+		for _, b := range p.Group(g).Backends() {
+			active += b.Active()
+		}
+	}
+	if active != 0 {
+		t.Fatalf("%d connections still counted active", active)
+	}
+	t.Logf("2000 short connections: goroutines %d before, %d after", base, runtime.NumGoroutine())
 }
