@@ -742,3 +742,29 @@ func TestDrainDeadline(t *testing.T) {
 		t.Fatalf("TCP connection after the drain deadline: read %d, %v; want EOF", n, err)
 	}
 }
+
+// PX-08: a client that stalls in its header block is cut off by the header
+// timeout; other clients are served meanwhile.
+func TestSlowHeaders(t *testing.T) {
+	bs := proxytest.NewBackends(t, 1)
+	p, url := startHTTP(t, proxytest.Group("web", "", bs...), func(c *proxy.Config) {
+		c.Timeouts.ReadHeader = 200 * time.Millisecond
+	})
+	slow, err := net.Dial("tcp", p.Addrs()["http"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	io.WriteString(slow, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+	if code, _ := get(t, client(), url+"/"); code != 200 {
+		t.Fatalf("another client while one stalls: %d", code)
+	}
+	slow.SetReadDeadline(time.Now().Add(30 * time.Second)) // safety net only
+	b, err := io.ReadAll(slow)
+	if err != nil {
+		t.Fatalf("stalled client: %v (want the proxy to close the connection)", err)
+	}
+	if len(b) != 0 {
+		t.Fatalf("stalled client got %q, want the connection closed without a response", b)
+	}
+}

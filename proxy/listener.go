@@ -47,6 +47,10 @@ func (p *Proxy) listen(ctx context.Context, lc ListenerConfig) (*listener, error
 		IdleTimeout:       st.cfg.Timeouts.Idle,
 		MaxHeaderBytes:    st.cfg.MaxHeaderBytes,
 		ErrorLog:          log.New(slogWriter{p.log}, "", 0),
+		// PX-12: at most 100 concurrent streams per HTTP/2 connection, and
+		// bounded header and frame sizes (net/http also bounds resets and
+		// CONTINUATION floods).
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 100, MaxDecoderHeaderTableSize: 4096, MaxReadFrameSize: 1 << 20},
 	}
 	if lc.H2C {
 		srv.Protocols = new(http.Protocols)
