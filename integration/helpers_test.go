@@ -48,7 +48,14 @@ type proc struct {
 // start runs gslb with args and waits for its ready line on stdout.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary(t), args...)
+	return startCmd(t, binary(t), args...)
+}
+
+// startCmd runs name with args (gslb, or a wrapper such as `ip netns exec
+// NS gslb ...`) and waits for gslb's ready line on stdout.
+func startCmd(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(name, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
