@@ -40,6 +40,7 @@ type Backend struct {
 
 	requests   [6]atomic.Uint64 // by status class 1..5; [0] = transport errors
 	ejectTotal atomic.Uint64
+	tcpConns   atomic.Uint64 // TCP connections established
 
 	pool connPool // idle keep-alive connections of the HTTP/1.1 fast path
 
@@ -85,7 +86,7 @@ func (b *Backend) release() { b.active.Add(-1) }
 
 // success records a good TCP connection (it resets the outlier count).
 func (b *Backend) success() {
-	b.requests[2].Add(1)
+	b.tcpConns.Add(1)
 	if b.consecFails.Load() != 0 {
 		b.consecFails.Store(0)
 	}

@@ -20,6 +20,7 @@ type metrics struct {
 
 	backendRequests *prometheus.Desc
 	backendActive   *prometheus.Desc
+	backendConns    *prometheus.Desc
 	backendUp       *prometheus.Desc
 	backendEjected  *prometheus.Desc
 	backendEjects   *prometheus.Desc
@@ -50,6 +51,7 @@ func newMetrics() *metrics {
 		}, []string{"route"}),
 		routes:          map[string]*routeMetrics{},
 		backendRequests: prometheus.NewDesc(ns+"_"+sub+"_backend_responses_total", "Backend responses by status class; code=error counts connection errors.", []string{"group", "backend", "code"}, nil),
+		backendConns:    prometheus.NewDesc(ns+"_"+sub+"_backend_connections_total", "TCP proxy connections established per backend (connect failures count as code=error responses).", []string{"group", "backend"}, nil),
 		backendActive:   prometheus.NewDesc(ns+"_"+sub+"_backend_active", "In-flight requests (HTTP) or connections (TCP) per backend.", []string{"group", "backend"}, nil),
 		backendUp:       prometheus.NewDesc(ns+"_"+sub+"_backend_up", "1 when the backend may take new requests (healthy, not ejected, not draining).", []string{"group", "backend"}, nil),
 		backendEjected:  prometheus.NewDesc(ns+"_"+sub+"_backend_ejected", "1 while the backend is ejected by passive outlier detection.", []string{"group", "backend"}, nil),
@@ -115,6 +117,7 @@ func (p *Proxy) Collect(ch chan<- prometheus.Metric) {
 			for i := range b.requests {
 				ch <- prometheus.MustNewConstMetric(m.backendRequests, prometheus.CounterValue, float64(b.requests[i].Load()), g.name, b.addr, classNames[i])
 			}
+			ch <- prometheus.MustNewConstMetric(m.backendConns, prometheus.CounterValue, float64(b.tcpConns.Load()), g.name, b.addr)
 			ch <- prometheus.MustNewConstMetric(m.backendActive, prometheus.GaugeValue, float64(b.active.Load()), g.name, b.addr)
 			ch <- prometheus.MustNewConstMetric(m.backendUp, prometheus.GaugeValue, b2f(b.available(now)), g.name, b.addr)
 			ch <- prometheus.MustNewConstMetric(m.backendEjected, prometheus.GaugeValue, b2f(b.ejected(now)), g.name, b.addr)

@@ -364,5 +364,28 @@ func TestNoLeakAfterShortConnections(t *testing.T) {
 	if active != 0 {
 		t.Fatalf("%d connections still counted active", active)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() == "gslb_proxy_backend_connections_total" {
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[1].GetValue() != "tcp" {
+					continue
+				}
+				found = true
+				if v := m.GetCounter().GetValue(); v != 1000 {
+					t.Errorf("gslb_proxy_backend_connections_total{group=tcp} = %v, want 1000", v)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("no gslb_proxy_backend_connections_total{group=tcp}")
+	}
 	t.Logf("2000 short connections: goroutines %d before, %d after", base, runtime.NumGoroutine())
 }
