@@ -260,9 +260,9 @@ type file struct {
 	Proxy *Config `yaml:"proxy"`
 }
 
-// Parse reads YAML whose top level has a `proxy:` key (other top-level keys
-// of the node config are ignored only if allowOther is set) and validates
-// it. Unknown keys inside the proxy section are errors.
+// Parse reads YAML whose top level has a `proxy:` key and validates that
+// section. Other top-level keys (the rest of the node config) are ignored;
+// unknown keys inside the proxy section are errors.
 func Parse(data []byte) (Config, error) {
 	var top map[string]yaml.Node
 	if err := yaml.Unmarshal(data, &top); err != nil {

@@ -8,6 +8,11 @@
 // atomically) on health changes, ejections, drains and slow-start steps.
 // The route table, groups and certificates are swapped atomically on
 // Reload, so the request path takes no lock.
+//
+// Cleartext HTTP/1.x (and HTTP/1.1 over TLS) is served by the package's own
+// HTTP/1 front and, for body-less idempotent requests to cleartext
+// backends, forwarded on pooled connections by the handler's goroutine;
+// HTTP/2, h2c, upgrades, bodies and TLS backends use net/http.
 package proxy
 
 import (
