@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Failover time: from killing a region to the last nameserver answering
-# without it, for gslb (the demo's cluster: defaults interval=1s fails=2,
-# then interval=5s fails=3) and for gdnsd (simplefo over http_status with
-# gdnsd's default monitoring) set up the same way on loopback.
-# Usage: bash bench/failover.sh     (about 4 minutes; loopback only)
+# Failover time: from killing a region to the last surviving nameserver
+# answering without it, and from restarting it to every nameserver
+# answering with it again, on the demo's three-region cluster: with the
+# demo's checks (interval=1s fails=2) and with the defaults (5s, 3).
+# Usage: bash bench/failover.sh     (about 2 minutes; loopback only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v gdnsd >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends gdnsd; }
 [ -x bin/gslb ] || go build -o bin/gslb ./cmd/gslb
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2-$1:.2f}')"; }
@@ -15,7 +14,7 @@ elapsed() { python3 -c "print(f'{$2-$1:.2f}')"; }
 measure() {
   local name=$1 kill=$2 check=$3 t0 t1
   t0=$(now); eval "$kill" >/dev/null
-  for i in $(seq 1 2000); do
+  for i in $(seq 1 3000); do
     if eval "$check"; then break; fi
     sleep 0.1
   done
@@ -43,23 +42,3 @@ demo_run() { # interval fails
 echo "failover: kill the primary region, time until every surviving nameserver answers the secondary"
 demo_run 1s 2
 demo_run 5s 3
-
-# gdnsd: simplefo, primary 127.0.0.42 (eu), secondary 127.0.0.41 (us),
-# http_status monitoring with gdnsd's defaults (interval 10s, down after
-# down_thresh=10 failures within up_thresh=20).
-work=$(mktemp -d); mkdir -p "$work/zones" "$work/run" "$work/state"
-python3 -m http.server 48080 --bind 127.0.0.41 --directory "$work" >/dev/null 2>&1 & us=$!
-python3 -m http.server 48080 --bind 127.0.0.42 --directory "$work" >/dev/null 2>&1 & eu=$!
-cat > "$work/config" <<CONF
-options => { listen => [ 127.0.0.40:45399 ], run_dir => $work/run, state_dir => $work/state }
-service_types => { web => { plugin => http_status, port => 48080, url_path => / } }
-plugins => { simplefo => { admin => { primary => 127.0.0.42, secondary => 127.0.0.41, service_types => web } } }
-CONF
-printf '@ 60 SOA ns1 hostmaster 1 3600 600 1209600 30\n@ NS ns1\nns1 A 127.0.0.40\nadmin 10 DYNA simplefo!admin\n' > "$work/zones/example.com"
-gdnsd -c "$work" start > "$work/log" 2>&1 & gd=$!
-q='dig +short +time=1 +tries=1 -p 45399 @127.0.0.40 admin.example.com'
-for i in $(seq 1 100); do [ "$(eval $q)" = 127.0.0.42 ] && break; sleep 0.2; done
-sleep 12
-measure "gdnsd defaults (simplefo, http_status): kill primary" "kill $eu" "[ \"\$($q)\" = 127.0.0.41 ]"
-kill $gd $us 2>/dev/null || true; wait 2>/dev/null || true
-rm -rf "$work"
