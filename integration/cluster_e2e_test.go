@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // region is one region of a test cluster: a `gslb serve -config` process
@@ -272,6 +274,28 @@ func TestClusterFailover(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}()
+		// A constant query load on the survivors (CH-05): not one query may
+		// fail while the victim dies and, in round 1, Raft elects a leader.
+		var queries, failed int
+		qdone := make(chan struct{})
+		go func() {
+			defer close(qdone)
+			cl := &dns.Client{Timeout: 2 * time.Second}
+			m := new(dns.Msg)
+			m.SetQuestion("www.example.com.", dns.TypeA)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r, _, err := cl.Exchange(m, live[i%len(live)].dns)
+				queries++
+				if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+					failed++
+				}
+			}
+		}()
 		time.Sleep(300 * time.Millisecond) // some writes before the kill
 		killed := time.Now()
 		c.killRegion(victim)
@@ -286,6 +310,11 @@ func TestClusterFailover(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		close(stop)
 		<-done
+		<-qdone
+		if failed > 0 {
+			t.Errorf("round %d: %d of %d queries to the survivors failed while %s died", round, failed, queries, victim.name)
+		}
+		t.Logf("round %d: %d queries to the survivors during the failover, %d failed", round, queries, failed)
 
 		// Every acknowledged override is on every survivor.
 		mu.Lock()
