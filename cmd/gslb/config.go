@@ -34,6 +34,26 @@ type nodeConfig struct {
 	// endpoint, so the dashboard can offer kill and start buttons.
 	DemoControl string        `yaml:"demo_control"`
 	Proxy       *proxy.Config `yaml:"proxy"`
+
+	path string // the file it was read from, for reloads
+}
+
+// loadProxyConfig rereads the proxy section of the node config file.
+func (c *nodeConfig) loadProxyConfig() (*proxy.Config, error) {
+	if c.path == "" {
+		return nil, nil
+	}
+	nc, err := loadConfig(c.path)
+	if err != nil {
+		return nil, err
+	}
+	if nc.Proxy == nil {
+		return nil, nil
+	}
+	if err := nc.Proxy.Validate(); err != nil {
+		return nil, err
+	}
+	return nc.Proxy, nil
 }
 
 type probesConfig struct {
@@ -83,6 +103,7 @@ func loadConfig(path string) (*nodeConfig, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, os.ErrNotExist) && err.Error() != "EOF" {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	c.path = path
 	return &c, nil
 }
 

@@ -181,10 +181,28 @@ func (n *node) wait(ctx context.Context) {
 			return
 		case <-hup:
 			n.zonesChanged("SIGHUP", true)
+			n.reloadProxy()
 		case <-tick:
 			n.zonesChanged("file changed", false)
 		}
 	}
+}
+
+// reloadProxy applies the proxy section of the config file again (SIGHUP);
+// a bad section is logged with the field and the running proxy stays.
+func (n *node) reloadProxy() {
+	if n.proxy == nil {
+		return
+	}
+	pc, err := n.cfg.loadProxyConfig()
+	if err == nil && pc != nil {
+		err = n.proxy.Reload(*pc)
+	}
+	if err != nil {
+		n.log.Error("proxy config not reloaded; the running one stays", "err", err)
+		return
+	}
+	n.log.Info("proxy config reloaded")
 }
 
 // zonesChanged reloads (single node) or submits (cluster) changed zones.
