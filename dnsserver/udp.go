@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
@@ -56,7 +57,14 @@ func (s *Server) serveUDP(conn *net.UDPConn) {
 		r := &udpReader{s: s, conn: conn, wild: wild, buf: make([]byte, dns.MaxMsgSize), out: make([]byte, 0, dns.MaxMsgSize), hseed: s.hseed}
 		r.q.buf = make([]byte, 0, dns.MaxMsgSize)
 		r.w.r = r
-		go func() { r.loop(); done <- struct{}{} }()
+		go func() {
+			if wild {
+				r.loop()
+			} else {
+				r.loopBatch()
+			}
+			done <- struct{}{}
+		}()
 	}
 	for i := 0; i < n; i++ {
 		<-done
@@ -90,7 +98,67 @@ func (r *udpReader) loop() {
 			continue
 		}
 		r.w.from, r.w.sess = from, sess
-		r.handle(r.buf[:n])
+		if out := r.handle(r.buf[:n]); out != nil {
+			r.write(out)
+		}
+	}
+}
+
+// batch is how many datagrams one recvmmsg/sendmmsg call moves.
+const batch = 32
+
+// loopBatch serves a socket bound to one address with recvmmsg and
+// sendmmsg (golang.org/x/net's ReadBatch/WriteBatch): under load one system
+// call reads, and one writes, up to batch datagrams.
+func (r *udpReader) loopBatch() {
+	var pc interface {
+		ReadBatch([]ipv4.Message, int) (int, error)
+		WriteBatch([]ipv4.Message, int) (int, error)
+	}
+	if r.conn.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
+		pc = ipv4.NewPacketConn(r.conn)
+	} else {
+		pc = ipv6.NewPacketConn(r.conn)
+	}
+	in := make([]ipv4.Message, batch)
+	out := make([]ipv4.Message, batch)
+	outBuf := make([][]byte, batch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, 4096)}
+		outBuf[i] = make([]byte, 0, int(r.s.cfg.UDPSize))
+		out[i].Buffers = make([][]byte, 1)
+	}
+	for {
+		k, err := pc.ReadBatch(in, 0)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		m := 0
+		for i := 0; i < k; i++ {
+			ua, ok := in[i].Addr.(*net.UDPAddr)
+			if !ok || in[i].Flags&syscall.MSG_TRUNC != 0 {
+				continue // a query larger than 4096 bytes is dropped
+			}
+			r.w.from, r.w.sess = ua.AddrPort(), nil
+			reply := r.handle(in[i].Buffers[0][:in[i].N])
+			if reply == nil {
+				continue
+			}
+			outBuf[m] = append(outBuf[m][:0], reply...)
+			out[m].Buffers[0] = outBuf[m]
+			out[m].Addr = ua
+			m++
+		}
+		for off := 0; off < m; {
+			w, err := pc.WriteBatch(out[off:m], 0)
+			if err != nil {
+				break
+			}
+			off += w
+		}
 	}
 }
 
@@ -102,8 +170,9 @@ func (r *udpReader) write(b []byte) {
 	r.conn.WriteToUDPAddrPort(b, r.w.from)
 }
 
-// handle answers one packet.
-func (r *udpReader) handle(pkt []byte) {
+// handle answers one packet and returns the reply, or nil for none. The
+// reply is valid until the next call.
+func (r *udpReader) handle(pkt []byte) []byte {
 	s := r.s
 	snap := s.snap.Load()
 	key, qend, ok := r.cacheKey(pkt)
@@ -125,15 +194,14 @@ func (r *udpReader) handle(pkt []byte) {
 			out[3] = out[3]&^0x10 | pkt[3]&0x10 // CD copied
 			copy(out[12:qend], pkt[12:qend])    // the question as asked (0x20)
 			r.out = out
-			r.write(out)
 			s.stats.cacheHits.Add(1)
 			s.stats.count(false, uint16(pkt[qend])<<8|uint16(pkt[qend+1]), int(out[3]&0xf))
-			return
+			return out
 		}
 	}
 	// The slow path: what miekg/dns's server does, then ServeDNS.
 	if len(pkt) < 12 {
-		return // no header: no reply ("any reply can be used to amplify")
+		return nil // no header: no reply ("any reply can be used to amplify")
 	}
 	var hdr dns.Header
 	hdr.Id = binary.BigEndian.Uint16(pkt)
@@ -144,7 +212,7 @@ func (r *udpReader) handle(pkt []byte) {
 	hdr.Arcount = binary.BigEndian.Uint16(pkt[10:])
 	action := accept(hdr)
 	if action == dns.MsgIgnore {
-		return
+		return nil
 	}
 	m := new(dns.Msg)
 	if action == dns.MsgAccept {
@@ -154,13 +222,12 @@ func (r *udpReader) handle(pkt []byte) {
 	}
 	if action != dns.MsgAccept {
 		rep := errorReply(pkt, m, action)
-		r.write(rep)
 		s.stats.count(false, 0, int(rep[3]&0xf))
-		return
+		return rep
 	}
 	out, cacheable, perClient := s.serve(&r.q, &r.w, m, snap)
 	if out == nil {
-		return
+		return nil
 	}
 	// Cache before replying, so the client's next query finds the entry.
 	if ok && cacheable {
@@ -171,7 +238,7 @@ func (r *udpReader) handle(pkt []byte) {
 		}
 		snap.cache.put(key, out, h, false)
 	}
-	r.write(out)
+	return out
 }
 
 // appendClient adds the query's source address to a cache key, for replies
