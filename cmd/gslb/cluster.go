@@ -66,7 +66,14 @@ func (n *node) startCluster(ctx context.Context) error {
 		}
 		n.health.prober.SetNodes(nodes)
 	}
-	n.syncZones() // what this node already has (warm start)
+	// Warm start: what this node already has (zones, overrides, every
+	// prober's last verdicts) is served at once, before any new commit.
+	n.syncZones()
+	st := s.State()
+	n.overrides.Store(newOverrideSet(st.Overrides(), time.Now()))
+	if n.health != nil {
+		n.feedRemoteReports(st)
+	}
 	n.goRun(func() { n.followState(ctx) })
 	if n.cfg.Zones != "" {
 		n.goRun(func() { n.submitZonesUntilAccepted(ctx) })
