@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -32,23 +30,6 @@ func ctlFlags(name string) (*flag.FlagSet, *string, *bool) {
 	return fs, server, asJSON
 }
 
-func getJSON(server, path string, v any) ([]byte, error) {
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + server + path)
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", server, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("node %s: %s: %s", server, resp.Status, strings.TrimSpace(string(body)))
-	}
-	return body, json.Unmarshal(body, v)
-}
-
 // runStatus is `gslb status`: the node, the cluster, every member's
 // verdict with each prober's vote, and the RTT matrix.
 func runStatus(args []string) int {
@@ -57,7 +38,7 @@ func runStatus(args []string) int {
 		return 2
 	}
 	var st nodeStatus
-	raw, err := getJSON(*server, "/api/v1/status", &st)
+	raw, err := adminGet(*server, "/api/v1/status", &st)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gslb status:", err)
 		return 1
@@ -185,7 +166,7 @@ func runEvents(args []string) int {
 		return 2
 	}
 	var evs []probes.Event
-	raw, err := getJSON(*server, "/api/v1/events", &evs)
+	raw, err := adminGet(*server, "/api/v1/events", &evs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gslb events:", err)
 		return 1
@@ -225,22 +206,8 @@ func runOverride(action string) func([]string) int {
 			body["for"] = dur.String()
 		}
 		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest("POST", "http://"+*server+"/api/v1/"+action, bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		if *token != "" {
-			req.Header.Set("Authorization", "Bearer "+*token)
-		}
-		resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "gslb %s: node %s: %v\n", action, *server, err)
-			return 1
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if resp.StatusCode != http.StatusOK {
-			var e struct{ Error string }
-			json.Unmarshal(out, &e)
-			fmt.Fprintf(os.Stderr, "gslb %s: %s\n", action, orDash(e.Error))
+		if _, err := adminDo(*server, "POST", "/api/v1/"+action, *token, b, nil); err != nil {
+			fmt.Fprintf(os.Stderr, "gslb %s: %v\n", action, err)
 			return 1
 		}
 		fmt.Printf("%s %s %s: done\n", action, fs.Arg(0), fs.Arg(1))
@@ -255,21 +222,8 @@ func runLeave(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	req, _ := http.NewRequest("POST", "http://"+*server+"/api/v1/leave", nil)
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
-	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "gslb leave: node %s: %v\n", *server, err)
-		return 1
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		json.Unmarshal(out, &e)
-		fmt.Fprintf(os.Stderr, "gslb leave: %s\n", orDash(e.Error))
+	if _, err := adminDo(*server, "POST", "/api/v1/leave", *token, nil, nil); err != nil {
+		fmt.Fprintf(os.Stderr, "gslb leave: %v\n", err)
 		return 1
 	}
 	fmt.Println("left the cluster; start it again with a fresh data directory to rejoin")

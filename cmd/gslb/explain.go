@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -228,7 +229,7 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		v.Set("subnet", *subnet)
 	}
 	var resp explainResponse
-	raw, err := getExplain(*server, "/api/v1/explain?"+v.Encode(), &resp)
+	raw, err := adminGet(*server, "/api/v1/explain?"+v.Encode(), &resp)
 	if err != nil {
 		fmt.Fprintf(stderr, "gslb explain: %v\n", err)
 		return 1
@@ -245,30 +246,48 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// getExplain GETs path from the admin server into v; an error reply's
+// adminGet GETs path from a node's admin listener into v; an error reply's
 // {"error": ...} message becomes the error.
-func getExplain(server, path string, v any) ([]byte, error) {
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + server + path)
+func adminGet(server, path string, v any) ([]byte, error) {
+	return adminDo(server, "GET", path, "", nil, v)
+}
+
+// adminDo sends one request to a node's admin listener (with the bearer
+// token, if any) and decodes the JSON reply into v (if not nil).
+func adminDo(server, method, path, token string, body []byte, v any) ([]byte, error) {
+	c := &http.Client{Timeout: 20 * time.Second}
+	req, err := http.NewRequest(method, "http://"+server+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", server, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", server, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		if json.Unmarshal(reply, &e) == nil && e.Error != "" {
 			return nil, fmt.Errorf("node %s: %s", server, e.Error)
 		}
-		return nil, fmt.Errorf("node %s: %s: %s", server, resp.Status, strings.TrimSpace(string(body)))
+		return nil, fmt.Errorf("node %s: %s: %s", server, resp.Status, strings.TrimSpace(string(reply)))
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return nil, fmt.Errorf("node %s: %w", server, err)
+	if v != nil {
+		if err := json.Unmarshal(reply, v); err != nil {
+			return nil, fmt.Errorf("node %s: %w", server, err)
+		}
 	}
-	return body, nil
+	return reply, nil
 }
 
 // printExplain prints an explanation as numbered steps.
