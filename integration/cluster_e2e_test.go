@@ -98,6 +98,7 @@ func newCluster(t *testing.T) *cluster {
 		fmt.Fprintf(&zone, "$POOL web-%s region=%s members=%s check=http://:%s/health/region interval=1s fails=2 passes=2\n", r.name, r.name, r.ip, port)
 	}
 	zone.WriteString("www 5 IN GSLB geo pools=web-us-east,web-eu-west,web-ap-south\n")
+	zone.WriteString("admin 5 IN GSLB failover pools=web-eu-west,web-us-east\n")
 	secret := "integration-test-secret-0123456789"
 	for _, r := range c.regions {
 		zdir := filepath.Join(c.dir, r.name, "zones")
