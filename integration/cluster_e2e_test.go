@@ -424,3 +424,74 @@ func runCmd(t *testing.T, args ...string) (string, error) {
 	out, err := exec.Command(binary(t), args...).CombinedOutput()
 	return string(out), err
 }
+
+// TestLeaderStopped is CH-09 / RF-11 with real processes: SIGSTOP the Raft
+// leader for longer than the election timeout. The others elect a leader
+// and keep committing and answering; after SIGCONT the old leader follows
+// the new one, and every write acknowledged meanwhile is on all three.
+func TestLeaderStopped(t *testing.T) {
+	need(t, "dig")
+	c := newCluster(t)
+	home := map[string]string{"us-east": "127.0.0.31", "eu-west": "127.0.0.32", "ap-south": "127.0.0.33"}
+	c.allAnswer("every region up", c.regions, home, 60*time.Second)
+	st, err := statusOf(t, c.regions[0].admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := c.byName(st.Cluster.Leader)
+	if old == nil {
+		t.Fatalf("no leader: %+v", st)
+	}
+	var live []*region
+	for _, r := range c.regions {
+		if r != old {
+			live = append(live, r)
+		}
+	}
+	old.p.cmd.Process.Signal(syscall.SIGSTOP)
+	stopped := true
+	defer func() {
+		if stopped {
+			old.p.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	var newLeader string
+	waitFor(t, "a new leader among the others", 20*time.Second, func() bool {
+		st, err := statusOf(t, live[0].admin)
+		if err != nil || st.Cluster.Leader == "" || st.Cluster.Leader == old.name || !st.Cluster.Quorum {
+			return false
+		}
+		newLeader = st.Cluster.Leader
+		return true
+	})
+	// Writes go on; DNS on the others never stopped.
+	if out, err := runCmd(t, "drain", "--server", live[1].admin, "member", "198.18.7.7"); err != nil {
+		t.Fatalf("drain while the old leader is stopped: %v\n%s", err, out)
+	}
+	for _, r := range live {
+		if got := wwwFor(t, r.dns, "8.8.8.0/24"); got == "" {
+			t.Errorf("%s did not answer while the old leader was stopped", r.name)
+		}
+	}
+	old.p.cmd.Process.Signal(syscall.SIGCONT)
+	stopped = false
+	waitFor(t, "the old leader following and holding the write", 30*time.Second, func() bool {
+		st, err := statusOf(t, old.admin)
+		if err != nil || st.Cluster.Role != "Follower" || st.Cluster.Leader != newLeader {
+			return false
+		}
+		for _, o := range st.Overrides {
+			if o.Name == "198.18.7.7" {
+				return true
+			}
+		}
+		return false
+	})
+	// One leader, as every node sees it.
+	for _, r := range c.regions {
+		st, err := statusOf(t, r.admin)
+		if err != nil || st.Cluster.Leader != newLeader {
+			t.Errorf("%s sees leader %q, want %q (%v)", r.name, st.Cluster.Leader, newLeader, err)
+		}
+	}
+}
