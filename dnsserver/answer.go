@@ -22,9 +22,10 @@ type query struct {
 	ecs         *dns.EDNS0_SUBNET
 	src         netip.Addr
 	scope       uint8
-	scoped      bool // a GSLB answer was given: scope applies
-	perClient   bool // the reply depends on the client: cached per client only
-	random      bool // the reply varies between queries: never cached
+	scoped      bool  // a GSLB answer was given: scope applies
+	perClient   bool  // the reply depends on the client: cached per client only
+	random      bool  // the reply varies between queries: never cached
+	cut         *node // the delegation of a referral, if the reply is one
 	addrs       []netip.Addr
 	buf         []byte
 	ips         []byte // backing store of synthesized addresses
@@ -105,6 +106,26 @@ func (s *Server) referral(q *query, z *zone, cut *node) {
 	}
 	m.Ns = append(m.Ns, cut.get(dns.TypeNS)...)
 	m.Extra = append(m.Extra, cut.extra(dns.TypeNS)...)
+	q.cut = cut
+}
+
+// glueFits reports whether a truncated referral still carries every
+// in-domain glue record (RFC 9471 §3: if it cannot, the reply is TC; sibling
+// glue may be left out without TC).
+func (q *query) glueFits() bool {
+	need := 0
+	for _, rr := range q.cut.extra(dns.TypeNS) {
+		if dns.IsSubDomain(q.cut.name, rr.Header().Name) {
+			need++
+		}
+	}
+	have := 0
+	for _, rr := range q.m.Extra {
+		if t := rr.Header().Rrtype; (t == dns.TypeA || t == dns.TypeAAAA) && dns.IsSubDomain(q.cut.name, rr.Header().Name) {
+			have++
+		}
+	}
+	return have >= need
 }
 
 // answerNode answers from node n for owner name (n's own name, or the query

@@ -537,3 +537,46 @@ func mustRead(t *testing.T, f string) string {
 	}
 	return string(b)
 }
+
+// TestReferralGlue covers DNS-10 (RFC 9471): at every buffer size from 512
+// to 1300 bytes, a referral is TC exactly when its in-domain glue does not
+// all fit; sibling glue is dropped first, without TC.
+func TestReferralGlue(t *testing.T) {
+	srv := startExample(t)
+	sawSiblingDropped := false
+	for size := 512; size <= 1300; size++ {
+		m := query("x.big-deleg.example.com.", dns.TypeA)
+		m.SetEdns0(uint16(size), false)
+		pkt, _ := m.Pack()
+		raw := dnstest.Raw(t, srv.Addr, pkt, 5*time.Second)
+		r := new(dns.Msg)
+		if err := r.Unpack(raw); err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if len(raw) > max(512, min(size, 1232)) {
+			t.Fatalf("size %d: reply of %d bytes", size, len(raw))
+		}
+		inDomain, sibling := 0, 0
+		for _, rr := range r.Extra {
+			switch {
+			case rr.Header().Rrtype == dns.TypeOPT:
+			case strings.HasSuffix(rr.Header().Name, ".big-deleg.example.com."):
+				inDomain++
+			case rr.Header().Name == "ns.sibling.example.com.":
+				sibling++
+			}
+		}
+		if r.Truncated != (inDomain < 16) {
+			t.Fatalf("size %d: TC=%v with %d of 16 in-domain glue records", size, r.Truncated, inDomain)
+		}
+		if len(r.Ns) != 9 && !r.Truncated {
+			t.Fatalf("size %d: %d NS records without TC", size, len(r.Ns))
+		}
+		if !r.Truncated && sibling == 0 {
+			sawSiblingDropped = true
+		}
+	}
+	if !sawSiblingDropped {
+		t.Error("no buffer size dropped the sibling glue alone (without TC)")
+	}
+}

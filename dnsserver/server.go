@@ -282,8 +282,16 @@ func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapsho
 	}
 	out, err := m.PackBuffer(q.buf[:cap(q.buf)])
 	if err == nil && len(out) > limit {
+		na, nn := len(m.Answer), len(m.Ns)
 		m.Truncate(limit)
-		s.stats.truncated.Add(1)
+		// TC only when required records did not fit: answer or authority
+		// records, or a referral's in-domain glue (RFC 2181 §9, RFC 9471);
+		// other additional records are left out without it (DNS-10).
+		// miekg/dns sets TC for any record dropped, so decide here.
+		m.Truncated = len(m.Answer) < na || len(m.Ns) < nn || q.cut != nil && !q.glueFits()
+		if m.Truncated {
+			s.stats.truncated.Add(1)
+		}
 		out, err = m.PackBuffer(q.buf[:cap(q.buf)])
 	}
 	s.stats.count(!udp, q.qtype, m.Rcode)
@@ -364,7 +372,7 @@ func (q *query) reset(r *dns.Msg) {
 	q.question[0].Name = q.qname
 	m.Question = q.question[:]
 	q.qtype = r.Question[0].Qtype
-	q.clientKnown, q.ecs, q.scope, q.scoped, q.perClient, q.random = false, nil, 0, false, false, false
+	q.clientKnown, q.ecs, q.scope, q.scoped, q.perClient, q.random, q.cut = false, nil, 0, false, false, false, nil
 	q.addrs, q.ips, q.aRR, q.aaaaRR = q.addrs[:0], q.ips[:0], q.aRR[:0], q.aaaaRR[:0]
 }
 

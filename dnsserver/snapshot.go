@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"sort"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -158,6 +159,13 @@ func buildZone(z *zones.Zone, set *gslb.Set) *zone {
 				if t := zn.nodes[dns.CanonicalName(target)]; t != nil {
 					set.extra = appendAddrs(set.extra, t)
 				}
+			}
+			if set.t == dns.TypeNS && n.cut {
+				// In-domain glue first: truncation drops from the end, and
+				// only sibling glue may go without TC (RFC 9471).
+				sort.SliceStable(set.extra, func(i, j int) bool {
+					return dns.IsSubDomain(n.name, set.extra[i].Header().Name) && !dns.IsSubDomain(n.name, set.extra[j].Header().Name)
+				})
 			}
 		}
 	}
