@@ -46,7 +46,8 @@ type observed struct {
 }
 
 // Observe records that a client network was asked about and has no
-// measurement (called from the DNS path: lock-free, allocation-free).
+// measurement (called from the DNS path: lock-free, allocation-free). p's
+// address is the client seen (the address to probe), p.Masked() its network.
 func (t *LatencyTable) Observe(p netip.Prefix) {
 	a := p.Addr().As16()
 	s := &t.ring[t.next.Add(1)%ringSize]
@@ -69,7 +70,8 @@ func be64(b []byte) uint64 {
 }
 
 // Wanted returns the distinct networks observed since the last call that
-// have no measurement, for the probers to measure.
+// have no measurement, for the probers to measure: each prefix's address is
+// a client seen in it, Masked() the network.
 func (t *LatencyTable) Wanted() []netip.Prefix {
 	seen := map[netip.Prefix]bool{}
 	var out []netip.Prefix
@@ -92,14 +94,15 @@ func (t *LatencyTable) Wanted() []netip.Prefix {
 		if (b-1)&(1<<8) != 0 {
 			addr = addr.Unmap()
 		}
-		p, err := addr.Prefix(bits)
-		if err != nil || seen[p] {
+		p := netip.PrefixFrom(addr, bits)
+		network := p.Masked()
+		if !p.IsValid() || seen[network] {
 			continue
 		}
-		if _, measured := t.nets[p]; measured {
+		if _, measured := t.nets[network]; measured {
 			continue
 		}
-		seen[p] = true
+		seen[network] = true
 		out = append(out, p)
 	}
 	return out

@@ -303,7 +303,7 @@ func (p *latencyPolicy) Choose(r *Record, mode int, c *Client, open bool) (int, 
 		return int(row.choice[mode]), bits
 	}
 	if p.table != nil {
-		p.table.Observe(pfx)
+		p.table.Observe(netip.PrefixFrom(c.Addr, int(bits))) // the client, for the probers to measure
 	}
 	return p.geo.Choose(r, mode, c, open)
 }

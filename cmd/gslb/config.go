@@ -61,6 +61,11 @@ type probesConfig struct {
 	Enabled *bool `yaml:"enabled"`
 	// MaxConcurrent bounds probes in flight (default 64).
 	MaxConcurrent int `yaml:"max_concurrent"`
+	// MeasureClients lets the prober measure RTT to the client networks
+	// that latency records are asked from (ICMP echo, else a TCP connect to
+	// port 53 of the resolver or ECS address seen). Off by default: it
+	// sends probes to addresses outside your own infrastructure.
+	MeasureClients bool `yaml:"measure_clients"`
 }
 
 type clusterConf struct {

@@ -113,6 +113,9 @@ func startNode(parent context.Context, cfg *nodeConfig, log *slog.Logger) (_ *no
 	if n.health != nil {
 		n.goRun(func() { n.health.prober.Run(ctx) })
 		n.goRun(func() { n.followHealth(ctx) })
+		if cfg.Probes.MeasureClients {
+			n.goRun(func() { n.measureClients(ctx) })
+		}
 	}
 	if cfg.Proxy != nil {
 		if n.proxy, err = proxy.New(*cfg.Proxy, log.With("component", "proxy")); err != nil {
@@ -264,6 +267,53 @@ func (n *node) followHealth(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ch:
+			n.rebuild()
+		}
+	}
+}
+
+// measureClients hands the client networks that latency records were
+// asked from to the prober, and feeds every prober's RTTs to them into the
+// latency table, rebuilding the snapshot when a network's best region
+// changes.
+func (n *node) measureClients(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lt := n.loader.Env.Latency
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range lt.Wanted() {
+			n.health.prober.MeasureNetwork(p.Masked(), p.Addr())
+		}
+		by := map[netip.Prefix]map[string]time.Duration{}
+		at := map[netip.Prefix]time.Time{}
+		for _, r := range n.health.agg.RTTs() {
+			if r.Kind != probes.KindNetwork || r.Region == "" || r.EWMA <= 0 {
+				continue
+			}
+			p, err := netip.ParsePrefix(r.Name)
+			if err != nil {
+				continue
+			}
+			if by[p] == nil {
+				by[p] = map[string]time.Duration{}
+			}
+			by[p][r.Region] = r.EWMA
+			if r.Time.After(at[p]) {
+				at[p] = r.Time
+			}
+		}
+		changed := false
+		for p, rtts := range by {
+			if lt.Set(p, rtts, at[p]) {
+				changed = true
+			}
+		}
+		if changed {
 			n.rebuild()
 		}
 	}
