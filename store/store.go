@@ -406,18 +406,8 @@ func (s *Store) applyLocal(ctx context.Context, data []byte) (uint64, error) {
 		timeout = time.Until(dl)
 	}
 	f := s.raft.Apply(data, timeout)
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return 0, raftErr(err)
-		}
-	case <-ctx.Done():
-		return 0, fmt.Errorf("submit: %w", ctx.Err())
-	case <-s.done:
-		// Raft may drop a queued proposal at shutdown without answering it.
-		return 0, ErrClosed
+	if err := s.wait(ctx, f, "submit"); err != nil {
+		return 0, err
 	}
 	if err, ok := f.Response().(error); ok && err != nil {
 		return f.Index(), err
@@ -477,20 +467,29 @@ func (s *Store) leaderReadIndex(ctx context.Context) (uint64, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	f := s.raft.Barrier(timeout)
+	if err := s.wait(ctx, s.raft.Barrier(timeout), "read index"); err != nil {
+		return 0, err
+	}
+	return s.State().Index(), nil
+}
+
+// wait waits for a Raft future, the caller's context or the store's close,
+// whichever comes first.
+func (s *Store) wait(ctx context.Context, f raft.Future, what string) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {
 	case err := <-done:
 		if err != nil {
-			return 0, raftErr(err)
+			return raftErr(err)
 		}
+		return nil
 	case <-ctx.Done():
-		return 0, fmt.Errorf("read index: %w", ctx.Err())
+		return fmt.Errorf("%s: %w", what, ctx.Err())
 	case <-s.done:
-		return 0, ErrClosed
+		// Raft may drop a queued proposal at shutdown without answering it.
+		return ErrClosed
 	}
-	return s.State().Index(), nil
 }
 
 // WaitIndex waits until this node has applied index (for read-your-writes

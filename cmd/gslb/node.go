@@ -472,8 +472,7 @@ func (n *node) adminMux() *http.ServeMux {
 	mux.HandleFunc("POST /api/v1/force-up", n.overrideHandler(store.ActionForceUp))
 	mux.HandleFunc("POST /api/v1/force-down", n.overrideHandler(store.ActionForceDown))
 	mux.HandleFunc("POST /api/v1/leave", func(w http.ResponseWriter, r *http.Request) {
-		if tok := n.cfg.AdminToken; tok != "" && r.Header.Get("Authorization") != "Bearer "+tok {
-			httpError(w, http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
+		if !n.authorized(w, r) {
 			return
 		}
 		if n.store == nil {
@@ -493,12 +492,21 @@ func (n *node) adminMux() *http.ServeMux {
 	return mux
 }
 
+// authorized checks the admin token of a write request (when the node has
+// one) and answers 401 if it is missing or wrong.
+func (n *node) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if tok := n.cfg.AdminToken; tok != "" && r.Header.Get("Authorization") != "Bearer "+tok {
+		httpError(w, http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
+		return false
+	}
+	return true
+}
+
 // overrideHandler applies an operator override: kind (region, pool,
 // member), name, and for force-up/force-down an optional duration.
 func (n *node) overrideHandler(action string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if tok := n.cfg.AdminToken; tok != "" && r.Header.Get("Authorization") != "Bearer "+tok {
-			httpError(w, http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
+		if !n.authorized(w, r) {
 			return
 		}
 		var req struct {
