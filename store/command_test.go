@@ -112,7 +112,7 @@ func TestCommandValidation(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	good := Config{NodeID: "n1", DataDir: "/tmp/x", RaftAddr: "127.0.0.1:0", Secret: "0123456789abcdef"}
+	good := Config{NodeID: "n1", DataDir: "/tmp/x", RaftAddr: "127.0.0.1:0", Secret: "7f3a9c0e5b12d84f6a0c3e91b7d25f48"}
 	cases := []struct {
 		name string
 		edit func(*Config)
@@ -120,7 +120,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"good", func(*Config) {}, ""},
 		{"no secret", func(c *Config) { c.Secret = "" }, "cluster.secret: must be set"},
-		{"short secret", func(c *Config) { c.Secret = "abc" }, "cluster.secret: 3 characters, want at least 16"},
+		{"weak secret", func(c *Config) { c.Secret = "aaaaaaaaaaaaaaaa" }, "cluster.secret: 16 characters with an estimated 32 bits of entropy, want at least 128"},
 		{"no id", func(c *Config) { c.NodeID = "" }, "cluster.node_id: must be set"},
 		{"no dir", func(c *Config) { c.DataDir = "" }, "cluster.data_dir: must be set"},
 		{"bad addr", func(c *Config) { c.RaftAddr = "localhost" }, `cluster.raft_addr: "localhost"`},

@@ -34,8 +34,10 @@ type Config struct {
 	// NonVoter makes this node a non-voter when it joins (Join): it
 	// receives the log and serves the state but never votes.
 	NonVoter bool
-	// Secret is the shared cluster secret: it authenticates and encrypts
-	// all traffic between nodes (Raft, forwarding, join).
+	// Secret is the shared cluster secret: it authenticates all traffic
+	// between nodes (Raft, forwarding, join), which TLS encrypts. It must
+	// pass CheckSecret (at least 128 bits of estimated entropy); NewSecret
+	// makes one.
 	Secret string
 	// ClusterID names the cluster. It is recorded in the data directory and
 	// a node refuses to start on a data directory of another cluster.
@@ -125,10 +127,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("cluster.advertise_addr: %q: %w", c.AdvertiseAddr, err))
 		}
 	}
-	if c.Secret == "" {
-		errs = append(errs, errors.New("cluster.secret: must be set"))
-	} else if len(c.Secret) < 16 {
-		errs = append(errs, fmt.Errorf("cluster.secret: %d characters, want at least 16", len(c.Secret)))
+	if err := CheckSecret(c.Secret); err != nil {
+		errs = append(errs, fmt.Errorf("cluster.secret: %w", err))
 	}
 	ids := map[string]bool{}
 	addrs := map[string]bool{}

@@ -34,7 +34,7 @@ func Example() {
 		DataDir:  dir,
 		Listener: ln,
 		Peers:    []store.Peer{{ID: "us-east-1", Addr: addr, Voter: true}},
-		Secret:   "example-secret-0123456789",
+		Secret:   "3q7RhX0d-PzVkT1mWc8LbN4sYf2GjA6uQe9oKxUwZ5i", // from "gslb secret"
 		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -3,7 +3,6 @@ package store_test
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -73,55 +72,6 @@ func TestForeignDataDirRefused(t *testing.T) {
 		t.Fatalf("reopen own data dir: %v", err)
 	}
 	s.Close()
-}
-
-// Issue 6 §3: Raft and join traffic need the cluster secret. A node with
-// the wrong secret cannot join, and a plain TCP or TLS client without the
-// cluster key is dropped at the handshake and counted.
-func TestWrongSecretRefused(t *testing.T) {
-	c := storetest.NewCluster(t, 3)
-	leader := c.WaitLeader()
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	intruder, err := store.New(store.Config{
-		NodeID: "intruder", DataDir: t.TempDir(), Listener: ln,
-		Secret: "not-the-cluster-secret", ClusterID: "s-whatever",
-		Logger: storetest.Logger(), Tuning: storetest.Tuning(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer intruder.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err = intruder.Join(ctx, c.Nodes[leader].Addr)
-	if !errors.Is(err, store.ErrAuth) {
-		t.Fatalf("join with the wrong secret = %v, want ErrAuth", err)
-	}
-	t.Logf("join with wrong secret: %v", err)
-
-	// A raw TLS client with its own certificate.
-	conn, err := tls.Dial("tcp", c.Nodes[leader].Addr, &tls.Config{InsecureSkipVerify: true})
-	if err == nil {
-		conn.Write([]byte("R"))
-		buf := make([]byte, 1)
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, err = conn.Read(buf)
-		conn.Close()
-	}
-	if err == nil {
-		t.Fatal("TLS client without the cluster key got a reply")
-	}
-	members, _ := c.Nodes[leader].Store.Members()
-	if len(members) != 3 {
-		t.Fatalf("members = %+v", members)
-	}
-	storetest.WaitFor(t, "auth failures counted", func() bool {
-		return metricValue(t, c.Nodes[leader].Store, "gslb_store_auth_failures_total", nil) >= 1
-	})
 }
 
 // The per-probe results never reach the log: a ReportBatch, however many

@@ -140,11 +140,11 @@ func New(cfg Config) (_ *Store, err error) {
 			return nil, fmt.Errorf("cluster.peers: this node %q is listed at %s but advertises %s", p.ID, p.Addr, adv)
 		}
 	}
-	tc, err := clusterTLS(cfg.Secret, cfg.clusterID())
+	auth, err := newClusterAuth(cfg.Secret, cfg.clusterID())
 	if err != nil {
 		return nil, err
 	}
-	if s.mux, err = newMux(ln, adv, tc, cfg.Dial, s.metrics.authFailed); err != nil {
+	if s.mux, err = newMux(ln, adv, auth, cfg.Dial, s.metrics.authFailed); err != nil {
 		return nil, err
 	}
 	closers = append(closers, s.mux.close)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -20,19 +21,37 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Every connection between nodes is mutual TLS 1.3 with one key pair that
-// each node derives from the cluster secret and the cluster ID: a peer is
-// trusted exactly when it proves it holds that key, so knowing the secret
-// is both necessary and sufficient, and nothing else (no CA, no files) has
-// to be distributed. After the handshake the dialer sends one byte that
-// says what the connection is for, and the listener hands it either to
-// Raft's transport or to the internal HTTP API. Both share one port.
+// Every connection between nodes is TLS 1.3 with a certificate that each
+// node makes at start from a fresh random ed25519 key: it authenticates
+// nothing and carries nothing derived from the secret, so a peer that
+// connects without the secret learns nothing it could test guesses
+// against. Authentication happens inside the encrypted session, bound to
+// it: both ends derive authKey = HKDF-SHA256(secret, salt = cluster ID)
+// and a value E exported from the TLS session (RFC 8446 §7.5; it differs
+// for every session, so a proof cannot be replayed or relayed by a man in
+// the middle, who would hold two sessions with two different values).
+//
+//	dialer   -> purpose byte, HMAC(authKey, "dialer" || purpose || E)
+//	listener -> authRefused, and closes                  (wrong proof)
+//	listener -> authAccepted, HMAC(authKey, "listener" || E)
+//
+// The listener answers only after it has checked the dialer's proof, so a
+// client without the secret sees one refusal byte and nothing computed
+// from the secret. The purpose byte says what the connection is for, and
+// the listener hands it either to Raft's transport or to the internal HTTP
+// API; both share one port. DESIGN.md discusses what this protects.
 const (
 	purposeRaft byte = 'R'
 	purposeAPI  byte = 'A'
+
+	authRefused  byte = 0
+	authAccepted byte = 1
+
+	exporterLabel = "EXPORTER-gslb-cluster-auth-v2"
+	proofLen      = sha256.Size
 )
 
-// handshakeTimeout bounds the TLS handshake and purpose byte of an accepted
+// handshakeTimeout bounds the TLS handshake and the proofs of an accepted
 // connection, so a silent client cannot hold a goroutine; maxHandshakes
 // bounds how many run at once (more are closed at once).
 const (
@@ -40,59 +59,74 @@ const (
 	maxHandshakes    = 256
 )
 
-// clusterTLS derives the shared certificate and the client and server TLS
-// configurations from secret and clusterID.
-func clusterTLS(secret, clusterID string) (*tls.Config, error) {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte("gslb cluster key v1\x00" + clusterID))
-	priv := ed25519.NewKeyFromSeed(mac.Sum(nil))
-	pub := priv.Public().(ed25519.PublicKey)
+// clusterAuth holds a node's ephemeral TLS configuration and the key its
+// proofs are made with.
+type clusterAuth struct {
+	tls *tls.Config
+	key []byte
+}
+
+// newClusterAuth makes a fresh certificate for this run of the node and
+// derives the proof key from secret and clusterID.
+func newClusterAuth(secret, clusterID string) (*clusterAuth, error) {
+	key, err := hkdf.Key(sha256.New, []byte(secret), []byte(clusterID), "gslb cluster auth v2", 32)
+	if err != nil {
+		return nil, fmt.Errorf("cluster key: %w", err)
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("cluster certificate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("cluster certificate serial: %w", err)
+	}
+	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "gslb cluster " + clusterID},
-		NotBefore:    time.Unix(0, 0),
-		NotAfter:     time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC),
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "gslb"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(100, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
 	if err != nil {
 		return nil, fmt.Errorf("cluster certificate: %w", err)
 	}
-	verify := func(raw [][]byte, _ [][]*x509.Certificate) error {
-		if len(raw) == 0 {
-			return errors.New("peer sent no certificate")
-		}
-		c, err := x509.ParseCertificate(raw[0])
-		if err != nil {
-			return fmt.Errorf("peer certificate: %w", err)
-		}
-		k, ok := c.PublicKey.(ed25519.PublicKey)
-		if !ok || !k.Equal(pub) {
-			return errors.New("peer does not hold the cluster key (wrong cluster secret or cluster id)")
-		}
-		return nil
-	}
-	return &tls.Config{
-		Certificates:          []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}},
-		MinVersion:            tls.VersionTLS13,
-		ClientAuth:            tls.RequireAnyClientCert,
-		InsecureSkipVerify:    true, // replaced by VerifyPeerCertificate: the peer must hold the cluster key
-		VerifyPeerCertificate: verify,
-		ServerName:            "gslb",
+	return &clusterAuth{
+		key: key,
+		tls: &tls.Config{
+			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}},
+			MinVersion:   tls.VersionTLS13,
+			// The certificate proves nothing; the proofs exchanged inside
+			// the session, bound to it by the exporter, authenticate.
+			InsecureSkipVerify: true,
+			ServerName:         "gslb",
+		},
 	}, nil
+}
+
+// proof is HMAC-SHA256(key, role || 0 || extra || E), E exported from the
+// session of tc.
+func (a *clusterAuth) proof(tc *tls.Conn, role string, extra ...byte) ([]byte, error) {
+	cs := tc.ConnectionState()
+	e, err := cs.ExportKeyingMaterial(exporterLabel, nil, 32)
+	if err != nil {
+		return nil, err
+	}
+	mac := hmac.New(sha256.New, a.key)
+	mac.Write([]byte(role))
+	mac.Write([]byte{0})
+	mac.Write(extra)
+	mac.Write(e)
+	return mac.Sum(nil), nil
 }
 
 // ErrAuth is wrapped by errors of connections that failed the cluster TLS
 // handshake: the peer does not hold the cluster key (another secret or
 // cluster ID). Retrying does not help.
 var ErrAuth = errors.New("cluster authentication failed")
-
-func isNetError(err error) bool {
-	var ne net.Error
-	var oe *net.OpError
-	return errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-}
 
 // DialFunc dials a TCP connection; it is Config.Dial.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -102,7 +136,7 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 type mux struct {
 	ln        net.Listener
 	advertise net.Addr
-	tls       *tls.Config
+	auth      *clusterAuth
 	dial      DialFunc
 	authFail  func()
 
@@ -114,7 +148,7 @@ type mux struct {
 	done      chan struct{}
 }
 
-func newMux(ln net.Listener, advertise string, tc *tls.Config, dial DialFunc, authFail func()) (*mux, error) {
+func newMux(ln net.Listener, advertise string, auth *clusterAuth, dial DialFunc, authFail func()) (*mux, error) {
 	adv, err := net.ResolveTCPAddr("tcp", advertise)
 	if err != nil {
 		return nil, fmt.Errorf("advertise address %q: %w", advertise, err)
@@ -126,7 +160,7 @@ func newMux(ln net.Listener, advertise string, tc *tls.Config, dial DialFunc, au
 		d := &net.Dialer{KeepAlive: 30 * time.Second}
 		dial = d.DialContext
 	}
-	m := &mux{ln: ln, advertise: adv, tls: tc, dial: dial, authFail: authFail, done: make(chan struct{}), sem: make(chan struct{}, maxHandshakes)}
+	m := &mux{ln: ln, advertise: adv, auth: auth, dial: dial, authFail: authFail, done: make(chan struct{}), sem: make(chan struct{}, maxHandshakes)}
 	m.raft = &chanListener{m: m, ch: make(chan net.Conn)}
 	m.api = &chanListener{m: m, ch: make(chan net.Conn)}
 	go m.serve()
@@ -159,22 +193,23 @@ func (m *mux) serve() {
 
 func (m *mux) handshake(c net.Conn) {
 	c.SetDeadline(time.Now().Add(handshakeTimeout))
-	tc := tls.Server(c, m.tls)
-	var p [1]byte
+	tc := tls.Server(c, m.auth.tls)
+	var msg [1 + proofLen]byte
 	if err := tc.Handshake(); err != nil {
-		if m.authFail != nil {
-			m.authFail()
-		}
 		c.Close()
 		return
 	}
-	if _, err := tc.Read(p[:]); err != nil {
-		tc.Close()
+	if _, err := io.ReadFull(tc, msg[:]); err != nil {
+		m.refuse(tc)
 		return
 	}
-	c.SetDeadline(time.Time{})
+	want, err := m.auth.proof(tc, "dialer", msg[0])
+	if err != nil || !hmac.Equal(msg[1:], want) {
+		m.refuse(tc)
+		return
+	}
 	var l *chanListener
-	switch p[0] {
+	switch msg[0] {
 	case purposeRaft:
 		l = m.raft
 	case purposeAPI:
@@ -183,11 +218,31 @@ func (m *mux) handshake(c net.Conn) {
 		tc.Close()
 		return
 	}
+	mine, err := m.auth.proof(tc, "listener")
+	if err != nil {
+		tc.Close()
+		return
+	}
+	if _, err := tc.Write(append([]byte{authAccepted}, mine...)); err != nil {
+		tc.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
 	select {
 	case l.ch <- tc:
 	case <-m.done:
 		tc.Close()
 	}
+}
+
+// refuse counts a connection that did not prove it holds the cluster key,
+// tells it so and closes it.
+func (m *mux) refuse(tc *tls.Conn) {
+	if m.authFail != nil {
+		m.authFail()
+	}
+	tc.Write([]byte{authRefused})
+	tc.Close()
 }
 
 // dialPurpose opens an authenticated connection to addr for purpose.
@@ -196,20 +251,42 @@ func (m *mux) dialPurpose(ctx context.Context, addr string, purpose byte) (net.C
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(c, m.tls)
+	tc := tls.Client(c, m.auth.tls)
 	if dl, ok := ctx.Deadline(); ok {
 		tc.SetDeadline(dl)
 	}
-	if err := tc.HandshakeContext(ctx); err != nil {
+	fail := func(err error) (net.Conn, error) {
 		c.Close()
-		if ctx.Err() == nil && !isNetError(err) {
-			return nil, fmt.Errorf("%w: handshake with %s: %w", ErrAuth, addr, err)
-		}
 		return nil, fmt.Errorf("handshake with %s: %w", addr, err)
 	}
-	if _, err := tc.Write([]byte{purpose}); err != nil {
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fail(err)
+	}
+	mine, err := m.auth.proof(tc, "dialer", purpose)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := tc.Write(append([]byte{purpose}, mine...)); err != nil {
+		return fail(err)
+	}
+	var reply [1 + proofLen]byte
+	if _, err := io.ReadFull(tc, reply[:1]); err != nil {
+		return fail(err)
+	}
+	if reply[0] != authAccepted {
 		c.Close()
-		return nil, fmt.Errorf("handshake with %s: %w", addr, err)
+		return nil, fmt.Errorf("%w: %s refused this node's proof (wrong cluster secret or cluster id)", ErrAuth, addr)
+	}
+	if _, err := io.ReadFull(tc, reply[1:]); err != nil {
+		return fail(err)
+	}
+	want, err := m.auth.proof(tc, "listener")
+	if err != nil {
+		return fail(err)
+	}
+	if !hmac.Equal(reply[1:], want) {
+		c.Close()
+		return nil, fmt.Errorf("%w: %s does not hold the cluster key (wrong cluster secret or cluster id)", ErrAuth, addr)
 	}
 	tc.SetDeadline(time.Time{})
 	return tc, nil

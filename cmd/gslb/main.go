@@ -31,6 +31,7 @@ var commands = map[string]command{
 	"force-up":   {runOverride("force-up"), "treat a region, pool or member as healthy whatever the probes say"},
 	"force-down": {runOverride("force-down"), "treat a region, pool or member as down"},
 	"explain":    {runExplain, "explain why a GSLB name answers what it answers for a client, step by step"},
+	"secret":     {runSecret, "print a new random cluster secret"},
 }
 
 func main() {

@@ -18,8 +18,9 @@ import (
 	"github.com/gslbd/gslb/store"
 )
 
-// Secret is the cluster secret of every test cluster.
-const Secret = "storetest-secret-0123456789"
+// Secret is the cluster secret of every test cluster (made by
+// store.NewSecret).
+const Secret = "J8vQ2mXr5TzL0cWk7YbN3fHs9GdP1uAe6oKiR4xVwE_"
 
 // WaitTimeout bounds every wait in this package. Elections take a few
 // hundred milliseconds; the margin is for a loaded 2-core machine.

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gslbd/gslb/store"
+)
+
+func runSecret(args []string) int {
+	return secret(args, os.Stdout, os.Stderr)
+}
+
+// secret prints a new random cluster secret (256 bits from crypto/rand),
+// for cluster.secret or the file cluster.secret_file names.
+func secret(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("secret", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: gslb secret\n\nPrints a new random cluster secret. Give every node of a cluster the same one\n(cluster.secret, or a file named by cluster.secret_file, mode 0600).")
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	fmt.Fprintln(stdout, store.NewSecret())
+	return 0
+}
