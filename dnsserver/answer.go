@@ -31,6 +31,11 @@ type query struct {
 	ips         []byte // backing store of synthesized addresses
 	aRR         []dns.A
 	aaaaRR      []dns.AAAA
+	// view is the health and RTT view of the query's GSLB answers, loaded
+	// once per query at the first; deps are the GSLB records the reply
+	// depends on (the reply cache tags its entry with them).
+	view *gslb.View
+	deps []*gslb.Record
 }
 
 // resolve answers q from zone z (RFC 1034 §4.3.2, with RFC 4592 wildcards
@@ -179,9 +184,13 @@ func (s *Server) answerGSLB(q *query, z *zone, r *gslb.Record, owner string) str
 		fam = gslb.IPv6
 	}
 	q.fillClient()
-	q.perClient = q.perClient || r.DependsOnClient()
+	if q.view == nil {
+		q.view = z.snap.view.Load()
+	}
+	q.deps = append(q.deps, r)
+	q.perClient = q.perClient || r.DependsOnClient(q.view)
 	q.random = q.random || r.Random()
-	a := r.Answer(q.addrs[:0], fam, &q.client)
+	a := r.Answer(q.addrs[:0], fam, &q.client, q.view)
 	q.addrs = a.Addrs[:0]
 	if !q.scoped || a.Scope > q.scope {
 		q.scope = a.Scope

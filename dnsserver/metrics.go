@@ -43,6 +43,12 @@ type stats struct {
 	cacheHits atomic.Uint64
 	truncated atomic.Uint64
 	panics    atomic.Uint64
+
+	// cacheMisses counts cacheable UDP queries not answered from the
+	// cache; cacheStale the entries found stale (health they depended on
+	// changed), which are misses too.
+	cacheMisses atomic.Uint64
+	cacheStale  atomic.Uint64
 }
 
 func (st *stats) count(tcp bool, qtype uint16, rcode int) {
@@ -56,6 +62,8 @@ func (st *stats) count(tcp bool, qtype uint16, rcode int) {
 var (
 	descResponses = prometheus.NewDesc("gslb_dns_responses_total", "DNS responses sent, by transport, query type and rcode.", []string{"transport", "qtype", "rcode"}, nil)
 	descCacheHits = prometheus.NewDesc("gslb_dns_cache_hits_total", "UDP queries answered from the per-snapshot reply cache.", nil, nil)
+	descCacheMiss = prometheus.NewDesc("gslb_dns_cache_misses_total", "Cacheable UDP queries the reply cache did not answer (no entry, or a stale one).", nil, nil)
+	descCacheOld  = prometheus.NewDesc("gslb_dns_cache_stale_total", "Reply cache entries not used because the health or RTTs their answer depended on changed.", nil, nil)
 	descTruncated = prometheus.NewDesc("gslb_dns_truncated_total", "UDP responses truncated to the client's buffer (TC set).", nil, nil)
 	descPanics    = prometheus.NewDesc("gslb_dns_panics_total", "Queries whose handling panicked (answered SERVFAIL).", nil, nil)
 	descZones     = prometheus.NewDesc("gslb_dns_zone_serial", "SOA serial of each zone being served.", []string{"zone"}, nil)
@@ -63,7 +71,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (s *Server) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descResponses, descCacheHits, descTruncated, descPanics, descZones} {
+	for _, d := range []*prometheus.Desc{descResponses, descCacheHits, descCacheMiss, descCacheOld, descTruncated, descPanics, descZones} {
 		ch <- d
 	}
 }
@@ -86,6 +94,8 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(s.stats.cacheHits.Load()))
+	ch <- prometheus.MustNewConstMetric(descCacheMiss, prometheus.CounterValue, float64(s.stats.cacheMisses.Load()))
+	ch <- prometheus.MustNewConstMetric(descCacheOld, prometheus.CounterValue, float64(s.stats.cacheStale.Load()))
 	ch <- prometheus.MustNewConstMetric(descTruncated, prometheus.CounterValue, float64(s.stats.truncated.Load()))
 	ch <- prometheus.MustNewConstMetric(descPanics, prometheus.CounterValue, float64(s.stats.panics.Load()))
 	for z, serial := range s.snap.Load().Zones() {

@@ -6,6 +6,7 @@ package dnsserver
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +56,11 @@ type Server struct {
 
 	hseed maphash.Seed
 	stats stats
+	views views // health and RTTs for the snapshots' views (view.go)
+	// panicLogAt (unix ns) and panicLogged (the panic count then) pace
+	// the log of recovered panics.
+	panicLogAt  atomic.Int64
+	panicLogged atomic.Uint64
 
 	mu      sync.Mutex
 	conns   []*net.UDPConn
@@ -97,8 +104,9 @@ func New(cfg Config) (*Server, error) {
 // NSID returns the name the server gives in NSID and id.server answers.
 func (s *Server) NSID() string { return s.cfg.NSID }
 
-// Swap makes snap the snapshot every following query is answered from.
-func (s *Server) Swap(snap *Snapshot) { s.snap.Store(snap) }
+// Swap makes snap the snapshot every following query is answered from
+// (with a view of the last health given to Refresh, if any).
+func (s *Server) Swap(snap *Snapshot) { s.swap(snap) }
 
 // Snapshot returns the snapshot being served.
 func (s *Server) Snapshot() *Snapshot { return s.snap.Load() }
@@ -246,12 +254,11 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapshot) (out []byte, cacheable, perClient bool) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("panic answering query", "panic", p, "qname", safeQName(r))
-			s.stats.panics.Add(1)
+			s.recovered(p, r)
 			fail := new(dns.Msg)
 			fail.SetRcode(r, dns.RcodeServerFailure)
 			out, _ = fail.Pack()
-			cacheable = false
+			cacheable, perClient = false, false
 		}
 	}()
 	q.reset(r)
@@ -261,7 +268,14 @@ func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapsho
 
 	opt, rcode := s.checkEDNS(q, r)
 	if rcode == dns.RcodeSuccess {
-		rcode = s.answer(q, snap)
+		if len(r.Question) != 1 {
+			// DNS-21: the header's count can lie (miekg/dns stops at
+			// the end of the message without an error): nothing below
+			// indexes a question that is not there.
+			rcode = dns.RcodeFormatError
+		} else {
+			rcode = s.answer(q, snap)
+		}
 	}
 	m.Rcode = rcode
 	if rcode == dns.RcodeFormatError || rcode == dns.RcodeBadVers {
@@ -295,7 +309,7 @@ func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapsho
 		out, err = m.PackBuffer(q.buf[:cap(q.buf)])
 	}
 	s.stats.count(!udp, q.qtype, m.Rcode)
-	if err == nil {
+	if err == nil && len(r.Question) == 1 {
 		restoreCase(out, r.Question[0].Name)
 	}
 	if err != nil {
@@ -305,7 +319,90 @@ func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapsho
 		out, _ = fail.Pack()
 		return out, false, false
 	}
-	return out, !q.random && (rcode == dns.RcodeSuccess || rcode == dns.RcodeNameError), q.perClient
+	return out, len(r.Question) == 1 && !q.random && (rcode == dns.RcodeSuccess || rcode == dns.RcodeNameError), q.perClient
+}
+
+// recovered counts a panic recovered while answering r and logs it, at
+// most once a second with the number of panics since the last line: a
+// packet that panics the handler must not also flood the log.
+func (s *Server) recovered(p any, r *dns.Msg) {
+	n := s.stats.panics.Add(1)
+	now := time.Now().UnixNano()
+	last := s.panicLogAt.Load()
+	if now-last < int64(time.Second) || !s.panicLogAt.CompareAndSwap(last, now) {
+		return
+	}
+	since := n - s.panicLogged.Swap(n)
+	s.log.Error("panic answering query", "panic", p, "qname", safeQName(r), "panics", since, "total", n, "stack", string(debug.Stack()))
+}
+
+// respond answers one message as it came off the wire, UDP or TCP, the way
+// miekg/dns's server would before calling ServeDNS: responses are dropped,
+// what the header already rules out gets FORMERR or NOTIMP, and the rest is
+// served. out is nil when there is no reply; cacheable and perClient are
+// serve's.
+func (s *Server) respond(q *query, w dns.ResponseWriter, pkt []byte, snap *Snapshot) (out []byte, cacheable, perClient bool) {
+	if len(pkt) < 12 {
+		return nil, false, false // no header: no reply ("any reply can be used to amplify")
+	}
+	var hdr dns.Header
+	hdr.Id = binary.BigEndian.Uint16(pkt)
+	hdr.Bits = binary.BigEndian.Uint16(pkt[2:])
+	hdr.Qdcount = binary.BigEndian.Uint16(pkt[4:])
+	hdr.Ancount = binary.BigEndian.Uint16(pkt[6:])
+	hdr.Nscount = binary.BigEndian.Uint16(pkt[8:])
+	hdr.Arcount = binary.BigEndian.Uint16(pkt[10:])
+	action := accept(hdr)
+	if action == dns.MsgIgnore {
+		return nil, false, false
+	}
+	m := new(dns.Msg)
+	// Unpacked even when the header is refused: the error reply carries
+	// an OPT when the query had one (RFC 6891 §7), as Knot's does.
+	err := m.Unpack(pkt)
+	if action == dns.MsgAccept && err == nil {
+		return s.serve(q, w, m, snap)
+	}
+	if action == dns.MsgAccept {
+		action = dns.MsgReject
+	}
+	if err != nil {
+		m = nil
+	}
+	out = s.errorReply(pkt, m, action)
+	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	s.stats.count(tcp, 0, int(out[3]&0xf))
+	return out, false, false
+}
+
+// errorReply answers a message that was not accepted: FORMERR, or NOTIMP
+// with the opcode echoed, the ID kept, and the question and an OPT if the
+// message (m, nil if it did not unpack) had them.
+func (s *Server) errorReply(pkt []byte, m *dns.Msg, action dns.MsgAcceptAction) []byte {
+	var req dns.Msg
+	req.Id = binary.BigEndian.Uint16(pkt)
+	req.Opcode = int(pkt[2]>>3) & 0xf
+	req.RecursionDesired = pkt[2]&1 != 0
+	if m != nil && len(m.Question) > 0 {
+		req.Question = m.Question[:1]
+	}
+	rep := new(dns.Msg)
+	rep.SetRcode(&req, dns.RcodeFormatError)
+	if action == dns.MsgRejectNotImplemented {
+		rep.Rcode = dns.RcodeNotImplemented
+	}
+	rep.Opcode = req.Opcode
+	if m != nil && m.IsEdns0() != nil {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(s.cfg.UDPSize)
+		rep.Extra = append(rep.Extra, o)
+	}
+	b, err := rep.Pack()
+	if err != nil {
+		rep.Question = nil
+		b, _ = rep.Pack()
+	}
+	return b
 }
 
 // restoreCase writes the letter case of name, as the query spelled it,
@@ -367,12 +464,18 @@ func (q *query) reset(r *dns.Msg) {
 	// (restoreCase): so names compressed against the question mirror the
 	// query's case whichever path, cached or not, answers it, as BIND and
 	// Knot do.
-	q.qname = strings.ToLower(r.Question[0].Name)
-	q.question[0] = r.Question[0]
-	q.question[0].Name = q.qname
-	m.Question = q.question[:]
-	q.qtype = r.Question[0].Qtype
+	if len(r.Question) == 1 {
+		q.qname = strings.ToLower(r.Question[0].Name)
+		q.question[0] = r.Question[0]
+		q.question[0].Name = q.qname
+		m.Question = q.question[:]
+		q.qtype = r.Question[0].Qtype
+	} else {
+		// Not answered, but the reply echoes what a FORMERR may.
+		q.qname, q.qtype, m.Question = "", 0, nil
+	}
 	q.clientKnown, q.ecs, q.scope, q.scoped, q.perClient, q.random, q.cut = false, nil, 0, false, false, false, nil
+	q.view, q.deps = nil, q.deps[:0]
 	q.addrs, q.ips, q.aRR, q.aaaaRR = q.addrs[:0], q.ips[:0], q.aRR[:0], q.aaaaRR[:0]
 }
 

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 
@@ -11,8 +12,10 @@ import (
 )
 
 // Snapshot is everything the server answers from. It is built off the query
-// path by NewSnapshot and never modified afterwards; the server swaps the
-// whole Snapshot atomically.
+// path by NewSnapshot and never modified afterwards, except through two
+// atomic slots: the health and RTT view of its GSLB set (Server.Refresh
+// replaces it, so a verdict never rebuilds the zones) and the reply cache.
+// The server swaps the whole Snapshot atomically when the zones change.
 type Snapshot struct {
 	zones map[string]*zone // by lower-case origin
 	// Index is the state index the snapshot was built from (0 on a node
@@ -22,8 +25,14 @@ type Snapshot struct {
 	// failed are the origins of zones that are configured but have never
 	// loaded: queries for them get SERVFAIL, not REFUSED.
 	failed map[string]bool
+	// view is the health and RTT view GSLB records are answered with. It
+	// lives here, not beside the snapshot pointer, so a query that loads a
+	// snapshot always finds a view of that snapshot's set.
+	view atomic.Pointer[gslb.View]
 	// cache holds packed replies to repeated questions (see udp.go); it
-	// lives and dies with the snapshot, so a swap never serves stale data.
+	// lives and dies with the snapshot, so a swap never serves stale data,
+	// and its entries that depend on health carry the generation of what
+	// they depended on (a new view makes only those go stale).
 	cache *answerCache
 }
 
@@ -34,7 +43,8 @@ type zone struct {
 	soa    *dns.SOA
 	neg    *dns.SOA // the SOA for negative answers: TTL min(SOA TTL, MINIMUM), RFC 2308 §3
 	nodes  map[string]*node
-	cuts   bool // any delegation below the apex
+	cuts   bool      // any delegation below the apex
+	snap   *Snapshot // the snapshot the zone is part of (for its view)
 }
 
 // node is one owner name; an empty non-terminal has no rrsets and no record.
@@ -77,12 +87,16 @@ func (n *node) get(t uint16) []dns.RR {
 // NewSnapshot indexes linked zones and their compiled GSLB set. failed
 // names zones that are configured but could not be loaded.
 func NewSnapshot(zs []*zones.Zone, set *gslb.Set, failed ...string) *Snapshot {
-	s := &Snapshot{zones: make(map[string]*zone, len(zs)), set: set, failed: map[string]bool{}, cache: new(answerCache)}
+	s := &Snapshot{zones: make(map[string]*zone, len(zs)), set: set, failed: map[string]bool{}}
+	s.cache = &answerCache{view: &s.view}
+	s.view.Store(set.DefaultView())
 	for _, f := range failed {
 		s.failed[dns.CanonicalName(f)] = true
 	}
 	for _, z := range zs {
-		s.zones[z.Origin] = buildZone(z, set)
+		zn := buildZone(z, set)
+		zn.snap = s
+		s.zones[z.Origin] = zn
 	}
 	return s
 }
@@ -239,6 +253,10 @@ func (s *Snapshot) Zones() map[string]uint32 {
 
 // Set returns the compiled GSLB set the snapshot answers from.
 func (s *Snapshot) Set() *gslb.Set { return s.set }
+
+// View returns the health and RTT view the snapshot answers GSLB records
+// with now (nil without a GSLB set).
+func (s *Snapshot) View() *gslb.View { return s.view.Load() }
 
 // GSLBRecord finds the GSLB record that answers A/AAAA queries for name,
 // following in-zone CNAMEs (at most zones.MaxCNAMEChain) and wildcards as

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/miekg/dns"
@@ -180,12 +179,12 @@ func (r *udpReader) handle(pkt []byte) []byte {
 	var h uint64
 	if ok {
 		h = maphash.Bytes(r.hseed, key)
-		e := snap.cache.get(key, h)
+		e := snap.cache.get(key, h, &s.stats)
 		if e != nil && e.perClient {
 			// The answer depends on who asks: look for this client's.
 			key = r.appendClient(key)
 			h = maphash.Bytes(r.hseed, key)
-			e = snap.cache.get(key, h)
+			e = snap.cache.get(key, h, &s.stats)
 		}
 		if e != nil && !e.perClient {
 			out := append(r.out[:0], e.resp...)
@@ -198,45 +197,21 @@ func (r *udpReader) handle(pkt []byte) []byte {
 			s.stats.count(false, uint16(pkt[qend])<<8|uint16(pkt[qend+1]), int(out[3]&0xf))
 			return out
 		}
+		s.stats.cacheMisses.Add(1)
 	}
 	// The slow path: what miekg/dns's server does, then ServeDNS.
-	if len(pkt) < 12 {
-		return nil // no header: no reply ("any reply can be used to amplify")
-	}
-	var hdr dns.Header
-	hdr.Id = binary.BigEndian.Uint16(pkt)
-	hdr.Bits = binary.BigEndian.Uint16(pkt[2:])
-	hdr.Qdcount = binary.BigEndian.Uint16(pkt[4:])
-	hdr.Ancount = binary.BigEndian.Uint16(pkt[6:])
-	hdr.Nscount = binary.BigEndian.Uint16(pkt[8:])
-	hdr.Arcount = binary.BigEndian.Uint16(pkt[10:])
-	action := accept(hdr)
-	if action == dns.MsgIgnore {
-		return nil
-	}
-	m := new(dns.Msg)
-	if action == dns.MsgAccept {
-		if err := m.Unpack(pkt); err != nil {
-			action = dns.MsgReject
-		}
-	}
-	if action != dns.MsgAccept {
-		rep := errorReply(pkt, m, action)
-		s.stats.count(false, 0, int(rep[3]&0xf))
-		return rep
-	}
-	out, cacheable, perClient := s.serve(&r.q, &r.w, m, snap)
+	out, cacheable, perClient := s.respond(&r.q, &r.w, pkt, snap)
 	if out == nil {
 		return nil
 	}
 	// Cache before replying, so the client's next query finds the entry.
 	if ok && cacheable {
 		if perClient && len(key) == base { // no marker yet
-			snap.cache.put(key, nil, h, true)
+			snap.cache.put(key, nil, h, true, &r.q)
 			key = r.appendClient(key)
 			h = maphash.Bytes(r.hseed, key)
 		}
-		snap.cache.put(key, out, h, false)
+		snap.cache.put(key, out, h, false, &r.q)
 	}
 	return out
 }
@@ -250,30 +225,6 @@ func (r *udpReader) appendClient(key []byte) []byte {
 	key = append(key, a[:]...)
 	r.key = key
 	return key
-}
-
-// errorReply answers a message that was not accepted: FORMERR, or NOTIMP
-// with the opcode echoed, the ID kept, and the question if it could be read.
-func errorReply(pkt []byte, m *dns.Msg, action dns.MsgAcceptAction) []byte {
-	var req dns.Msg
-	req.Id = binary.BigEndian.Uint16(pkt)
-	req.Opcode = int(pkt[2]>>3) & 0xf
-	req.RecursionDesired = pkt[2]&1 != 0
-	if len(m.Question) > 0 {
-		req.Question = m.Question[:1]
-	}
-	rep := new(dns.Msg)
-	rep.SetRcode(&req, dns.RcodeFormatError)
-	if action == dns.MsgRejectNotImplemented {
-		rep.Rcode = dns.RcodeNotImplemented
-	}
-	rep.Opcode = req.Opcode
-	b, err := rep.Pack()
-	if err != nil {
-		rep.Question = nil
-		b, _ = rep.Pack()
-	}
-	return b
 }
 
 // cacheKey parses what the reply to a plain query depends on, and builds
@@ -388,48 +339,3 @@ func (w *udpWriter) Close() error        { return nil }
 func (w *udpWriter) TsigStatus() error   { return nil }
 func (w *udpWriter) TsigTimersOnly(bool) {}
 func (w *udpWriter) Hijack()             {}
-
-// answerCache is a fixed-size, lock-free table of packed replies, one per
-// snapshot. Readers load an atomic pointer; writers replace a slot. Its size
-// bounds its memory whatever names are asked (DNS-48).
-type answerCache struct {
-	slots [cacheSlots]atomic.Pointer[cacheEntry]
-}
-
-const (
-	cacheSlots = 1 << 13
-	cacheProbe = 4
-)
-
-type cacheEntry struct {
-	hash uint64
-	key  []byte
-	resp []byte
-	// perClient marks a question whose replies depend on the client: its
-	// replies are under the key extended with the client's address.
-	perClient bool
-}
-
-func (c *answerCache) get(key []byte, h uint64) *cacheEntry {
-	for i := uint64(0); i < cacheProbe; i++ {
-		e := c.slots[(h+i)&(cacheSlots-1)].Load()
-		if e == nil {
-			return nil
-		}
-		if e.hash == h && string(e.key) == string(key) {
-			return e
-		}
-	}
-	return nil
-}
-
-func (c *answerCache) put(key, resp []byte, h uint64, perClient bool) {
-	e := &cacheEntry{hash: h, key: append([]byte(nil), key...), resp: append([]byte(nil), resp...), perClient: perClient}
-	for i := uint64(0); i < cacheProbe; i++ {
-		slot := &c.slots[(h+i)&(cacheSlots-1)]
-		if slot.CompareAndSwap(nil, e) {
-			return
-		}
-	}
-	c.slots[h&(cacheSlots-1)].Store(e) // full: replace the first
-}

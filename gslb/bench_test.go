@@ -40,12 +40,13 @@ func BenchmarkPolicy(b *testing.B) {
 	}
 	for _, r := range z.Records {
 		rec := set.Record(r)
+		v := set.DefaultView()
 		b.Run(r.Policy+"/"+r.Name[:len(r.Name)-len(".bench.example.")], func(b *testing.B) {
 			dst := make([]netip.Addr, 0, 16)
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				c := &clients[i%len(clients)]
-				a := rec.Answer(dst[:0], gslb.IPv4, c)
+				a := rec.Answer(dst[:0], gslb.IPv4, c, v)
 				dst = a.Addrs
 			}
 		})

@@ -15,7 +15,7 @@ import (
 // Explanation says why a GSLB record answers what it answers for one client
 // and family, step by step: the client's geo facts, the region order the
 // policy sees, the RTTs of a latency record, every candidate pool with its
-// members' health in the Set, the policy's choice and the answer, which
+// members' health in the View, the policy's choice and the answer, which
 // comes from Record.Answer itself so the two never disagree. It is plain
 // data, ready for encoding/json.
 type Explanation struct {
@@ -168,12 +168,20 @@ type AnswerFacts struct {
 // earthKm is the mean radius of the earth, for distances in km.
 const earthKm = 6371.0088
 
-// Explain explains r's answer for client c and family f. geo is the
-// database the Set was compiled with (nil: none); it gives the client's
-// facts. Explain calls the real Answer, so it may queue the client's
-// network for RTT measurement as a query would.
+// Explain explains r's answer for client c and family f in the Set's
+// DefaultView (see ExplainView).
 func (r *Record) Explain(f Family, c Client, geo *geodata.DB) *Explanation {
+	return r.ExplainView(f, c, geo, nil)
+}
+
+// ExplainView explains r's answer for client c and family f with the
+// health and RTTs of v (nil: the Set's DefaultView), the view DNS answers
+// from. geo is the database the Set was compiled with (nil: none); it
+// gives the client's facts. ExplainView calls the real Answer, so it may
+// queue the client's network for RTT measurement as a query would.
+func (r *Record) ExplainView(f Family, c Client, geo *geodata.DB, v *View) *Explanation {
 	s := r.set
+	v = r.view(v)
 	fi := famIndex(f)
 	mode := fi
 	if r.opts.fallback {
@@ -226,10 +234,9 @@ func (r *Record) Explain(f Family, c Client, geo *geodata.DB) *Explanation {
 		order, why, candidate = r.explainPools(p.m.orders[o])
 	case *latencyPolicy:
 		pfx, _ := clientNetwork(&c)
-		e.Latency = explainLatency(p.table, pfx)
-		if _, ok := p.nets[pfx]; ok && s.lat != nil {
+		e.Latency = explainLatency(v.lat, pfx)
+		if ord, ok := v.nets[pfx]; ok {
 			e.Latency.Measured = true
-			ord := s.lat.orders[pfx]
 			e.Order = r.explainLatencyOrder(ord, pfx, e.Latency)
 			order, why, candidate = r.explainPools(ord)
 		} else {
@@ -245,21 +252,23 @@ func (r *Record) Explain(f Family, c Client, geo *geodata.DB) *Explanation {
 			why[i] = fmt.Sprintf("record order #%d", i+1)
 		}
 	}
-	var wp *weightedPolicy
-	if p, ok := r.Policy.(*weightedPolicy); ok {
-		wp = p
+	var ww []int // a weighted record's weights in mode
+	wtotal := 0
+	if _, ok := r.Policy.(*weightedPolicy); ok {
+		ww = make([]int, len(r.pools))
+		wtotal = weights(r, v, mode, false, ww)
 	}
 	for _, i := range order {
 		p := s.pools[r.pools[i]]
-		pf := PoolFacts{Pool: p.name, Region: s.regions[p.region].Name, Weight: r.pw[i], Up: p.up(mode),
+		pf := PoolFacts{Pool: p.name, Region: s.regions[p.region].Name, Weight: r.pw[i], Up: v.upIn(r.pools[i], mode),
 			Candidate: candidate[i], Why: why[i], CNAME: p.cname, Src: p.src}
 		if p.src != nil {
 			pf.Check = checkString(p.src.Check)
-			pf.Members = explainMembers(p, p.src, fi)
+			pf.Members = explainMembers(&v.pools[r.pools[i]], p.src, fi)
 		}
-		if wp != nil && mode < len(wp.weights) && wp.total[mode] > 0 {
-			pf.Probability = float64(wp.weights[mode][i]) / float64(wp.total[mode])
-			if wp.weights[mode][i] > 0 && r.pw[i] == 0 {
+		if ww != nil && wtotal > 0 {
+			pf.Probability = float64(ww[i]) / float64(wtotal)
+			if ww[i] > 0 && r.pw[i] == 0 {
 				pf.Why = "weight 0: a backup, used because no pool of positive weight is up"
 			}
 		}
@@ -267,27 +276,18 @@ func (r *Record) Explain(f Family, c Client, geo *geodata.DB) *Explanation {
 	}
 
 	// The choice, then the real answer.
-	var ans Answer
-	if wp != nil && mode >= len(wp.weights) {
-		// The weighted policy keeps weights for modes 0-2 only: the AAAA
-		// query of a family=fallback record would index past them.
-		e.Notes = append(e.Notes, "weighted policy has no weights for AAAA with family=fallback (mode 3): DNS answers SERVFAIL (a bug in policy.go)")
-		e.Choice = ChoiceFacts{Rule: "none", Why: "the policy cannot choose for this mode"}
-		e.Answer = AnswerFacts{Addrs: []netip.Addr{}, ServFail: true, TTLWhy: "-", ScopeWhy: "-"}
-		return e
-	}
-	pi, _ := r.Policy.Choose(r, mode, &c, false)
-	ans = r.Answer(nil, f, &c)
-	e.Choice = r.explainChoice(pi, mode, &c, e)
+	pi, _ := r.Policy.Choose(r, v, mode, &c, false)
+	ans := r.Answer(nil, f, &c, v)
+	e.Choice = r.explainChoice(pi, mode, &c, e, v)
 	e.Answer = AnswerFacts{Addrs: ans.Addrs, CNAME: ans.CNAME, ServFail: ans.ServFail, TTL: ans.TTL, Scope: ans.Scope}
 	if e.Answer.Addrs == nil {
 		e.Answer.Addrs = []netip.Addr{}
 	}
 	e.Answer.TTLWhy = fmt.Sprintf("the record's TTL %d", r.TTL)
-	if r.opts.halfTTL {
+	if v.halfTTL(r) {
 		e.Answer.TTLWhy = fmt.Sprintf("half the record's TTL %d: a member of the record's pools is down (ST-10)", r.TTL)
 	}
-	e.Answer.ScopeWhy = r.explainScope(ans, pi, geoBits, &c)
+	e.Answer.ScopeWhy = r.explainScope(ans, pi, geoBits, &c, v)
 	only := -1 // the one pool a weighted draw can give, if just one
 	if r.Policy.Random() && pi >= 0 {
 		for k, p := range e.Pools {
@@ -327,7 +327,7 @@ func (r *Record) Explain(f Family, c Client, geo *geodata.DB) *Explanation {
 }
 
 // explainChoice says which pool the policy chose and why.
-func (r *Record) explainChoice(pi, mode int, c *Client, e *Explanation) ChoiceFacts {
+func (r *Record) explainChoice(pi, mode int, c *Client, e *Explanation, v *View) ChoiceFacts {
 	s := r.set
 	name := func(i int) (string, string) {
 		p := s.pools[r.pools[i]]
@@ -346,7 +346,7 @@ func (r *Record) explainChoice(pi, mode int, c *Client, e *Explanation) ChoiceFa
 			ch.Rule, ch.Pool, ch.Region = "empty=pool", p.name, s.regions[p.region].Name
 			ch.Why = fmt.Sprintf("no pool has a healthy %s member: the fallback pool %s answers with all its members", fam, p.name)
 		default:
-			oi, _ := r.Policy.Choose(r, mode, c, true)
+			oi, _ := r.Policy.Choose(r, v, mode, c, true)
 			ch.Why = "no pool has a healthy " + fam + " member: fail open, answering as if every member were up"
 			switch {
 			case oi == allPools:
@@ -445,7 +445,7 @@ func downBefore(pools []PoolFacts, chosen string) []string {
 }
 
 // explainScope says what the ECS scope of the answer depended on.
-func (r *Record) explainScope(a Answer, pi int, geoBits uint8, c *Client) string {
+func (r *Record) explainScope(a Answer, pi int, geoBits uint8, c *Client, v *View) string {
 	if a.ServFail {
 		return "no answer (SERVFAIL)"
 	}
@@ -460,7 +460,7 @@ func (r *Record) explainScope(a Answer, pi int, geoBits uint8, c *Client) string
 		return fmt.Sprintf("/%d: the client prefix hashed by sticky=prefix (prefix4=%d, prefix6=%d, capped at the client's /%d)", a.Scope, p.bits4, p.bits6, c.Bits)
 	case *latencyPolicy:
 		pfx, bits := clientNetwork(c)
-		if _, ok := p.nets[pfx]; ok {
+		if _, ok := v.nets[pfx]; ok {
 			return fmt.Sprintf("/%d: the client network RTTs are kept for, %s (/24 IPv4, /48 IPv6, capped at the client's /%d)", bits, pfx, c.Bits)
 		}
 	}
@@ -651,7 +651,7 @@ func (r *Record) explainLatencyOrder(o ordering, pfx netip.Prefix, lf *LatencyFa
 }
 
 // explainLatency returns the RTT row the table holds for a network now
-// (the Set answers from a copy frozen when it was compiled).
+// (a View answers from a copy made when it was built).
 func explainLatency(t *LatencyTable, pfx netip.Prefix) *LatencyFacts {
 	lf := &LatencyFacts{Network: pfx.String()}
 	if t == nil {
@@ -684,8 +684,8 @@ func explainLatency(t *LatencyTable, pfx netip.Prefix) *LatencyFacts {
 }
 
 // explainMembers lists a pool's members in zone order with their health in
-// the Set for the query's family index fi.
-func explainMembers(p *pool, zp *zones.Pool, fi int) []MemberFacts {
+// the view (ps) for the query's family index fi.
+func explainMembers(ps *poolView, zp *zones.Pool, fi int) []MemberFacts {
 	out := []MemberFacts{}
 	for _, m := range zp.Members {
 		mfi := 0
@@ -693,7 +693,7 @@ func explainMembers(p *pool, zp *zones.Pool, fi int) []MemberFacts {
 			mfi = 1
 		}
 		mf := MemberFacts{Addr: m.Addr, Weight: m.Weight, Family: mfi == fi}
-		for _, a := range p.healthy[mfi] {
+		for _, a := range ps.healthy[mfi] {
 			if a == m.Addr {
 				mf.Up = true
 				break

@@ -121,7 +121,7 @@ func TestExplain(t *testing.T) {
 			c := *client(tc.client)
 			e := r.Explain(tc.fam, c, db)
 			q := tc.client + "/" + e.Type
-			a := r.Answer(nil, tc.fam, &c)
+			a := r.Answer(nil, tc.fam, &c, nil)
 
 			if e.Choice.Pool != tc.pool || e.Choice.Rule != tc.rule {
 				t.Errorf("%s: choice %q by %q (%s), want %q by %q", q, e.Choice.Pool, e.Choice.Rule, e.Choice.Why, tc.pool, tc.rule)
@@ -337,7 +337,7 @@ func TestExplainWeightedOneUp(t *testing.T) {
 	if e.Answer.Random || join(e.Answer.Addrs) != "10.1.0.1,10.1.0.2" || e.Choice.Pool != "web-us" || !strings.Contains(e.Choice.Why, "only web-us is up") {
 		t.Errorf("answer %+v choice %+v", e.Answer, e.Choice)
 	}
-	if got := join(r.Answer(nil, gslb.IPv4, client("192.0.2.1")).Addrs); got != join(e.Answer.Addrs) {
+	if got := join(r.Answer(nil, gslb.IPv4, client("192.0.2.1"), nil).Addrs); got != join(e.Answer.Addrs) {
 		t.Errorf("Answer %s, explained %s", got, join(e.Answer.Addrs))
 	}
 }

@@ -1,8 +1,9 @@
 // Package gslb chooses the addresses that answer a GSLB record for one
 // client. It compiles the zones' regions, pools and records into an
-// immutable Set (names turned into indices, healthy member lists and each
-// record's choice per client class precomputed), and answers queries from
-// it without locks.
+// immutable Set once per zone version (names turned into indices, each
+// record's pool preference per class of clients precomputed), builds a
+// small immutable View of health and RTTs whenever those change, and
+// answers queries from the two without locks.
 package gslb
 
 import (
@@ -12,13 +13,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gslbd/gslb/geodata"
 	"github.com/gslbd/gslb/zones"
 )
 
 // Health tells whether a pool member is up. The probers and the replicated
-// store implement it; it is read only while a Set is built, never per query.
+// store implement it; it is read only while a View is built, never per query.
 // known is false while nothing is known about the member (cold start); such
 // a member counts as up (ST-09).
 type Health interface {
@@ -33,7 +35,8 @@ func (AllUp) Up(*zones.Pool, netip.Addr) (bool, bool) { return true, false }
 
 // Env is what a Set is compiled against besides the zones.
 type Env struct {
-	// Health says which members are up; nil means all.
+	// Health says which members are up in the Set's DefaultView; nil
+	// means all.
 	Health Health
 	// Geo locates clients for the geo and latency policies; nil means no
 	// database (only serves= prefixes place clients).
@@ -41,8 +44,8 @@ type Env struct {
 	// GeoCache keeps the merged geo map between compiles, so a health
 	// change does not rebuild it; nil builds it every time.
 	GeoCache *GeoCache
-	// Latency holds measured RTTs from regions to client networks; nil
-	// means none (latency records answer as geo).
+	// Latency holds measured RTTs from regions to client networks, for
+	// the DefaultView; nil means none (latency records answer as geo).
 	Latency *LatencyTable
 }
 
@@ -88,17 +91,16 @@ type Answer struct {
 	ServFail bool
 }
 
-// pool is a compiled pool: members split by family, healthy ones precomputed.
+// pool is a compiled pool: members split by family. Which are healthy is
+// in the View (pool.first is the index of its first member there).
 type pool struct {
-	name     string
-	region   int
-	cname    string
-	all      [2][]netip.Addr // by family index: every member
-	weights  [2][]int        // weights of all[f]
-	healthy  [2][]netip.Addr // members that are up
-	hweights [2][]int        // weights of healthy[f]
-	down     int             // members known to be down
-	src      *zones.Pool
+	name    string
+	region  int
+	cname   string
+	all     [2][]netip.Addr // by family index: every member
+	weights [2][]int        // weights of all[f]
+	first   int             // View.up index of src.Members[0]
+	src     *zones.Pool
 }
 
 // up reports whether the pool can be chosen in mode m. By default (modes
@@ -107,12 +109,12 @@ type pool struct {
 // (so a v4-only region still wins an AAAA query, which is then NODATA:
 // ST-11). With family=fallback (modes 2 and 3) only pools with a healthy
 // member of the family are up.
-func (p *pool) up(m int) bool {
+func (p *pool) up(ps *poolView, m int) bool {
 	f := m & 1
 	if m < 2 && len(p.all[f]) == 0 {
-		return len(p.healthy[0])+len(p.healthy[1]) > 0
+		return len(ps.healthy[0])+len(ps.healthy[1]) > 0
 	}
-	return len(p.healthy[f]) > 0
+	return len(ps.healthy[f]) > 0
 }
 
 // modes is the number of choice modes (see pool.up).
@@ -141,8 +143,7 @@ type options struct {
 	emptyIP   netip.Addr // empty=addr: the address
 	fallback  bool       // family=fallback
 	cname     bool       // target=cname
-	halfTTL   bool       // a member of the record is down: halve the TTL (ST-10)
-	shortTTL  uint32     // the TTL when halfTTL
+	shortTTL  uint32     // the TTL while a member of the record is down (ST-10)
 	randomSel bool       // answers=N below the member count: pick by weight per query
 }
 
@@ -158,17 +159,18 @@ const (
 // allPools is the Choose result of the all policy: every pool at once.
 const allPools = -2
 
-// Policy chooses among a record's pools for one client. Choose is called
-// concurrently from every DNS goroutine; it must not block, must not mutate
-// r, and must not allocate. It returns the index into the record's pools of
-// the pool to answer from (allPools for every pool), or -1 when no pool has
-// a healthy member for mode, and the ECS scope its choice depended on.
-// open asks for the choice as if every member were healthy.
+// Policy chooses among a record's pools for one client, reading health and
+// RTTs from v. Choose is called concurrently from every DNS goroutine; it
+// must not block, must not mutate r or v, and must not allocate. It returns
+// the index into the record's pools of the pool to answer from (allPools
+// for every pool), or -1 when no pool has a healthy member for mode, and
+// the ECS scope its choice depended on. open asks for the choice as if
+// every member were healthy.
 type Policy interface {
-	Choose(r *Record, mode int, c *Client, open bool) (pool int, scope uint8)
-	// DependsOnClient reports whether the answer may differ between
+	Choose(r *Record, v *View, mode int, c *Client, open bool) (pool int, scope uint8)
+	// DependsOnClient reports whether the answer in v may differ between
 	// clients (so a reply may be reused only for the same client).
-	DependsOnClient() bool
+	DependsOnClient(r *Record, v *View) bool
 	// Random reports whether the answer may differ between two calls for
 	// the same client (so a reply must never be reused).
 	Random() bool
@@ -183,14 +185,18 @@ var policies = map[string]func(*Record, map[string]string, *compileCtx) (Policy,
 	"latency":  newLatency,
 }
 
-// Set is the compiled GSLB state for a set of zones and one Env.
-// A Set is immutable once built and safe for concurrent use.
+// Set is the compiled GSLB state for a set of zones: what changes only
+// with the zones. Health and RTTs are in a View of it. A Set is immutable
+// once built and safe for concurrent use.
 type Set struct {
-	regions []*zones.Region
-	pools   []*pool
-	records map[*zones.Record]*Record
-	geo     *geoMap
-	lat     *latencyView
+	regions   []*zones.Region
+	regionIdx map[string]int
+	pools     []*pool
+	members   int // pool members, of every pool
+	cnameOnly int // pools with a cname= and no members
+	records   map[*zones.Record]*Record
+	geo       *geoMap
+	view0     *View // for the Env compiled with
 }
 
 // compileCtx is what policy constructors get besides the record.
@@ -199,17 +205,15 @@ type compileCtx struct {
 	env       Env
 	poolIdx   map[string]int
 	regionIdx map[string]int
+	prefs     map[string]*prefTable // by the record's pool list
 }
 
 // Compile builds a Set from linked zones (see zones.Link). It validates
 // every record's policy and options; errors name the zone file and line.
+// env.Health and env.Latency make the Set's DefaultView.
 func Compile(zs []*zones.Zone, env Env) (*Set, error) {
-	h := env.Health
-	if h == nil {
-		h = AllUp{}
-	}
 	s := &Set{records: map[*zones.Record]*Record{}}
-	cx := &compileCtx{set: s, env: env, poolIdx: map[string]int{}, regionIdx: map[string]int{}}
+	cx := &compileCtx{set: s, env: env, poolIdx: map[string]int{}, regionIdx: map[string]int{}, prefs: map[string]*prefTable{}}
 	for _, r := range zones.Regions(zs) {
 		s.regions = append(s.regions, r)
 	}
@@ -217,6 +221,7 @@ func Compile(zs []*zones.Zone, env Env) (*Set, error) {
 	for i, r := range s.regions {
 		cx.regionIdx[r.Name] = i
 	}
+	s.regionIdx = cx.regionIdx
 	var names []string
 	all := zones.Pools(zs)
 	for n := range all {
@@ -225,26 +230,15 @@ func Compile(zs []*zones.Zone, env Env) (*Set, error) {
 	sort.Strings(names)
 	for _, n := range names {
 		zp := all[n]
-		p := &pool{name: n, region: cx.regionIdx[zp.Region], cname: zp.CNAME, src: zp}
+		p := &pool{name: n, region: cx.regionIdx[zp.Region], cname: zp.CNAME, first: s.members, src: zp}
 		for _, m := range zp.Members {
-			fi := 0
-			if m.Addr.Is6() {
-				fi = 1
-			}
+			fi := famIndex(familyOf(m.Addr))
 			p.all[fi] = append(p.all[fi], m.Addr)
 			p.weights[fi] = append(p.weights[fi], m.Weight)
-			// A member of weight 0 is never handed out while it could
-			// be avoided: it counts as not healthy (but empty=open uses it).
-			if up, _ := h.Up(zp, m.Addr); up && m.Weight > 0 {
-				p.healthy[fi] = append(p.healthy[fi], m.Addr)
-				p.hweights[fi] = append(p.hweights[fi], m.Weight)
-			} else {
-				p.down++
-			}
 		}
+		s.members += len(zp.Members)
 		if zp.CNAME != "" && len(zp.Members) == 0 {
-			// A CNAME-only pool has nothing to check: up in both families.
-			p.healthy = [2][]netip.Addr{{netip.IPv4Unspecified()}, {netip.IPv6Unspecified()}}
+			s.cnameOnly++
 		}
 		cx.poolIdx[n] = len(s.pools)
 		s.pools = append(s.pools, p)
@@ -263,6 +257,7 @@ func Compile(zs []*zones.Zone, env Env) (*Set, error) {
 	if len(errs) > 0 {
 		return nil, zones.Errors(errs)
 	}
+	s.view0 = s.newView(env.Health, env.Latency, time.Now(), nil)
 	return s, nil
 }
 
@@ -361,11 +356,7 @@ func (cx *compileCtx) compileRecord(zr *zones.Record) (*Record, error) {
 	}
 	// ST-10: while a member of the record is down, answers carry half the
 	// TTL, so clients come back sooner when it recovers or more fails.
-	for _, pi := range r.pools {
-		if s.pools[pi].down > 0 {
-			r.opts.halfTTL, r.opts.shortTTL = true, max(1, r.TTL/2)
-		}
-	}
+	r.opts.shortTTL = max(1, r.TTL/2)
 	for _, pi := range r.pools {
 		p := s.pools[pi]
 		if r.opts.answers > 0 && (len(p.all[0]) > r.opts.answers || len(p.all[1]) > r.opts.answers) {
@@ -392,18 +383,33 @@ func (s *Set) Record(zr *zones.Record) *Record {
 	return s.records[zr]
 }
 
-// DependsOnClient reports whether answers may differ between clients.
-func (r *Record) DependsOnClient() bool { return r.Policy.DependsOnClient() }
+// DependsOnClient reports whether answers in v (nil: the Set's
+// DefaultView) may differ between clients.
+func (r *Record) DependsOnClient(v *View) bool {
+	return r.Policy.DependsOnClient(r, r.view(v))
+}
+
+// view returns v, or the DefaultView when v is nil or of another Set.
+func (r *Record) view(v *View) *View {
+	if v == nil || v.set != r.set {
+		return r.set.view0
+	}
+	return v
+}
 
 // Random reports whether answers may differ between two queries of the
 // same client (weighted choice, or answers=N below the member count).
 func (r *Record) Random() bool { return r.Policy.Random() || r.opts.randomSel }
 
-// Answer answers r for client c and family f, appending addresses to dst.
-func (r *Record) Answer(dst []netip.Addr, f Family, c *Client) Answer {
+// Answer answers r for client c and family f with the health and RTTs of
+// v, appending addresses to dst. v nil (or a view of another Set) means
+// the Set's DefaultView. It takes no lock and allocates nothing beyond
+// growing dst.
+func (r *Record) Answer(dst []netip.Addr, f Family, c *Client, v *View) Answer {
+	v = r.view(v)
 	fi := famIndex(f)
 	a := Answer{TTL: r.TTL}
-	if r.opts.halfTTL {
+	if v.halfTTL(r) {
 		a.TTL = r.opts.shortTTL
 	}
 	mode := fi
@@ -411,7 +417,7 @@ func (r *Record) Answer(dst []netip.Addr, f Family, c *Client) Answer {
 		mode = 2 + fi
 	}
 	n := len(dst)
-	pi, scope := r.Policy.Choose(r, mode, c, false)
+	pi, scope := r.Policy.Choose(r, v, mode, c, false)
 	a.Scope = scope
 	if pi == -1 {
 		// Nothing healthy (ST-07).
@@ -431,7 +437,7 @@ func (r *Record) Answer(dst []netip.Addr, f Family, c *Client) Answer {
 			a.Addrs = r.members(dst, p.all[fi], p.weights[fi], c)
 			return a
 		}
-		pi, a.Scope = r.Policy.Choose(r, mode, c, true)
+		pi, a.Scope = r.Policy.Choose(r, v, mode, c, true)
 		if pi == allPools {
 			for _, i := range r.pools {
 				dst = append(dst, r.set.pools[i].all[fi]...)
@@ -453,7 +459,7 @@ func (r *Record) Answer(dst []netip.Addr, f Family, c *Client) Answer {
 	}
 	if pi == allPools {
 		for _, i := range r.pools {
-			dst = append(dst, r.set.pools[i].healthy[fi]...)
+			dst = append(dst, v.pools[i].healthy[fi]...)
 		}
 		a.Addrs = r.limit(dst, n)
 		return a
@@ -463,7 +469,8 @@ func (r *Record) Answer(dst []netip.Addr, f Family, c *Client) Answer {
 		a.CNAME = p.cname
 		return a
 	}
-	a.Addrs = r.members(dst, p.healthy[fi], p.hweights[fi], c)
+	ps := &v.pools[r.pools[pi]]
+	a.Addrs = r.members(dst, ps.healthy[fi], ps.hweights[fi], c)
 	return a
 }
 

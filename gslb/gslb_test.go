@@ -87,7 +87,7 @@ func client(s string) *gslb.Client {
 }
 
 func answer(r *gslb.Record, f gslb.Family, c string) gslb.Answer {
-	return r.Answer(nil, f, client(c))
+	return r.Answer(nil, f, client(c), nil)
 }
 
 func addrs(a gslb.Answer) string {
@@ -132,7 +132,7 @@ func TestGeo(t *testing.T) {
 			}
 		})
 	}
-	if !r.DependsOnClient() {
+	if !r.DependsOnClient(nil) {
 		t.Error("geo record reported as client independent")
 	}
 }
@@ -168,7 +168,7 @@ func TestFailover(t *testing.T) {
 			if got := addrs(answer(r, gslb.IPv4, "192.0.2.1")); got != tc.want {
 				t.Errorf("%s, want %s", got, tc.want)
 			}
-			if r.DependsOnClient() {
+			if r.DependsOnClient(nil) {
 				t.Error("failover reported as client dependent")
 			}
 		})

@@ -10,8 +10,9 @@ import (
 
 // LatencyTable holds the measured RTT from each region to client networks,
 // and the networks the DNS path has been asked about but that are not
-// measured yet. The node feeds it from the probers; Sets compiled with it
-// answer latency records from a frozen copy. Safe for concurrent use;
+// measured yet. The node feeds it from the probers; a View built with it
+// answers latency records from a copy of its region orders, made when the
+// View is built. Safe for concurrent use;
 // Observe never blocks and takes no lock.
 type LatencyTable struct {
 	// Margin is the hysteresis: a network's best region changes only when
@@ -25,6 +26,7 @@ type LatencyTable struct {
 
 	mu   sync.Mutex
 	nets map[netip.Prefix]*latNet
+	gen  uint64 // bumped by every Set: Views reread the table when it moved
 
 	ring [ringSize]observed
 	next atomic.Uint64
@@ -121,6 +123,7 @@ func (t *LatencyTable) Set(network netip.Prefix, rtts map[string]time.Duration, 
 		n = &latNet{}
 		t.nets[network] = n
 	}
+	t.gen++
 	n.rtt = make(map[string]time.Duration, len(rtts))
 	for k, v := range rtts {
 		n.rtt[k] = v
@@ -151,16 +154,21 @@ func (t *LatencyTable) Set(network netip.Prefix, rtts map[string]time.Duration, 
 	return changed
 }
 
-// latencyView is the frozen table a Set answers from: per measured client
-// network, the regions by RTT, the best (with hysteresis) first.
-type latencyView struct {
-	orders map[netip.Prefix]ordering
+// generation counts the changes Set made to the table.
+func (t *LatencyTable) generation() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.gen
 }
 
-func (t *LatencyTable) view(regionIdx map[string]int, now time.Time) *latencyView {
-	v := &latencyView{orders: map[netip.Prefix]ordering{}}
+// orders returns, per measured client network, the regions (indices by
+// regionIdx) by RTT, the best (with hysteresis) first; the table's
+// generation they were read at; and when the first of them expires.
+func (t *LatencyTable) orders(regionIdx map[string]int, now time.Time) (map[netip.Prefix]ordering, uint64, time.Time) {
+	out := map[netip.Prefix]ordering{}
+	until := now.Add(100 * 365 * 24 * time.Hour)
 	if t == nil {
-		return v
+		return out, 0, until
 	}
 	maxAge := t.MaxAge
 	if maxAge == 0 {
@@ -193,16 +201,11 @@ func (t *LatencyTable) view(regionIdx map[string]int, now time.Time) *latencyVie
 			o.regions = append(o.regions, regionIdx[r])
 		}
 		if len(o.regions) > 0 {
-			v.orders[p] = o
+			out[p] = o
+			if !n.at.IsZero() && n.at.Add(maxAge).Before(until) {
+				until = n.at.Add(maxAge)
+			}
 		}
 	}
-	return v
-}
-
-// latencyView returns this compile's frozen RTT table, built once.
-func (cx *compileCtx) latencyView() *latencyView {
-	if cx.set.lat == nil {
-		cx.set.lat = cx.env.Latency.view(cx.regionIdx, time.Now())
-	}
-	return cx.set.lat
+	return out, t.gen, until
 }

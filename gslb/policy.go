@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/gslbd/gslb/internal/balance"
@@ -14,15 +15,15 @@ type allPolicy struct{}
 
 func newAll(*Record, map[string]string, *compileCtx) (Policy, error) { return allPolicy{}, nil }
 
-func (allPolicy) DependsOnClient() bool { return false }
-func (allPolicy) Random() bool          { return false }
+func (allPolicy) DependsOnClient(*Record, *View) bool { return false }
+func (allPolicy) Random() bool                        { return false }
 
-func (allPolicy) Choose(r *Record, mode int, _ *Client, open bool) (int, uint8) {
+func (allPolicy) Choose(r *Record, v *View, mode int, _ *Client, open bool) (int, uint8) {
 	if open {
 		return allPools, 0
 	}
 	for _, pi := range r.pools {
-		if r.set.pools[pi].up(mode) {
+		if v.upIn(pi, mode) {
 			return allPools, 0
 		}
 	}
@@ -31,32 +32,25 @@ func (allPolicy) Choose(r *Record, mode int, _ *Client, open bool) (int, uint8) 
 
 // failoverPolicy answers from the first pool, in record order, that has a
 // healthy member (active-passive, any depth: ST-03).
-type failoverPolicy struct {
-	choice [modes]int
+type failoverPolicy struct{}
+
+func newFailover(*Record, map[string]string, *compileCtx) (Policy, error) {
+	return &failoverPolicy{}, nil
 }
 
-func newFailover(r *Record, _ map[string]string, cx *compileCtx) (Policy, error) {
-	p := &failoverPolicy{}
-	for m := range p.choice {
-		p.choice[m] = -1
-		for i, pi := range r.pools {
-			if cx.set.pools[pi].up(m) {
-				p.choice[m] = i
-				break
-			}
-		}
-	}
-	return p, nil
-}
+func (*failoverPolicy) DependsOnClient(*Record, *View) bool { return false }
+func (*failoverPolicy) Random() bool                        { return false }
 
-func (p *failoverPolicy) DependsOnClient() bool { return false }
-func (p *failoverPolicy) Random() bool          { return false }
-
-func (p *failoverPolicy) Choose(_ *Record, mode int, _ *Client, open bool) (int, uint8) {
+func (*failoverPolicy) Choose(r *Record, v *View, mode int, _ *Client, open bool) (int, uint8) {
 	if open {
 		return 0, 0
 	}
-	return p.choice[mode], 0
+	for i, pi := range r.pools {
+		if v.upIn(pi, mode) {
+			return i, 0
+		}
+	}
+	return -1, 0
 }
 
 // weightedPolicy picks a pool at random by the record's weights among the
@@ -65,14 +59,10 @@ func (p *failoverPolicy) Choose(_ *Record, mode int, _ *Client, open bool) (int,
 // removing one of N pools moves only about 1/N of clients (ST-14). Pools
 // of weight 0 are used only when no pool of positive weight is up.
 type weightedPolicy struct {
-	sticky    bool
-	bits4     int
-	bits6     int
-	ids       []uint64
-	weights   [modes][]int // by mode: the weight of each up pool, 0 for down ones
-	total     [modes]int
-	openW     []int
-	openTotal int
+	sticky bool
+	bits4  int
+	bits6  int
+	ids    []uint64
 }
 
 func newWeighted(r *Record, opts map[string]string, cx *compileCtx) (Policy, error) {
@@ -117,40 +107,47 @@ func newWeighted(r *Record, opts map[string]string, cx *compileCtx) (Policy, err
 	if !positive {
 		return nil, fmt.Errorf("every pool has weight 0")
 	}
-	weigh := func(up func(i int) bool) ([]int, int) {
-		w := make([]int, len(r.pools))
-		total := 0
-		for i := range r.pools {
-			if up(i) && r.pw[i] > 0 {
-				w[i] = r.pw[i]
-				total += w[i]
-			}
-		}
-		if total == 0 { // the weight-0 pools are the backups
-			for i := range r.pools {
-				if up(i) && r.pw[i] == 0 {
-					w[i] = 1
-					total++
-				}
-			}
-		}
-		return w, total
-	}
-	for m := range p.weights {
-		p.weights[m], p.total[m] = weigh(func(i int) bool { return cx.set.pools[r.pools[i]].up(m) })
-	}
-	p.openW, p.openTotal = weigh(func(int) bool { return true })
 	return p, nil
 }
 
-func (p *weightedPolicy) DependsOnClient() bool { return p.sticky }
-func (p *weightedPolicy) Random() bool          { return !p.sticky }
+func (p *weightedPolicy) DependsOnClient(*Record, *View) bool { return p.sticky }
+func (p *weightedPolicy) Random() bool                        { return !p.sticky }
 
-func (p *weightedPolicy) Choose(_ *Record, mode int, c *Client, open bool) (int, uint8) {
-	w, total := p.weights[mode], p.total[mode]
-	if open {
-		w, total = p.openW, p.openTotal
+// stackPools is how many pools a weighted record weighs without allocating.
+const stackPools = 16
+
+// weights writes into w (len(r.pools)) the weight of each of r's pools in
+// mode: the record's weight for the up pools, 0 for the others; or, when
+// no pool of positive weight is up, 1 for the up pools of weight 0 (the
+// backups). open counts every pool as up. It returns the total.
+func weights(r *Record, v *View, mode int, open bool, w []int) int {
+	total := 0
+	for i, pi := range r.pools {
+		w[i] = 0
+		if (open || v.upIn(pi, mode)) && r.pw[i] > 0 {
+			w[i] = r.pw[i]
+			total += w[i]
+		}
 	}
+	if total == 0 {
+		for i, pi := range r.pools {
+			if (open || v.upIn(pi, mode)) && r.pw[i] == 0 {
+				w[i] = 1
+				total++
+			}
+		}
+	}
+	return total
+}
+
+func (p *weightedPolicy) Choose(r *Record, v *View, mode int, c *Client, open bool) (int, uint8) {
+	var buf [stackPools]int
+	w := buf[:]
+	if len(r.pools) > len(buf) {
+		w = make([]int, len(r.pools))
+	}
+	w = w[:len(r.pools)]
+	total := weights(r, v, mode, open, w)
 	if total == 0 {
 		return -1, 0
 	}
@@ -189,89 +186,149 @@ func prefixHash(p netip.Prefix) uint64 {
 // serve it (serves= prefixes, then countries, then continents: most
 // specific wins), then of the nearest regions by great-circle distance
 // (ST-01, ST-02). Clients with no known location get the record's pool
-// order. Every choice is precomputed per ordering of regions.
+// order. The record's pool preference is precomputed per ordering of
+// regions; the first healthy one is found at query time.
 type geoPolicy struct {
 	m     *geoMap
-	table choiceTable
+	table *prefTable
 }
 
 func newGeo(r *Record, _ map[string]string, cx *compileCtx) (Policy, error) {
 	m := cx.geoMap()
-	return &geoPolicy{m: m, table: newChoiceTable(r, cx, m.orders)}, nil
+	return &geoPolicy{m: m, table: cx.prefTable(r, m.orders)}, nil
 }
 
-func (p *geoPolicy) DependsOnClient() bool { return !p.table.constant }
-func (p *geoPolicy) Random() bool          { return false }
+func (p *geoPolicy) DependsOnClient(r *Record, v *View) bool { return !p.table.constant(r, v) }
+func (p *geoPolicy) Random() bool                            { return false }
 
-func (p *geoPolicy) Choose(r *Record, mode int, c *Client, open bool) (int, uint8) {
+func (p *geoPolicy) Choose(r *Record, v *View, mode int, c *Client, open bool) (int, uint8) {
 	o, bits := p.m.lookup(c.Addr)
-	return p.table.choose(o, mode, open), p.table.scope(bits, c)
+	pi := p.table.choose(o, v, r, mode, open)
+	if p.table.constant(r, v) {
+		return pi, 0
+	}
+	return pi, min(bits, c.Bits)
 }
 
-// choiceTable is a record's pool choice for each ordering of regions.
-type choiceTable struct {
-	choice   [modes][]int16 // [mode][ordering]
-	open     []int16
-	constant bool // every ordering gives the same choices: the answer does not depend on the client
+// prefTable is, for one list of pools, their preference for each ordering
+// of regions: what does not depend on health. Records that list the same
+// pools share one.
+type prefTable struct {
+	prefs [][]int16 // [ordering]: indices into the record's pools, best first
+	// same: every ordering gives the same preference, so the choice never
+	// depends on the client; openSame: the same first pool.
+	same, openSame bool
+	// For the choice in a View to be the same in every ordering, pool i
+	// must be in every ordering (inAll bit i) and no up pool may come
+	// before it in any (before[i]); any holds the pools in some ordering.
+	// wide: more than 64 pools, not tracked.
+	inAll, any uint64
+	before     []uint64
+	wide       bool
 }
 
-func newChoiceTable(r *Record, cx *compileCtx, orders []ordering) choiceTable {
-	t := choiceTable{open: make([]int16, len(orders)), constant: true}
-	for m := range t.choice {
-		t.choice[m] = make([]int16, len(orders))
+// prefTable returns the shared table of r's pools for orders.
+func (cx *compileCtx) prefTable(r *Record, orders []ordering) *prefTable {
+	key := fmt.Sprint(r.pools)
+	if t := cx.prefs[key]; t != nil {
+		return t
+	}
+	t := &prefTable{prefs: make([][]int16, len(orders)), same: true, openSame: true,
+		wide: len(r.pools) > 64, before: make([]uint64, len(r.pools))}
+	if !t.wide {
+		t.inAll = 1<<len(r.pools) - 1
+		if len(r.pools) == 64 {
+			t.inAll = ^uint64(0)
+		}
 	}
 	for o, ord := range orders {
 		prefs := ord.poolOrder(r, cx.set)
-		t.open[o] = -1
-		if len(prefs) > 0 {
-			t.open[o] = int16(prefs[0])
-		}
-		for m := range t.choice {
-			t.choice[m][o] = -1
-			for _, i := range prefs {
-				if cx.set.pools[r.pools[i]].up(m) {
-					t.choice[m][o] = int16(i)
-					break
-				}
-			}
-			if t.choice[m][o] != t.choice[m][0] {
-				t.constant = false
+		t.prefs[o] = make([]int16, len(prefs))
+		var seen, in uint64
+		for k, i := range prefs {
+			t.prefs[o][k] = int16(i)
+			if !t.wide {
+				t.before[i] |= seen
+				seen |= 1 << i
+				in |= 1 << i
 			}
 		}
-		if t.open[o] != t.open[0] {
-			t.constant = false
+		t.inAll &= in
+		t.any |= in
+		if !slices.Equal(t.prefs[o], t.prefs[0]) {
+			t.same = false
+		}
+		if len(t.prefs[o]) > 0 != (len(t.prefs[0]) > 0) || len(t.prefs[o]) > 0 && t.prefs[o][0] != t.prefs[0][0] {
+			t.openSame = false
 		}
 	}
+	cx.prefs[key] = t
 	return t
 }
 
-func (t *choiceTable) choose(o, mode int, open bool) int {
+// choose returns the first pool of ordering o that is up in mode (or just
+// the first with open), as an index into r.pools, or -1.
+func (t *prefTable) choose(o int, v *View, r *Record, mode int, open bool) int {
+	prefs := t.prefs[o]
 	if open {
-		return int(t.open[o])
+		if len(prefs) == 0 {
+			return -1
+		}
+		return int(prefs[0])
 	}
-	return int(t.choice[mode][o])
+	for _, i := range prefs {
+		if v.upIn(r.pools[i], mode) {
+			return int(i)
+		}
+	}
+	return -1
 }
 
-// scope is the ECS scope of a choice made from a geo network of bits.
-func (t *choiceTable) scope(bits uint8, c *Client) uint8 {
-	if t.constant {
-		return 0
+// constant reports whether, in v, every ordering gives the same choice in
+// every mode, and the same open choice: then the answer does not depend on
+// the client, and its ECS scope is 0.
+func (t *prefTable) constant(r *Record, v *View) bool {
+	if t.same {
+		return true
 	}
-	return min(bits, c.Bits)
+	if !t.openSame || t.wide {
+		return false
+	}
+	var up [modes]uint64 // bit i: r.pools[i] is up in the mode
+	for i, pi := range r.pools {
+		ms := v.pools[pi].modes
+		for m := range up {
+			if ms&(1<<m) != 0 {
+				up[m] |= 1 << i
+			}
+		}
+	}
+	for m := range up {
+		c := -1
+		for _, i := range t.prefs[0] {
+			if up[m]&(1<<i) != 0 {
+				c = int(i)
+				break
+			}
+		}
+		if c < 0 {
+			if up[m]&t.any != 0 {
+				return false // ordering 0 has no up pool, another one has
+			}
+			continue
+		}
+		if t.inAll&(1<<c) == 0 || up[m]&t.before[c] != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // latencyPolicy sends each client network to the region with the lowest
 // measured RTT (with hysteresis, see LatencyTable), and answers as geo until
-// the network has been measured (ST-06).
+// the network has been measured (ST-06). The measured orders are in the View.
 type latencyPolicy struct {
-	geo   geoPolicy
-	nets  map[netip.Prefix]choiceRow
-	table *LatencyTable
-}
-
-type choiceRow struct {
-	choice [modes]int16
-	open   int16
+	geo geoPolicy
 }
 
 func newLatency(r *Record, opts map[string]string, cx *compileCtx) (Policy, error) {
@@ -279,33 +336,34 @@ func newLatency(r *Record, opts map[string]string, cx *compileCtx) (Policy, erro
 	if err != nil {
 		return nil, err
 	}
-	p := &latencyPolicy{geo: *g.(*geoPolicy), table: cx.env.Latency, nets: map[netip.Prefix]choiceRow{}}
-	for pfx, ord := range cx.latencyView().orders {
-		t := newChoiceTable(r, cx, []ordering{ord})
-		row := choiceRow{open: t.open[0]}
-		for m := range row.choice {
-			row.choice[m] = t.choice[m][0]
-		}
-		p.nets[pfx] = row
-	}
-	return p, nil
+	return &latencyPolicy{geo: *g.(*geoPolicy)}, nil
 }
 
-func (p *latencyPolicy) DependsOnClient() bool { return true }
-func (p *latencyPolicy) Random() bool          { return false }
+func (p *latencyPolicy) DependsOnClient(*Record, *View) bool { return true }
+func (p *latencyPolicy) Random() bool                        { return false }
 
-func (p *latencyPolicy) Choose(r *Record, mode int, c *Client, open bool) (int, uint8) {
+func (p *latencyPolicy) Choose(r *Record, v *View, mode int, c *Client, open bool) (int, uint8) {
 	pfx, bits := clientNetwork(c)
-	if row, ok := p.nets[pfx]; ok {
-		if open {
-			return int(row.open), bits
+	if ord, ok := v.nets[pfx]; ok {
+		return firstIn(ord, r, v, mode, open), bits
+	}
+	if v.lat != nil {
+		v.lat.Observe(netip.PrefixFrom(c.Addr, int(bits))) // the client, for the probers to measure
+	}
+	return p.geo.Choose(r, v, mode, c, open)
+}
+
+// firstIn returns r's first pool (an index into r.pools), in the regions
+// of ord, that is up in mode (or just the first with open), or -1.
+func firstIn(ord ordering, r *Record, v *View, mode int, open bool) int {
+	for _, reg := range ord.regions {
+		for i, pi := range r.pools {
+			if r.set.pools[pi].region == reg && (open || v.upIn(pi, mode)) {
+				return i
+			}
 		}
-		return int(row.choice[mode]), bits
 	}
-	if p.table != nil {
-		p.table.Observe(netip.PrefixFrom(c.Addr, int(bits))) // the client, for the probers to measure
-	}
-	return p.geo.Choose(r, mode, c, open)
+	return -1
 }
 
 // clientNetwork is the network RTTs are measured and kept for: /24 for
