@@ -225,8 +225,9 @@ func packECSRaw(t *testing.T, m *dns.Msg, source, last byte) []byte {
 }
 
 // TestTruncation covers DNS-31/32: a reply larger than the client's buffer
-// is truncated to a valid message with TC, the question and the OPT; the
-// same query over TCP gets everything.
+// is truncated to a valid message with TC, the question and the OPT and
+// nothing else (no partial RRset, as Knot and NSD); the same query over TCP
+// gets everything.
 func TestTruncation(t *testing.T) {
 	srv := startExample(t)
 	for _, tc := range []struct {
@@ -269,6 +270,9 @@ func TestTruncation(t *testing.T) {
 			}
 			if !tc.tc && len(r.Answer) != 6 {
 				t.Errorf("%d answers, want 6", len(r.Answer))
+			}
+			if tc.tc && (len(r.Answer) != 0 || len(r.Ns) != 0 || len(r.Extra) != len(m.Extra)) {
+				t.Errorf("TC reply with %d answer, %d authority, %d additional records; want the question and OPT only", len(r.Answer), len(r.Ns), len(r.Extra))
 			}
 			tr := dnstest.Exchange(t, srv.Addr, "tcp", m)
 			if tr.Truncated || len(tr.Answer) != 6 {
@@ -540,7 +544,8 @@ func mustRead(t *testing.T, f string) string {
 
 // TestReferralGlue covers DNS-10 (RFC 9471): at every buffer size from 512
 // to 1300 bytes, a referral is TC exactly when its in-domain glue does not
-// all fit; sibling glue is dropped first, without TC.
+// all fit, and then carries only the question and OPT; sibling glue is
+// dropped first, without TC.
 func TestReferralGlue(t *testing.T) {
 	srv := startExample(t)
 	sawSiblingDropped := false
@@ -565,6 +570,9 @@ func TestReferralGlue(t *testing.T) {
 			case rr.Header().Name == "ns.sibling.example.com.":
 				sibling++
 			}
+		}
+		if r.Truncated && (len(r.Answer) != 0 || len(r.Ns) != 0 || len(r.Extra) != 1) {
+			t.Fatalf("size %d: TC reply with %d/%d/%d records; want the question and OPT only", size, len(r.Answer), len(r.Ns), len(r.Extra))
 		}
 		if r.Truncated != (inDomain < 16) {
 			t.Fatalf("size %d: TC=%v with %d of 16 in-domain glue records", size, r.Truncated, inDomain)

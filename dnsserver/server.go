@@ -304,6 +304,14 @@ func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapsho
 		// miekg/dns sets TC for any record dropped, so decide here.
 		m.Truncated = len(m.Answer) < na || len(m.Ns) < nn || q.cut != nil && !q.glueFits()
 		if m.Truncated {
+			// Then the reply is the question and the OPT, as Knot's and
+			// NSD's are: the client asks again over TCP, and a partial
+			// RRset would only make the reply a better amplifier.
+			opt := m.IsEdns0()
+			m.Answer, m.Ns, m.Extra = m.Answer[:0], m.Ns[:0], m.Extra[:0]
+			if opt != nil {
+				m.Extra = append(m.Extra, opt)
+			}
 			s.stats.truncated.Add(1)
 		}
 		out, err = m.PackBuffer(q.buf[:cap(q.buf)])
