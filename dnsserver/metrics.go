@@ -60,18 +60,22 @@ func (st *stats) count(tcp bool, qtype uint16, rcode int) {
 }
 
 var (
-	descResponses = prometheus.NewDesc("gslb_dns_responses_total", "DNS responses sent, by transport, query type and rcode.", []string{"transport", "qtype", "rcode"}, nil)
-	descCacheHits = prometheus.NewDesc("gslb_dns_cache_hits_total", "UDP queries answered from the per-snapshot reply cache.", nil, nil)
-	descCacheMiss = prometheus.NewDesc("gslb_dns_cache_misses_total", "Cacheable UDP queries the reply cache did not answer (no entry, or a stale one).", nil, nil)
-	descCacheOld  = prometheus.NewDesc("gslb_dns_cache_stale_total", "Reply cache entries not used because the health or RTTs their answer depended on changed.", nil, nil)
-	descTruncated = prometheus.NewDesc("gslb_dns_truncated_total", "UDP responses truncated to the client's buffer (TC set).", nil, nil)
-	descPanics    = prometheus.NewDesc("gslb_dns_panics_total", "Queries whose handling panicked (answered SERVFAIL).", nil, nil)
-	descZones     = prometheus.NewDesc("gslb_dns_zone_serial", "SOA serial of each zone being served.", []string{"zone"}, nil)
+	descResponses  = prometheus.NewDesc("gslb_dns_responses_total", "DNS responses sent, by transport, query type and rcode.", []string{"transport", "qtype", "rcode"}, nil)
+	descCacheHits  = prometheus.NewDesc("gslb_dns_cache_hits_total", "UDP queries answered from the per-snapshot reply cache.", nil, nil)
+	descCacheMiss  = prometheus.NewDesc("gslb_dns_cache_misses_total", "Cacheable UDP queries the reply cache did not answer (no entry, or a stale one).", nil, nil)
+	descCacheOld   = prometheus.NewDesc("gslb_dns_cache_stale_total", "Reply cache entries not used because the health or RTTs their answer depended on changed.", nil, nil)
+	descTruncated  = prometheus.NewDesc("gslb_dns_truncated_total", "UDP responses truncated to the client's buffer (TC set).", nil, nil)
+	descPanics     = prometheus.NewDesc("gslb_dns_panics_total", "Queries whose handling panicked (answered SERVFAIL).", nil, nil)
+	descTCPConns   = prometheus.NewDesc("gslb_dns_tcp_connections", "TCP connections open.", nil, nil)
+	descTCPRefused = prometheus.NewDesc("gslb_dns_tcp_refused_total", "TCP connections closed at accept: the source address or network had its share, or the table was full with every connection mid-query.", []string{"reason"}, nil)
+	descTCPEvicted = prometheus.NewDesc("gslb_dns_tcp_evicted_total", "Idle TCP connections closed to make room for a new one.", nil, nil)
+	descTCPCut     = prometheus.NewDesc("gslb_dns_tcp_read_timeouts_total", "TCP queries not complete within the read timeout (connection closed).", nil, nil)
+	descZones      = prometheus.NewDesc("gslb_dns_zone_serial", "SOA serial of each zone being served.", []string{"zone"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Server) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descResponses, descCacheHits, descCacheMiss, descCacheOld, descTruncated, descPanics, descZones} {
+	for _, d := range []*prometheus.Desc{descResponses, descCacheHits, descCacheMiss, descCacheOld, descTruncated, descPanics, descZones, descTCPConns, descTCPRefused, descTCPEvicted, descTCPCut} {
 		ch <- d
 	}
 }
@@ -98,6 +102,12 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCacheOld, prometheus.CounterValue, float64(s.stats.cacheStale.Load()))
 	ch <- prometheus.MustNewConstMetric(descTruncated, prometheus.CounterValue, float64(s.stats.truncated.Load()))
 	ch <- prometheus.MustNewConstMetric(descPanics, prometheus.CounterValue, float64(s.stats.panics.Load()))
+	ch <- prometheus.MustNewConstMetric(descTCPConns, prometheus.GaugeValue, float64(s.tcpt.connections()))
+	for i, reason := range []string{"address", "network", "full"} {
+		ch <- prometheus.MustNewConstMetric(descTCPRefused, prometheus.CounterValue, float64(s.tcpt.refused[i].Load()), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(descTCPEvicted, prometheus.CounterValue, float64(s.tcpt.evicted.Load()))
+	ch <- prometheus.MustNewConstMetric(descTCPCut, prometheus.CounterValue, float64(s.tcpt.cut.Load()))
 	for z, serial := range s.snap.Load().Zones() {
 		ch <- prometheus.MustNewConstMetric(descZones, prometheus.GaugeValue, float64(serial), z)
 	}

@@ -65,3 +65,28 @@ func TestPanicLogPaced(t *testing.T) {
 		}
 	})
 }
+
+// TestTCPIdleShrinks: the idle timeout is the configured one while the
+// table is at most half full, then falls with the free room, to 200ms.
+func TestTCPIdleShrinks(t *testing.T) {
+	tt := newTCPTable(10, 100, 100)
+	base := 8 * time.Second
+	var last time.Duration = 1 << 62
+	for n := 1; n <= 10; n++ {
+		tt.n = n
+		tc := &tcpConn{}
+		d, ok := tt.idle(tc, base)
+		tt.unlinkIdle(tc)
+		switch {
+		case !ok:
+			t.Fatalf("n=%d: connection refused", n)
+		case n <= 5 && d != base:
+			t.Errorf("n=%d of 10: idle %v, want %v", n, d, base)
+		case d > last:
+			t.Errorf("n=%d: idle %v grew from %v", n, d, last)
+		case n == 10 && d != minIdle:
+			t.Errorf("full table: idle %v, want %v", d, minIdle)
+		}
+		last = d
+	}
+}

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/netutil"
 )
 
 // Config configures a Server. The zero value of each field is the default
@@ -36,11 +35,24 @@ type Config struct {
 	// UDPSize is the EDNS UDP payload size we advertise and the largest
 	// UDP reply we send (default 1232, the DNS flag day 2020 value).
 	UDPSize uint16
-	// MaxTCPConns bounds concurrent TCP connections per address (default 128).
+	// MaxTCPConns bounds the TCP connections open at once, over all
+	// listen addresses (default 4096, lowered to the open-file limit less
+	// 64 if that is smaller). Each costs about 10 KiB while idle. When
+	// the table is full, the connection idle for longest is closed to
+	// make room for a new one.
 	MaxTCPConns int
-	// TCPIdleTimeout closes idle TCP connections (default 8s).
+	// MaxTCPConnsPerAddr bounds the TCP connections of one source
+	// address (default 32); more are closed at once.
+	MaxTCPConnsPerAddr int
+	// MaxTCPConnsPerNet bounds the TCP connections of one source network,
+	// a /24 for IPv4 and a /56 for IPv6 (default 128).
+	MaxTCPConnsPerNet int
+	// TCPIdleTimeout closes a TCP connection that waits that long for a
+	// query (default 8s). Once more than half of MaxTCPConns are open it
+	// shrinks linearly with the free room, down to 200ms.
 	TCPIdleTimeout time.Duration
-	// ReadTimeout bounds reading one TCP query (default 2s).
+	// ReadTimeout bounds reading one TCP query from its first byte, and
+	// writing its reply (default 2s): a slowly sent query is cut.
 	ReadTimeout time.Duration
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
@@ -62,11 +74,13 @@ type Server struct {
 	panicLogAt  atomic.Int64
 	panicLogged atomic.Uint64
 
-	mu      sync.Mutex
-	conns   []*net.UDPConn
-	servers []*dns.Server
-	udp     []net.Addr
-	tcp     []net.Addr
+	tcpt *tcpTable
+
+	mu    sync.Mutex
+	conns []*net.UDPConn
+	lns   []net.Listener
+	udp   []net.Addr
+	tcp   []net.Addr
 }
 
 // New returns a server that answers REFUSED until a snapshot is set.
@@ -81,7 +95,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("dns: udp size %d: must be at least 512", cfg.UDPSize)
 	}
 	if cfg.MaxTCPConns == 0 {
-		cfg.MaxTCPConns = 128
+		cfg.MaxTCPConns = 4096
+		if fds := fdLimit(); fds > 0 && fds-64 < cfg.MaxTCPConns {
+			cfg.MaxTCPConns = max(16, fds-64)
+		}
+	}
+	if cfg.MaxTCPConnsPerAddr == 0 {
+		cfg.MaxTCPConnsPerAddr = 32
+	}
+	if cfg.MaxTCPConnsPerNet == 0 {
+		cfg.MaxTCPConnsPerNet = 128
+	}
+	if cfg.MaxTCPConns < 0 || cfg.MaxTCPConnsPerAddr < 0 || cfg.MaxTCPConnsPerNet < 0 {
+		return nil, errors.New("dns: TCP connection limits must not be negative")
 	}
 	if cfg.TCPIdleTimeout == 0 {
 		cfg.TCPIdleTimeout = 8 * time.Second
@@ -96,6 +122,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.NSID = hostname()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "dns"), nsidHex: hex.EncodeToString([]byte(cfg.NSID)), hseed: maphash.MakeSeed()}
+	s.tcpt = newTCPTable(cfg.MaxTCPConns, cfg.MaxTCPConnsPerAddr, cfg.MaxTCPConnsPerNet)
 	s.snap.Store(NewSnapshot(nil, nil))
 	s.pool.New = func() any { return &query{buf: make([]byte, 0, dns.MaxMsgSize)} }
 	return s, nil
@@ -120,38 +147,15 @@ func (s *Server) Start() error {
 			s.Shutdown(context.Background())
 			return fmt.Errorf("dns: listen %s: %w", addr, err)
 		}
-		idle := s.cfg.TCPIdleTimeout
-		mk := func() *dns.Server {
-			return &dns.Server{
-				Handler:       s,
-				MsgAcceptFunc: accept,
-				ReadTimeout:   s.cfg.ReadTimeout,
-				WriteTimeout:  s.cfg.ReadTimeout,
-				IdleTimeout:   func() time.Duration { return idle },
-				MaxTCPQueries: -1,
-				UDPSize:       dns.MaxMsgSize,
-			}
-		}
-		ts := mk()
-		ts.Listener = netutil.LimitListener(ln, s.cfg.MaxTCPConns)
 		uc := pc.(*net.UDPConn)
 		s.mu.Lock()
-		s.servers = append(s.servers, ts)
+		s.lns = append(s.lns, ln)
 		s.conns = append(s.conns, uc)
 		s.udp = append(s.udp, pc.LocalAddr())
 		s.tcp = append(s.tcp, ln.Addr())
 		s.mu.Unlock()
 		go s.serveUDP(uc)
-		started := make(chan struct{})
-		ts.NotifyStartedFunc = func() { close(started) }
-		errc := make(chan error, 1)
-		go func() { errc <- ts.ActivateAndServe() }()
-		select {
-		case <-started:
-		case err := <-errc:
-			s.Shutdown(context.Background())
-			return fmt.Errorf("dns: serve %s: %w", addr, err)
-		}
+		go s.serveTCP(ln)
 		s.log.Info("listening", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String())
 	}
 	return nil
@@ -201,22 +205,28 @@ func (s *Server) TCPAddrs() []net.Addr {
 // CacheHits returns how many UDP queries were answered from the reply cache.
 func (s *Server) CacheHits() uint64 { return s.stats.cacheHits.Load() }
 
-// Shutdown stops every listener; in-flight TCP queries are answered.
+// Shutdown stops every listener; TCP queries being read are answered, and
+// it waits for them until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	servers, conns := s.servers, s.conns
-	s.servers, s.conns = nil, nil
+	lns, conns := s.lns, s.conns
+	s.lns, s.conns = nil, nil
 	s.mu.Unlock()
-	var errs []error
 	for _, c := range conns {
 		c.Close()
 	}
-	for _, srv := range servers {
-		if err := srv.ShutdownContext(ctx); err != nil {
-			errs = append(errs, err)
-		}
+	for _, ln := range lns {
+		ln.Close()
 	}
-	return errors.Join(errs...)
+	s.tcpt.close()
+	done := make(chan struct{})
+	go func() { s.tcpt.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // accept decides, from the header alone, whether a message is processed.
