@@ -116,42 +116,58 @@ func (p *weightedPolicy) Random() bool                        { return !p.sticky
 // stackPools is how many pools a weighted record weighs without allocating.
 const stackPools = 16
 
-// weights writes into w (len(r.pools)) the weight of each of r's pools in
-// mode: the record's weight for the up pools, 0 for the others; or, when
-// no pool of positive weight is up, 1 for the up pools of weight 0 (the
-// backups). open counts every pool as up. It returns the total.
-func weights(r *Record, v *View, mode int, open bool, w []int) int {
-	total := 0
+// weighing returns the total weight of r's pools in mode (open: every
+// pool counts as up): the record's weights of the up pools, or, when no
+// pool of positive weight is up, 1 for each up pool of weight 0 (backups).
+func weighing(r *Record, v *View, mode int, open bool) (total int, backups bool) {
 	for i, pi := range r.pools {
-		w[i] = 0
-		if (open || v.upIn(pi, mode)) && r.pw[i] > 0 {
-			w[i] = r.pw[i]
-			total += w[i]
+		if r.pw[i] > 0 && (open || v.upIn(pi, mode)) {
+			total += r.pw[i]
 		}
 	}
-	if total == 0 {
-		for i, pi := range r.pools {
-			if (open || v.upIn(pi, mode)) && r.pw[i] == 0 {
-				w[i] = 1
-				total++
-			}
+	if total > 0 {
+		return total, false
+	}
+	for i, pi := range r.pools {
+		if r.pw[i] == 0 && (open || v.upIn(pi, mode)) {
+			total++
 		}
+	}
+	return total, true
+}
+
+// weightAt is the weight of r's pool i in a weighing.
+func weightAt(r *Record, v *View, i, mode int, open, backups bool) int {
+	if !open && !v.upIn(r.pools[i], mode) || (r.pw[i] == 0) != backups {
+		return 0
+	}
+	if backups {
+		return 1
+	}
+	return r.pw[i]
+}
+
+// weights writes into w (len(r.pools)) the weight of each of r's pools in
+// mode and returns the total (see weighing).
+func weights(r *Record, v *View, mode int, open bool, w []int) int {
+	total, backups := weighing(r, v, mode, open)
+	for i := range w {
+		w[i] = weightAt(r, v, i, mode, open, backups)
 	}
 	return total
 }
 
 func (p *weightedPolicy) Choose(r *Record, v *View, mode int, c *Client, open bool) (int, uint8) {
-	var buf [stackPools]int
-	w := buf[:]
-	if len(r.pools) > len(buf) {
-		w = make([]int, len(r.pools))
-	}
-	w = w[:len(r.pools)]
-	total := weights(r, v, mode, open, w)
-	if total == 0 {
-		return -1, 0
-	}
 	if p.sticky {
+		var buf [stackPools]int
+		w := buf[:]
+		if len(r.pools) > len(buf) {
+			w = make([]int, len(r.pools))
+		}
+		w = w[:len(r.pools)]
+		if weights(r, v, mode, open, w) == 0 {
+			return -1, 0
+		}
 		bits := p.bits6
 		if c.Addr.Is4() {
 			bits = p.bits4
@@ -160,8 +176,13 @@ func (p *weightedPolicy) Choose(r *Record, v *View, mode int, c *Client, open bo
 		pfx, _ := c.Addr.Prefix(bits)
 		return balance.Rendezvous(prefixHash(pfx), p.ids, w), uint8(bits)
 	}
+	total, backups := weighing(r, v, mode, open)
+	if total == 0 {
+		return -1, 0
+	}
 	x := rand.IntN(total)
-	for i, wi := range w {
+	for i := range r.pools {
+		wi := weightAt(r, v, i, mode, open, backups)
 		if x < wi {
 			return i, 0
 		}
@@ -296,11 +317,9 @@ func (t *prefTable) constant(r *Record, v *View) bool {
 	}
 	var up [modes]uint64 // bit i: r.pools[i] is up in the mode
 	for i, pi := range r.pools {
-		ms := v.pools[pi].modes
+		f := uint64(v.flags[pi])
 		for m := range up {
-			if ms&(1<<m) != 0 {
-				up[m] |= 1 << i
-			}
+			up[m] |= (f >> m & 1) << i
 		}
 	}
 	for m := range up {

@@ -21,8 +21,11 @@ type View struct {
 	set *Set
 	seq uint64
 	up  []bool // by member (pool.first + zone order): handed out (up and weight > 0)
-	// pools is the state of each pool of the Set, by index.
+	// pools is the state of each pool of the Set, by index; flags the
+	// part the policies read for every pool of a record, packed: bit m
+	// (0-3) up in choice mode m, bit 4 (flagDown) a member not handed out.
 	pools []poolView
+	flags []uint8
 	// gen is, for each pool, the seq of the view in which the pool's state
 	// last changed; latGen the same for the RTT orders.
 	gen    []uint64
@@ -39,8 +42,10 @@ type poolView struct {
 	healthy  [2][]netip.Addr // by family index: members handed out
 	hweights [2][]int        // weights of healthy[f]
 	down     int             // members not handed out (down, or weight 0)
-	modes    uint8           // bit m: the pool can be chosen in choice mode m
 }
+
+// flagDown is the flags bit of a pool with a member not handed out.
+const flagDown = 1 << modes
 
 // viewSeq numbers views across every Set, so a generation from one lineage
 // of views is never mistaken for one of another.
@@ -66,9 +71,10 @@ func (s *Set) DefaultView() *View {
 
 // Update returns the view for h and lat that follows v: v itself and false
 // when nothing a query can see changed (no member changed state, no
-// client network's region order changed: a heartbeat), otherwise a new view
-// and true. Pools whose state did not change keep their generation (see
-// Stamp). It costs what View does, less when the RTT table did not change.
+// client network's region order changed, the same RTT table: a heartbeat),
+// otherwise a new view and true. Pools whose state did not change keep
+// their generation (see Stamp). It costs what View does, less when the RTT
+// table did not change.
 func (v *View) Update(h Health, lat *LatencyTable) (*View, bool) {
 	n := v.set.newView(h, lat, time.Now(), v)
 	return n, n != v
@@ -112,7 +118,7 @@ func (v *View) Stamp(r *Record) uint64 {
 }
 
 // upIn reports whether pool pi can be chosen in mode m.
-func (v *View) upIn(pi, m int) bool { return v.pools[pi].modes&(1<<m) != 0 }
+func (v *View) upIn(pi, m int) bool { return v.flags[pi]&(1<<m) != 0 }
 
 func (s *Set) newView(h Health, lat *LatencyTable, now time.Time, prev *View) *View {
 	if h == nil {
@@ -120,7 +126,7 @@ func (s *Set) newView(h Health, lat *LatencyTable, now time.Time, prev *View) *V
 	}
 	seq := viewSeq.Add(1)
 	v := &View{set: s, seq: seq, latGen: seq, lat: lat, up: make([]bool, s.members),
-		pools: make([]poolView, len(s.pools)), gen: make([]uint64, len(s.pools))}
+		pools: make([]poolView, len(s.pools)), flags: make([]uint8, len(s.pools)), gen: make([]uint64, len(s.pools))}
 	for pi, p := range s.pools {
 		for k, m := range p.src.Members {
 			// A member of weight 0 is never handed out while it could
@@ -139,7 +145,7 @@ func (s *Set) newView(h Health, lat *LatencyTable, now time.Time, prev *View) *V
 	for pi, p := range s.pools {
 		ps := &v.pools[pi]
 		if prev != nil && v.gen[pi] == prev.gen[pi] {
-			*ps = prev.pools[pi]
+			*ps, v.flags[pi] = prev.pools[pi], prev.flags[pi]
 			continue
 		}
 		for k := range p.src.Members {
@@ -166,8 +172,11 @@ func (s *Set) newView(h Health, lat *LatencyTable, now time.Time, prev *View) *V
 		}
 		for m := 0; m < modes; m++ {
 			if p.up(ps, m) {
-				ps.modes |= 1 << m
+				v.flags[pi] |= 1 << m
 			}
+		}
+		if ps.down > 0 {
+			v.flags[pi] |= flagDown
 		}
 	}
 	v.readLatency(lat, now, prev)
@@ -213,7 +222,7 @@ func familyOf(a netip.Addr) Family {
 // halfTTL reports whether a member of r's pools is not handed out (ST-10).
 func (v *View) halfTTL(r *Record) bool {
 	for _, pi := range r.pools {
-		if v.pools[pi].down > 0 {
+		if v.flags[pi]&flagDown != 0 {
 			return true
 		}
 	}
