@@ -42,7 +42,19 @@ func newTestServer(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	z, err := zones.Parse(data, "testdata/example.com.zone", "", false)
+	zs, set := compileZone(tb, data, "testdata/example.com.zone")
+	s, err := New(Config{Addrs: []string{"127.0.0.1:0"}, NSID: "bench"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.Swap(NewSnapshot(zs, set))
+	return s
+}
+
+// compileZone parses, links and compiles one zone.
+func compileZone(tb testing.TB, data []byte, file string) ([]*zones.Zone, *gslb.Set) {
+	tb.Helper()
+	z, err := zones.Parse(data, file, "", false)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -54,12 +66,7 @@ func newTestServer(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := New(Config{Addrs: []string{"127.0.0.1:0"}, NSID: "bench"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.Swap(NewSnapshot(zs, set))
-	return s
+	return zs, set
 }
 
 func benchQuery(b *testing.B, m *dns.Msg) {

@@ -42,19 +42,7 @@ $POOL p3 region=eu-west members=198.51.100.20,198.51.100.21
 			fmt.Fprintf(&b, "r%d 30 IN GSLB weighted sticky=prefix pools=p%d,p%d\n", i, a, c)
 		}
 	}
-	z, err := zones.Parse([]byte(b.String()), "big.example.zone", "", false)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	zs := []*zones.Zone{z}
-	if err := zones.Link(zs); err != nil {
-		tb.Fatal(err)
-	}
-	set, err := gslb.Compile(zs, gslb.Env{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return zs, set
+	return compileZone(tb, []byte(b.String()), "big.example.zone")
 }
 
 type downAddrs map[netip.Addr]bool

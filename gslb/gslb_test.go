@@ -57,22 +57,9 @@ func (d downSet) Up(p *zones.Pool, a netip.Addr) (bool, bool) { return !d[a.Stri
 // compiled record named "www".
 func compile(t *testing.T, records string, env gslb.Env) *gslb.Record {
 	t.Helper()
-	z, err := zones.Parse([]byte(header+records), "test.example.zone", "", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zs := []*zones.Zone{z}
-	if err := zones.Link(zs); err != nil {
-		t.Fatal(err)
-	}
-	set, err := gslb.Compile(zs, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range z.Records {
-		if strings.HasPrefix(r.Name, "www.") {
-			return set.Record(r)
-		}
+	_, recs := compileSet(t, records, env)
+	if r := recs["www"]; r != nil {
+		return r
 	}
 	t.Fatal("no www record")
 	return nil
