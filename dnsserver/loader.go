@@ -1,9 +1,10 @@
 package dnsserver
 
 import (
-	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,36 +13,78 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gslbd/gslb/gslb"
 	"github.com/gslbd/gslb/zones"
 )
 
-// Loader keeps the zones of a directory loaded: every file named *.zone is
-// one zone, named by its file name ("example.com.zone") unless the file sets
-// $ORIGIN. A zone that fails to load, link or compile keeps its previous
-// version; a zone that never loaded is answered with SERVFAIL.
+// DefaultMaxZoneSize is the largest zone file a Loader reads unless told
+// otherwise: 256 MiB, room for several million records.
+const DefaultMaxZoneSize = 256 << 20
+
+// Loader keeps a set of zones loaded, from a directory (Load: every file
+// named *.zone is one zone, named by its file name, "example.com.zone",
+// unless the file sets $ORIGIN) or from memory (LoadSources: the zones a
+// cluster committed). Each version of a zone is parsed once: an input whose
+// size and modification time, or content hash, did not change is not read
+// or parsed again, and neither is one that failed, until it changes. A zone
+// that fails to load, link or compile keeps its previous version; a zone
+// that never loaded is answered with SERVFAIL. Every failure is logged once,
+// with FILE:LINE, and reported by Errors and the gslb_zones_failed metric.
 // Loader's methods are safe for concurrent use.
 type Loader struct {
 	Dir string
+	// MaxSize is the largest zone file read, in bytes (0:
+	// DefaultMaxZoneSize).
+	MaxSize int64
 	// Env is what GSLB records are compiled against (health, geo
 	// database, RTTs); its GeoCache is set on first use if nil.
 	Env gslb.Env
 	Log *slog.Logger
 
 	mu      sync.Mutex
-	current map[string]*loaded // by file path
+	current map[string]*loaded  // by input name (a file path, or a source name)
+	failed  map[string]*failure // by input name: the version that failed
 	set     *gslb.Set
+	parses  uint64 // zone versions parsed
 }
 
 type loaded struct {
 	zone  *zones.Zone
-	data  []byte
+	hash  [32]byte
 	stamp stamp
+}
+
+// failure is an input version that did not load; it is not parsed again
+// while its stamp or hash stays the same.
+type failure struct {
+	hash   [32]byte
+	stamp  stamp
+	err    error
+	origin string
 }
 
 type stamp struct {
 	mod  time.Time
 	size int64
+}
+
+// Source is a zone handed to LoadSources: a name for messages ("the
+// committed zone example.com."), the zone's origin, and its content.
+type Source struct {
+	Name   string
+	Origin string
+	Data   []byte
+}
+
+// input is one zone to load: a file or a Source.
+type input struct {
+	name   string
+	origin string // "" for files: from $ORIGIN or the file name
+	stamp  stamp  // files only
+	read   func() ([]byte, error)
+	file   bool
 }
 
 // ZoneFiles lists the zone files of dir in name order.
@@ -60,82 +103,189 @@ func ZoneFiles(dir string) ([]string, error) {
 	return files, nil
 }
 
-// Load (re)reads every zone file and returns the snapshot to serve and every
-// problem found. It never returns a nil snapshot.
+// Load (re)reads the zone files of Dir that changed and returns the
+// snapshot to serve and every new problem found. It never returns a nil
+// snapshot.
 func (l *Loader) Load() (*Snapshot, []error) {
+	files, err := ZoneFiles(l.Dir)
+	if err != nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.snapshotLocked(l.failedOrigins()), []error{fmt.Errorf("zones dir: %w", err)}
+	}
+	ins := make([]input, 0, len(files))
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			continue
+		}
+		f := f
+		ins = append(ins, input{name: f, stamp: stampOf(st), file: true, read: func() ([]byte, error) { return l.readFile(f) }})
+	}
+	return l.load(ins)
+}
+
+// LoadSources loads exactly these zones (replacing whatever was loaded) and
+// returns the snapshot to serve and every new problem found. Zones whose
+// content did not change are neither parsed nor copied.
+func (l *Loader) LoadSources(srcs []Source) (*Snapshot, []error) {
+	ins := make([]input, 0, len(srcs))
+	for _, s := range srcs {
+		data := s.Data
+		ins = append(ins, input{name: s.Name, origin: s.Origin, read: func() ([]byte, error) { return data, nil }})
+	}
+	return l.load(ins)
+}
+
+// readFile reads a zone file of at most MaxSize bytes.
+func (l *Loader) readFile(path string) ([]byte, error) {
+	max := l.MaxSize
+	if max <= 0 {
+		max = DefaultMaxZoneSize
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, &zones.Error{Pos: zones.Pos{File: path}, Msg: fmt.Sprintf("larger than the zone size limit of %d bytes (zones_max_size); not loaded", max)}
+	}
+	return data, nil
+}
+
+func (l *Loader) load(ins []input) (*Snapshot, []error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.Log == nil {
 		l.Log = slog.Default()
 	}
-	files, err := ZoneFiles(l.Dir)
-	if err != nil {
-		return l.snapshotLocked(nil), []error{fmt.Errorf("zones dir: %w", err)}
+	if l.failed == nil {
+		l.failed = map[string]*failure{}
 	}
 	var errs []error
 	next := map[string]*loaded{}
-	var failed []string
-	for _, f := range files {
-		st, _ := os.Stat(f)
-		data, err := os.ReadFile(f)
+	nextFailed := map[string]*failure{}
+	for _, in := range ins {
+		prev := l.current[in.name]
+		if in.file && prev != nil && prev.stamp == in.stamp {
+			next[in.name] = prev
+			continue
+		}
+		if f := l.failed[in.name]; in.file && f != nil && f.stamp == in.stamp {
+			nextFailed[in.name] = f
+			l.keepPrevious(in.name, prev, next)
+			continue
+		}
+		data, err := in.read()
+		var h [32]byte
+		if err == nil {
+			h = sha256.Sum256(data)
+			if prev != nil && prev.hash == h {
+				next[in.name] = &loaded{zone: prev.zone, hash: h, stamp: in.stamp}
+				continue
+			}
+			if f := l.failed[in.name]; f != nil && f.hash == h {
+				f.stamp = in.stamp
+				nextFailed[in.name] = f
+				l.keepPrevious(in.name, prev, next)
+				continue
+			}
+		}
 		var z *zones.Zone
 		if err == nil {
-			z, err = zones.Parse(data, f, "", true)
+			l.parses++
+			z, err = zones.Parse(data, in.name, in.origin, in.file)
 		}
-		prev := l.current[f]
 		if err != nil {
 			errs = append(errs, err)
-			if prev != nil {
-				next[f] = prev
-				l.Log.Error("zone failed to load; keeping the previous version", "file", f, "serial", prev.zone.Serial(), "err", err)
-			} else {
-				failed = append(failed, zones.OriginFromFile(f))
-				l.Log.Error("zone failed to load", "file", f, "err", err)
+			origin := in.origin
+			if origin == "" {
+				origin = zones.OriginFromFile(in.name)
 			}
+			nextFailed[in.name] = &failure{hash: h, stamp: in.stamp, err: err, origin: origin}
+			if prev != nil {
+				l.Log.Error("zone failed to load; keeping the previous version", "zone", prev.zone.Origin, "serial", prev.zone.Serial(), "err", firstLines(err))
+			} else {
+				l.Log.Error("zone failed to load", "zone", origin, "err", firstLines(err))
+			}
+			l.keepPrevious(in.name, prev, next)
 			continue
 		}
 		for _, w := range z.Warnings {
 			l.Log.Warn("zone warning", "warning", w.Error())
 		}
-		if prev != nil && prev.zone.Serial() == z.Serial() && !bytes.Equal(prev.data, data) {
-			l.Log.Warn("zone changed but its SOA serial did not; reloaded anyway", "file", f, "serial", z.Serial())
+		if prev != nil && prev.zone.Serial() == z.Serial() {
+			l.Log.Warn("zone content changed but its SOA serial did not (secondaries will not see the change)", "zone", z.Origin, "serial", z.Serial())
 		}
-		next[f] = &loaded{zone: z, data: data, stamp: stampOf(st)}
+		next[in.name] = &loaded{zone: z, hash: h, stamp: in.stamp}
 	}
 	// Link and compile; a zone whose references fail falls back to its
 	// previous version (or out), until the set is consistent.
 	for round := 0; ; round++ {
-		zs, byFile := collect(next)
+		zs, byName := collect(next)
 		err := zones.Link(zs)
 		var set *gslb.Set
 		if err == nil {
 			set, err = gslb.Compile(zs, l.env())
 		}
 		if err == nil {
-			if dup := duplicateOrigins(zs); dup != nil {
-				err = dup
-			}
+			err = duplicateOrigins(zs)
 		}
 		if err == nil {
-			l.current, l.set = next, set
-			return l.snapshotFrom(zs, set, failed), errs
+			l.current, l.failed, l.set = next, nextFailed, set
+			return l.snapshotFrom(zs, set, l.failedOrigins()), errs
 		}
 		errs = append(errs, err)
-		bad := filesIn(err, byFile)
-		if len(bad) == 0 || round > len(files) {
+		bad := filesIn(err, byName)
+		if len(bad) == 0 || round > len(ins) {
 			// Cannot attribute the problem: keep serving what we had.
-			l.Log.Error("zone set inconsistent; keeping the previous zones", "err", err)
-			return l.snapshotLocked(failed), errs
+			l.Log.Error("zone set inconsistent; keeping the previous zones", "err", firstLines(err))
+			return l.snapshotLocked(l.failedOrigins()), errs
 		}
-		for _, f := range bad {
-			if prev := l.current[f]; prev != nil && prev != next[f] {
-				next[f] = prev
+		for _, name := range bad {
+			l.Log.Error("zone does not fit with the others; keeping its previous version", "file", name, "err", firstLines(err))
+			if prev := l.current[name]; prev != nil && prev != next[name] {
+				next[name] = prev
 			} else {
-				delete(next, f)
-				failed = append(failed, zones.OriginFromFile(f))
+				nextFailed[name] = &failure{hash: next[name].hash, stamp: next[name].stamp, err: err, origin: next[name].zone.Origin}
+				delete(next, name)
 			}
 		}
 	}
+}
+
+// keepPrevious serves the previous version of a failed input, if any.
+func (l *Loader) keepPrevious(name string, prev *loaded, next map[string]*loaded) {
+	if prev != nil {
+		next[name] = prev
+	}
+}
+
+// failedOrigins are the zones that failed and have no version to serve.
+// l.mu is held.
+func (l *Loader) failedOrigins() []string {
+	var out []string
+	for name, f := range l.failed {
+		if l.current[name] == nil {
+			out = append(out, f.origin)
+		}
+	}
+	return out
+}
+
+// firstLines shortens an error of many lines for a log line.
+func firstLines(err error) string {
+	s := err.Error()
+	lines := strings.Split(s, "\n")
+	if len(lines) > 5 {
+		return strings.Join(lines[:5], "\n") + fmt.Sprintf("\n(and %d more)", len(lines)-5)
+	}
+	return s
 }
 
 func stampOf(st os.FileInfo) stamp {
@@ -157,13 +307,77 @@ func (l *Loader) Changed() bool {
 	seen := 0
 	for _, f := range files {
 		st, err := os.Stat(f)
-		cur, ok := l.current[f]
-		if !ok || err != nil || stampOf(st) != cur.stamp {
+		if err != nil {
 			return true
 		}
-		seen++
+		if cur, ok := l.current[f]; ok && stampOf(st) == cur.stamp {
+			seen++
+			continue
+		}
+		if fl, ok := l.failed[f]; ok && stampOf(st) == fl.stamp {
+			seen++
+			continue
+		}
+		return true
 	}
-	return seen != len(l.current)
+	return seen != len(l.inputsLocked())
+}
+
+// inputsLocked is every input name known, loaded or failed.
+func (l *Loader) inputsLocked() map[string]bool {
+	m := make(map[string]bool, len(l.current)+len(l.failed))
+	for n := range l.current {
+		m[n] = true
+	}
+	for n := range l.failed {
+		m[n] = true
+	}
+	return m
+}
+
+// Errors returns the inputs that failed to load in their current version
+// (a file path or source name) and why ("FILE:LINE: problem").
+func (l *Loader) Errors() map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.failed) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(l.failed))
+	for n, f := range l.failed {
+		m[n] = f.err.Error()
+	}
+	return m
+}
+
+// Parses returns how many zone versions have been parsed.
+func (l *Loader) Parses() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.parses
+}
+
+var (
+	failedDesc = prometheus.NewDesc("gslb_zones_failed", "Zone inputs whose current version failed to load (the previous version, if any, is served).", nil, nil)
+	parsesDesc = prometheus.NewDesc("gslb_zone_parses_total", "Zone versions parsed (an unchanged zone is not parsed again).", nil, nil)
+	loadedDesc = prometheus.NewDesc("gslb_zones_loaded", "Zones being served.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (l *Loader) Describe(ch chan<- *prometheus.Desc) {
+	ch <- failedDesc
+	ch <- parsesDesc
+	ch <- loadedDesc
+}
+
+// Collect implements prometheus.Collector.
+func (l *Loader) Collect(ch chan<- prometheus.Metric) {
+	l.mu.Lock()
+	failed, parses, cur := len(l.failed), l.parses, len(l.current)
+	l.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(failedDesc, prometheus.GaugeValue, float64(failed))
+	ch <- prometheus.MustNewConstMetric(parsesDesc, prometheus.CounterValue, float64(parses))
+	ch <- prometheus.MustNewConstMetric(loadedDesc, prometheus.GaugeValue, float64(cur))
 }
 
 // env returns l.Env with a GeoCache. l.mu is held.
@@ -188,7 +402,7 @@ func (l *Loader) Rebuild(h gslb.Health) (*Snapshot, error) {
 		return nil, err
 	}
 	l.set = set
-	return l.snapshotFrom(zs, set, nil), nil
+	return l.snapshotFrom(zs, set, l.failedOrigins()), nil
 }
 
 // Zones returns the zones currently loaded.
@@ -212,18 +426,18 @@ func (l *Loader) snapshotFrom(zs []*zones.Zone, set *gslb.Set, failed []string) 
 }
 
 func collect(m map[string]*loaded) ([]*zones.Zone, map[string]bool) {
-	files := make([]string, 0, len(m))
+	names := make([]string, 0, len(m))
 	for f := range m {
-		files = append(files, f)
+		names = append(names, f)
 	}
-	sort.Strings(files)
-	zs := make([]*zones.Zone, 0, len(files))
-	byFile := map[string]bool{}
-	for _, f := range files {
+	sort.Strings(names)
+	zs := make([]*zones.Zone, 0, len(names))
+	byName := map[string]bool{}
+	for _, f := range names {
 		zs = append(zs, m[f].zone)
-		byFile[f] = true
+		byName[f] = true
 	}
-	return zs, byFile
+	return zs, byName
 }
 
 func duplicateOrigins(zs []*zones.Zone) error {
@@ -239,7 +453,7 @@ func duplicateOrigins(zs []*zones.Zone) error {
 	return errors.Join(errs...)
 }
 
-// filesIn returns the files that positioned errors in err point at.
+// filesIn returns the inputs that positioned errors in err point at.
 func filesIn(err error, files map[string]bool) []string {
 	var out []string
 	seen := map[string]bool{}

@@ -99,6 +99,17 @@ func newCluster(t *testing.T) *cluster {
 	}
 	zone.WriteString("www 5 IN GSLB geo pools=web-us-east,web-eu-west,web-ap-south\n")
 	zone.WriteString("admin 5 IN GSLB failover pools=web-eu-west,web-us-east\n")
+	// Members for the override writes of the tests (a node refuses an
+	// override of a member no pool has): unchecked, in no record, so they
+	// send no probe and change no answer.
+	var writes []string
+	for r := 0; r < 2; r++ {
+		for i := 0; i < maxWrites; i++ {
+			writes = append(writes, fmt.Sprintf("198.18.%d.%d", r, i))
+		}
+	}
+	writes = append(writes, "198.18.9.9", "198.18.7.7")
+	fmt.Fprintf(&zone, "$POOL writes region=us-east members=%s\n", strings.Join(writes, ","))
 	secret := "integration-test-secret-0123456789"
 	for _, r := range c.regions {
 		zdir := filepath.Join(c.dir, r.name, "zones")
@@ -220,6 +231,10 @@ func statusOf(t *testing.T, admin string) (statusView, error) {
 // answering it, its clients get another region and nothing else changes;
 // restart it and it comes back. Then the same for the Raft leader's region,
 // while a writer submits overrides: every acknowledged write survives (RF-05).
+// maxWrites bounds the override writes of one failover round (one each
+// 50 ms: 12.5 s worth).
+const maxWrites = 250
+
 func TestClusterFailover(t *testing.T) {
 	need(t, "dig")
 	c := newCluster(t)
@@ -255,7 +270,7 @@ func TestClusterFailover(t *testing.T) {
 		)
 		go func() {
 			defer close(done)
-			for i := 0; ; i++ {
+			for i := 0; i < maxWrites; i++ {
 				select {
 				case <-stop:
 					return

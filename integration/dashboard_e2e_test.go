@@ -40,7 +40,9 @@ func TestDashboardDemo(t *testing.T) {
 	tmp := t.TempDir() // TMPDIR of the demo: its state file and node folders
 	d := startDemo(t, tmp)
 	us := d.region(t, "us-east")
-	page := "http://" + us.Admin + "/"
+	// The demo serves the first live node's dashboard (us-east) with its
+	// kill and start buttons on its own control listener (same origin).
+	page := "http://" + d.state.Control + "/"
 
 	t.Run("files", func(t *testing.T) {
 		for _, tc := range []struct {
@@ -76,7 +78,14 @@ func TestDashboardDemo(t *testing.T) {
 		t.Errorf("the header does not show node us-east with quorum:\n%s", dom)
 	}
 	if n := strings.Count(dom, `data-action="kill"`); n != 3 {
-		t.Errorf("%d Kill region buttons, want 3 (demo_control is set):\n%s", n, dom)
+		t.Errorf("%d Kill region buttons, want 3 (the page comes through the demo):\n%s", n, dom)
+	}
+	var nodeDOM string
+	waitDOM(t, chrome, "http://"+us.Admin+"/", "us-east's own dashboard, without demo buttons", 30*time.Second, &nodeDOM, func(dom string) bool {
+		return regionState(dom, "us-east") == "up"
+	})
+	if n := strings.Count(nodeDOM, `data-action="kill"`); n != 0 {
+		t.Errorf("%d Kill region buttons on a node's own dashboard, want 0 (the demo is not part of the node)", n)
 	}
 	t.Logf("us-east dashboard: us-east=%s eu-west=%s ap-south=%s, %d kill buttons",
 		regionState(dom, "us-east"), regionState(dom, "eu-west"), regionState(dom, "ap-south"), strings.Count(dom, `data-action="kill"`))
@@ -166,7 +175,7 @@ func TestDashboardDemo(t *testing.T) {
 	if pids := processesWith(d.state.Dir); len(pids) > 0 {
 		t.Errorf("processes of the demo (%s) left after SIGINT: %v", d.state.Dir, pids)
 	}
-	if _, err := os.Stat(filepath.Join(tmp, "gslb-demo.json")); !os.IsNotExist(err) {
+	if _, err := os.Stat(demoStateFile(tmp)); !os.IsNotExist(err) {
 		t.Errorf("the demo state file is left after SIGINT: %v", err)
 	}
 }
@@ -344,9 +353,15 @@ func startDemo(t *testing.T, tmp string) *demoRun {
 	case <-time.After(90 * time.Second):
 		t.Fatalf("gslb demo not ready after 90s:\n%s%s", printed.String(), d.p.stderr.String())
 	}
-	data, err := os.ReadFile(filepath.Join(tmp, "gslb-demo.json"))
+	data, err := os.ReadFile(demoStateFile(tmp))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st, err := os.Stat(demoStateFile(tmp)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("demo state file mode: %v %v, want 0600", st.Mode(), err)
+	}
+	if st, err := os.Stat(filepath.Dir(demoStateFile(tmp))); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("demo state directory mode: %v %v, want 0700", st.Mode(), err)
 	}
 	if err := json.Unmarshal(data, &d.state); err != nil || len(d.state.Regions) != 3 || d.state.Dir == "" {
 		t.Fatalf("demo state file: %v: %s", err, data)
@@ -419,4 +434,10 @@ func processesWith(s string) []string {
 		}
 	}
 	return pids
+}
+
+// demoStateFile is where `gslb demo` run with TMPDIR=tmp keeps its state:
+// a private directory of the user.
+func demoStateFile(tmp string) string {
+	return filepath.Join(tmp, fmt.Sprintf("gslb-demo-%d", os.Getuid()), "state.json")
 }

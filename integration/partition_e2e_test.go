@@ -110,6 +110,7 @@ func TestPartition(t *testing.T) {
 region: %s
 dns: ["%s:5353"]
 admin: "%s:5354"
+admin_token: "partition-test-admin-token"
 data: "%s"
 zones: "%s"
 cluster:
@@ -118,6 +119,15 @@ cluster:
   fast: true
   peers:
 %s`, nd.name, nd.name, nd.ip, nd.ip, filepath.Join(dir, nd.name, "data"), zdir, nd.ip, peers.String()))
+		if nd.name == nodes[0].name {
+			// Beyond loopback, a node without an admin token refuses to
+			// start, and says which keys to set.
+			bad := writeFile(t, dir, "no-token.yaml", strings.Replace(mustRead(t, cfg), "admin_token: \"partition-test-admin-token\"\n", "", 1))
+			out, err := n.in(nd.ns, binary(t), "serve", "-config", bad)
+			if err == nil || !strings.Contains(out, "admin: "+nd.ip+":5354 is not a loopback address: set admin_token or admin_token_file") {
+				t.Errorf("a node with admin on %s and no token: %v\n%s", nd.ip, err, out)
+			}
+		}
 		startCmd(t, "ip", "netns", "exec", n.name(nd.ns), binary(t), "serve", "-config", cfg)
 	}
 	ask := func(from, server, subnet string) string {
@@ -129,6 +139,14 @@ cluster:
 		return ask("hub", "10.213.0.1", eu) == "10.213.0.2" && ask("hub", "10.213.0.2", eu) == "10.213.0.2" && ask("hub", "10.213.0.3", eu) == "10.213.0.2"
 	})
 
+	// The admin API beyond loopback: reads and writes need the token.
+	if out, err := n.in("r1", binary(t), "status", "--server", "10.213.0.2:5354"); err == nil || !strings.Contains(out, "a valid admin token is required") {
+		t.Errorf("gslb status from another host without the token: %v\n%s", err, out)
+	}
+	if out, err := n.in("r1", binary(t), "drain", "region", "eu-west", "--server", "10.213.0.2:5354", "--token", "wrong"); err == nil || !strings.Contains(out, "a valid admin token is required") {
+		t.Errorf("gslb drain from another host with a wrong token: %v\n%s", err, out)
+	}
+
 	// Cut eu-west off.
 	if err := n.ip("-n", n.name("hub"), "link", "set", "v2-h", "down"); err != nil {
 		t.Fatal(err)
@@ -139,7 +157,7 @@ cluster:
 	})
 	t.Logf("majority side answered without eu-west %v after the cut", time.Since(cut).Round(10*time.Millisecond))
 	quorum := func() (bool, error) {
-		out, err := n.in("r2", binary(t), "status", "--server", "10.213.0.2:5354", "--json")
+		out, err := n.in("r2", binary(t), "status", "--server", "10.213.0.2:5354", "--token", "partition-test-admin-token", "--json")
 		if err != nil {
 			return false, fmt.Errorf("%v: %s", err, out)
 		}
@@ -159,7 +177,7 @@ cluster:
 			t.Errorf("cut-off node: no answer for %s", subnet)
 		}
 	}
-	if out, _ := n.in("r2", binary(t), "status", "--server", "10.213.0.2:5354"); !strings.Contains(out, "quorum NO") {
+	if out, _ := n.in("r2", binary(t), "status", "--server", "10.213.0.2:5354", "--token", "partition-test-admin-token"); !strings.Contains(out, "quorum NO") {
 		t.Errorf("gslb status on the cut-off node does not say no quorum:\n%s", out)
 	}
 
@@ -171,4 +189,13 @@ cluster:
 		q, _ := quorum()
 		return q && ask("hub", "10.213.0.1", eu) == "10.213.0.2" && ask("hub", "10.213.0.2", eu) == "10.213.0.2" && ask("hub", "10.213.0.3", eu) == "10.213.0.2"
 	})
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/gslbd/gslb/probes"
+	"github.com/gslbd/gslb/api"
 )
 
 // The operator commands talk to a node's admin listener.
@@ -23,22 +23,54 @@ func defaultServer() string {
 	return "127.0.0.1:9153"
 }
 
-func ctlFlags(name string) (*flag.FlagSet, *string, *bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	server := fs.String("server", defaultServer(), "admin address of a node (env GSLB_ADMIN)")
-	asJSON := fs.Bool("json", false, "print the raw JSON")
-	return fs, server, asJSON
+// ctlFlags is the flag set every operator command shares.
+func ctlFlags(name string) (fs *flag.FlagSet, server, token *string, asJSON *bool) {
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	server = fs.String("server", defaultServer(), "admin `ADDR` of a node (env GSLB_ADMIN)")
+	token = tokenFlag(fs)
+	asJSON = fs.Bool("json", false, "print the raw JSON")
+	return fs, server, token, asJSON
+}
+
+// tokenFlag is --token: the admin token (needed beyond loopback, and for
+// writes when the node has one).
+func tokenFlag(fs *flag.FlagSet) *string {
+	return fs.String("token", os.Getenv("GSLB_ADMIN_TOKEN"), "admin `TOKEN` (env GSLB_ADMIN_TOKEN)")
+}
+
+func client(server, token string) *api.Client { return &api.Client{Server: server, Token: token} }
+
+// parseArgs parses flags that may come before, between or after the
+// positional arguments, which it returns. ok is false after a usage error
+// (code is the exit code: 0 for -h, 2 otherwise).
+func parseArgs(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if err == flag.ErrHelp {
+				return nil, 0, false
+			}
+			return nil, 2, false
+		}
+		if fs.NArg() == 0 {
+			return pos, 0, true
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
 }
 
 // runStatus is `gslb status`: the node, the cluster, every member's
 // verdict with each prober's vote, and the RTT matrix.
 func runStatus(args []string) int {
-	fs, server, asJSON := ctlFlags("status")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs, server, token, asJSON := ctlFlags("status")
+	if pos, code, ok := parseArgs(fs, args); !ok || len(pos) > 0 {
+		if ok {
+			fmt.Fprintf(os.Stderr, "gslb status: unexpected argument %q\n", pos[0])
+			return 2
+		}
+		return code
 	}
-	var st nodeStatus
-	raw, err := adminGet(*server, "/api/v1/status", &st)
+	st, raw, err := client(*server, *token).Status(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gslb status:", err)
 		return 1
@@ -47,11 +79,11 @@ func runStatus(args []string) int {
 		os.Stdout.Write(raw)
 		return 0
 	}
-	printStatus(os.Stdout, &st)
+	printStatus(os.Stdout, st)
 	return 0
 }
 
-func printStatus(w io.Writer, st *nodeStatus) {
+func printStatus(w io.Writer, st *api.Status) {
 	fmt.Fprintf(w, "node %s, region %s, state index %d\n", st.Node, orDash(st.Region), st.StateIndex)
 	if c := st.Cluster; c != nil {
 		q := "yes"
@@ -161,12 +193,15 @@ func upDownWord(up bool) string {
 
 // runEvents is `gslb events`: recent health transitions, oldest first.
 func runEvents(args []string) int {
-	fs, server, asJSON := ctlFlags("events")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs, server, token, asJSON := ctlFlags("events")
+	if pos, code, ok := parseArgs(fs, args); !ok || len(pos) > 0 {
+		if ok {
+			fmt.Fprintf(os.Stderr, "gslb events: unexpected argument %q\n", pos[0])
+			return 2
+		}
+		return code
 	}
-	var evs []probes.Event
-	raw, err := adminGet(*server, "/api/v1/events", &evs)
+	evs, raw, err := client(*server, *token).Events(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gslb events:", err)
 		return 1
@@ -178,7 +213,7 @@ func runEvents(args []string) int {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tPROBER\tREGION\tTARGET\tCHANGE\tREASON")
 	for _, e := range evs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s -> %s\t%s\n", e.Time.Format("15:04:05.000"), e.Prober, orDash(e.Region), e.Key, e.From, e.To, e.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s -> %s\t%s\n", e.Time.Format("15:04:05.000"), e.Prober, orDash(e.Region), e.Target, e.From, e.To, e.Reason)
 	}
 	tw.Flush()
 	return 0
@@ -187,42 +222,44 @@ func runEvents(args []string) int {
 // runOverride is `gslb drain|undrain|force-up|force-down region|pool|member NAME`.
 func runOverride(action string) func([]string) int {
 	return func(args []string) int {
-		fs, server, _ := ctlFlags(action)
-		token := fs.String("token", os.Getenv("GSLB_ADMIN_TOKEN"), "admin token for writes (env GSLB_ADMIN_TOKEN)")
+		fs, server, token, _ := ctlFlags(action)
 		dur := fs.Duration("for", 0, "expire the override after this long (default: until undone)")
 		fs.Usage = func() {
 			fmt.Fprintf(fs.Output(), "usage: gslb %s [flags] region|pool|member NAME\n\nA member is an address (every pool that has it) or POOL/ADDRESS.\n", action)
 			fs.PrintDefaults()
 		}
-		if err := fs.Parse(args); err != nil {
-			return 2
+		pos, code, ok := parseArgs(fs, args)
+		if !ok {
+			return code
 		}
-		if fs.NArg() != 2 {
+		if len(pos) != 2 {
 			fs.Usage()
 			return 2
 		}
-		body := map[string]string{"kind": fs.Arg(0), "name": fs.Arg(1)}
+		req := api.OverrideRequest{Kind: pos[0], Name: pos[1]}
 		if *dur > 0 {
-			body["for"] = dur.String()
+			req.For = dur.String()
 		}
-		b, _ := json.Marshal(body)
-		if _, err := adminDo(*server, "POST", "/api/v1/"+action, *token, b, nil); err != nil {
+		if err := client(*server, *token).Override(context.Background(), action, req); err != nil {
 			fmt.Fprintf(os.Stderr, "gslb %s: %v\n", action, err)
 			return 1
 		}
-		fmt.Printf("%s %s %s: done\n", action, fs.Arg(0), fs.Arg(1))
+		fmt.Printf("%s %s %s: done\n", action, pos[0], pos[1])
 		return 0
 	}
 }
 
 // runLeave is `gslb leave`: the node at --server leaves its cluster.
 func runLeave(args []string) int {
-	fs, server, _ := ctlFlags("leave")
-	token := fs.String("token", os.Getenv("GSLB_ADMIN_TOKEN"), "admin token for writes (env GSLB_ADMIN_TOKEN)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs, server, token, _ := ctlFlags("leave")
+	if pos, code, ok := parseArgs(fs, args); !ok || len(pos) > 0 {
+		if ok {
+			fmt.Fprintf(os.Stderr, "gslb leave: unexpected argument %q\n", pos[0])
+			return 2
+		}
+		return code
 	}
-	if _, err := adminDo(*server, "POST", "/api/v1/leave", *token, nil, nil); err != nil {
+	if err := client(*server, *token).Leave(context.Background()); err != nil {
 		fmt.Fprintf(os.Stderr, "gslb leave: %v\n", err)
 		return 1
 	}

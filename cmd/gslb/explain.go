@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"sort"
@@ -16,162 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/gslbd/gslb/dnsserver"
-	"github.com/gslbd/gslb/geodata"
 	"github.com/gslbd/gslb/gslb"
-	"github.com/gslbd/gslb/probes"
+	"github.com/gslbd/gslb/node"
 )
-
-// explainResponse is GET /api/v1/explain: the explanation of one GSLB
-// answer, with the query name, the in-zone CNAMEs and wildcards followed to
-// the record, and the state index the snapshot was built from.
-type explainResponse struct {
-	Query      string   `json:"query"`
-	Chain      []string `json:"chain"` // the query name first, then each CNAME target
-	StateIndex uint64   `json:"state_index"`
-	*gslb.Explanation
-}
-
-// votes returns every prober's view of every target this node knows of,
-// or nil with probes disabled.
-func (n *node) votes() []probes.KeyView {
-	if n.health == nil {
-		return nil
-	}
-	return n.health.agg.Snapshot()
-}
-
-// explainHandler serves GET /api/v1/explain?name=NAME&type=A|AAAA and
-// client=IP (a query's source address) or subnet=PREFIX (an ECS client
-// subnet): why the GSLB record that answers NAME gives what it gives, from
-// the snapshot being served, with each member's per-prober votes from votes
-// (nil: none).
-func explainHandler(snap func() *dnsserver.Snapshot, geo *geodata.DB, votes func() []probes.KeyView) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		name := strings.TrimSpace(q.Get("name"))
-		if name == "" {
-			httpError(w, http.StatusBadRequest, "name: required")
-			return
-		}
-		fam, err := explainFamily(q.Get("type"))
-		if err != nil {
-			httpError(w, http.StatusBadRequest, "%v", err)
-			return
-		}
-		c, err := explainClient(q.Get("client"), q.Get("subnet"))
-		if err != nil {
-			httpError(w, http.StatusBadRequest, "%v", err)
-			return
-		}
-		s := snap()
-		if s == nil || s.Set() == nil {
-			httpError(w, http.StatusServiceUnavailable, "no snapshot is being served yet")
-			return
-		}
-		rec, chain := s.GSLBRecord(name)
-		if rec == nil {
-			httpError(w, http.StatusNotFound, "name %q: no GSLB record answers it (names followed: %s)", name, strings.Join(chain, " -> "))
-			return
-		}
-		e := rec.Explain(fam, c, geo)
-		if votes != nil {
-			addVotes(e, votes())
-		}
-		writeJSON(w, explainResponse{Query: name, Chain: chain, StateIndex: s.Index, Explanation: e})
-	}
-}
-
-// explainFamily parses type=: A (the default) or AAAA.
-func explainFamily(t string) (gslb.Family, error) {
-	switch strings.ToUpper(strings.TrimSpace(t)) {
-	case "", "A":
-		return gslb.IPv4, nil
-	case "AAAA":
-		return gslb.IPv6, nil
-	}
-	return 0, fmt.Errorf("type: %q is not A or AAAA (GSLB records answer addresses)", t)
-}
-
-// explainClient parses client= (an address, as a query's source) or
-// subnet= (a prefix, as an EDNS client subnet, RFC 7871): exactly one.
-func explainClient(client, subnet string) (gslb.Client, error) {
-	switch {
-	case client != "" && subnet != "":
-		return gslb.Client{}, fmt.Errorf("client=%q and subnet=%q: give one of them", client, subnet)
-	case client != "":
-		a, err := netip.ParseAddr(strings.TrimSpace(client))
-		if err != nil || a.Zone() != "" {
-			return gslb.Client{}, fmt.Errorf("client: %q is not an IP address", client)
-		}
-		a = a.Unmap()
-		return gslb.Client{Addr: a, Bits: uint8(a.BitLen())}, nil
-	case subnet != "":
-		p, err := netip.ParsePrefix(strings.TrimSpace(subnet))
-		if err != nil {
-			return gslb.Client{}, fmt.Errorf("subnet: %q is not a prefix such as 192.0.2.0/24", subnet)
-		}
-		bits := p.Bits()
-		if p.Addr().Is4In6() {
-			if bits < 96 {
-				return gslb.Client{}, fmt.Errorf("subnet: %q: an IPv4-mapped prefix needs /96 or longer", subnet)
-			}
-			bits -= 96
-		}
-		a := p.Addr().Unmap()
-		p, _ = a.Prefix(bits)
-		return gslb.Client{Addr: p.Addr(), Bits: uint8(bits)}, nil
-	}
-	return gslb.Client{}, fmt.Errorf("client or subnet: one is required")
-}
-
-// addVotes fills in each checked member's cluster verdict and every
-// prober's vote, and says when the snapshot disagrees with the verdict.
-func addVotes(e *gslb.Explanation, kvs []probes.KeyView) {
-	byKey := make(map[string]probes.KeyView, len(kvs))
-	for _, kv := range kvs {
-		byKey[kv.Key] = kv
-	}
-	for i := range e.Pools {
-		p := &e.Pools[i]
-		for j := range p.Members {
-			m := &p.Members[j]
-			if p.Src == nil || p.Src.Check.Scheme == "" {
-				m.Verdict = "not checked: always up"
-				continue
-			}
-			kv, ok := byKey[probes.Target{Check: p.Src.Check, Addr: m.Addr}.Key()]
-			if !ok || !kv.Known {
-				m.Verdict = "unknown: no verdict yet, counts as up"
-			} else {
-				m.Verdict = "down"
-				if kv.Up {
-					m.Verdict = "up"
-				}
-				if !kv.Since.IsZero() {
-					m.Verdict += " since " + kv.Since.UTC().Format(time.RFC3339)
-				}
-				switch {
-				case kv.Up && !m.Up && m.Weight > 0:
-					m.Note = joinNote(m.Note, "down in the snapshot although the verdict is up: an operator override (drain, force-down)")
-				case !kv.Up && m.Up:
-					m.Note = joinNote(m.Note, "up in the snapshot although the verdict is down: an operator override (force-up), or the snapshot predates the verdict")
-				}
-			}
-			for _, pv := range kv.Probers {
-				m.Votes = append(m.Votes, gslb.Vote{Prober: pv.Prober, Region: pv.Region, Up: pv.Up,
-					Fresh: pv.Fresh, Suspect: pv.Suspect, Reason: pv.Reason, RTT: pv.RTT})
-			}
-		}
-	}
-}
-
-func joinNote(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "; " + b
-}
 
 func runExplain(args []string) int {
 	return explain(args, os.Stdout, os.Stderr)
@@ -187,6 +31,7 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	clientIP := fs.String("client", "", "the client's `IP` address, as the source of a query")
 	subnet := fs.String("subnet", "", "the client's `PREFIX`, as an EDNS client subnet (e.g. 192.0.2.0/24)")
 	asJSON := fs.Bool("json", false, "print the raw JSON")
+	token := tokenFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: gslb explain NAME [A|AAAA] --client IP | --subnet PREFIX [--server ADDR] [--json]\n\nExplains, step by step, why a node answers NAME as it does for the client.")
 		fs.PrintDefaults()
@@ -214,11 +59,11 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	if len(pos) == 2 {
 		typ = strings.ToUpper(pos[1])
 	}
-	if _, err := explainFamily(typ); err != nil {
+	if _, err := node.ParseFamily(typ); err != nil {
 		fmt.Fprintf(stderr, "gslb explain: %v\n", err)
 		return 2
 	}
-	if _, err := explainClient(*clientIP, *subnet); err != nil {
+	if _, err := node.ParseClient(*clientIP, *subnet); err != nil {
 		fmt.Fprintf(stderr, "gslb explain: %v\n", err)
 		return 2
 	}
@@ -228,8 +73,8 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	} else {
 		v.Set("subnet", *subnet)
 	}
-	var resp explainResponse
-	raw, err := adminGet(*server, "/api/v1/explain?"+v.Encode(), &resp)
+	var resp node.ExplainResponse
+	raw, err := client(*server, *token).Do(context.Background(), "GET", "/api/v1/explain?"+v.Encode(), nil, &resp)
 	if err != nil {
 		fmt.Fprintf(stderr, "gslb explain: %v\n", err)
 		return 1
@@ -246,52 +91,8 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// adminGet GETs path from a node's admin listener into v; an error reply's
-// {"error": ...} message becomes the error.
-func adminGet(server, path string, v any) ([]byte, error) {
-	return adminDo(server, "GET", path, "", nil, v)
-}
-
-// adminDo sends one request to a node's admin listener (with the bearer
-// token, if any) and decodes the JSON reply into v (if not nil).
-func adminDo(server, method, path, token string, body []byte, v any) ([]byte, error) {
-	c := &http.Client{Timeout: 20 * time.Second}
-	req, err := http.NewRequest(method, "http://"+server+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", server, err)
-	}
-	defer resp.Body.Close()
-	reply, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", server, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(reply, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("node %s: %s", server, e.Error)
-		}
-		return nil, fmt.Errorf("node %s: %s: %s", server, resp.Status, strings.TrimSpace(string(reply)))
-	}
-	if v != nil {
-		if err := json.Unmarshal(reply, v); err != nil {
-			return nil, fmt.Errorf("node %s: %w", server, err)
-		}
-	}
-	return reply, nil
-}
-
 // printExplain prints an explanation as numbered steps.
-func printExplain(w io.Writer, r *explainResponse) {
+func printExplain(w io.Writer, r *node.ExplainResponse) {
 	e := r.Explanation
 	step := 0
 	head := func(title string) {

@@ -21,6 +21,7 @@ import (
 	"github.com/gslbd/gslb/geodata"
 	"github.com/gslbd/gslb/geodata/geodatatest"
 	"github.com/gslbd/gslb/gslb"
+	"github.com/gslbd/gslb/node"
 	"github.com/gslbd/gslb/probes"
 	"github.com/gslbd/gslb/zones"
 )
@@ -105,7 +106,7 @@ func explainFixture(t *testing.T) (*dnsserver.Snapshot, *geodata.DB, func() []pr
 // without a GSLB record 404.
 func TestExplainHandler(t *testing.T) {
 	snap, db, votes := explainFixture(t)
-	srv := httptest.NewServer(explainHandler(func() *dnsserver.Snapshot { return snap }, db, votes))
+	srv := httptest.NewServer(node.ExplainHandler(func() *dnsserver.Snapshot { return snap }, db, votes))
 	defer srv.Close()
 	for _, tc := range []struct {
 		name   string
@@ -148,7 +149,7 @@ func TestExplainHandler(t *testing.T) {
 				}
 				return
 			}
-			var er explainResponse
+			var er node.ExplainResponse
 			if err := json.Unmarshal(body, &er); err != nil {
 				t.Fatalf("GET ?%s: %v: %s", tc.query, err, body)
 			}
@@ -162,9 +163,9 @@ func TestExplainHandler(t *testing.T) {
 			// The same as the record's own Answer.
 			q, _ := url.ParseQuery(tc.query)
 			rec, _ := snap.GSLBRecord(q.Get("name"))
-			fam, _ := explainFamily(q.Get("type"))
-			c, _ := explainClient(q.Get("client"), q.Get("subnet"))
-			if a := rec.Answer(nil, fam, &c); join(a.Addrs) != join(e.Answer.Addrs) || a.Scope != e.Answer.Scope || a.TTL != e.Answer.TTL {
+			fam, _ := node.ParseFamily(q.Get("type"))
+			c, _ := node.ParseClient(q.Get("client"), q.Get("subnet"))
+			if a := rec.Answer(nil, fam, &c, nil); join(a.Addrs) != join(e.Answer.Addrs) || a.Scope != e.Answer.Scope || a.TTL != e.Answer.TTL {
 				t.Errorf("GET ?%s: explained %s/%d/%d, Answer %s/%d/%d", tc.query, join(e.Answer.Addrs), e.Answer.Scope, e.Answer.TTL, join(a.Addrs), a.Scope, a.TTL)
 			}
 			// Votes: checked members have two, the unchecked pool none.
@@ -189,7 +190,7 @@ func TestExplainHandler(t *testing.T) {
 		})
 	}
 	// No snapshot yet: 503.
-	empty := httptest.NewServer(explainHandler(func() *dnsserver.Snapshot { return nil }, db, nil))
+	empty := httptest.NewServer(node.ExplainHandler(func() *dnsserver.Snapshot { return nil }, db, nil))
 	defer empty.Close()
 	resp, err := http.Get(empty.URL + "/api/v1/explain?name=www.example.com&client=192.0.2.1")
 	if err != nil {
@@ -207,7 +208,7 @@ func TestExplainHandler(t *testing.T) {
 func TestExplainCommand(t *testing.T) {
 	snap, db, votes := explainFixture(t)
 	mux := http.NewServeMux()
-	mux.Handle("GET /api/v1/explain", explainHandler(func() *dnsserver.Snapshot { return snap }, db, votes))
+	mux.Handle("GET /api/v1/explain", node.ExplainHandler(func() *dnsserver.Snapshot { return snap }, db, votes))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	addr := srv.Listener.Addr().String()
@@ -295,7 +296,7 @@ func TestExplainMatchesDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	dnsSrv := dnstest.StartDir(t, dir, dnsserver.Config{}, gslb.Env{Geo: db, Health: downMembers{"10.2.0.1": true}}, true)
-	web := httptest.NewServer(explainHandler(dnsSrv.Snapshot, db, votes))
+	web := httptest.NewServer(node.ExplainHandler(dnsSrv.Snapshot, db, votes))
 	defer web.Close()
 	for _, tc := range []struct{ name, typ, subnet string }{
 		{"www.example.com.", "A", "198.51.100.0/24"},
@@ -342,7 +343,7 @@ func TestExplainMatchesDNS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var er explainResponse
+			var er node.ExplainResponse
 			err = json.NewDecoder(resp.Body).Decode(&er)
 			resp.Body.Close()
 			if err != nil || er.Explanation == nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"sort"
+
+	"github.com/gslbd/gslb/demo"
 )
 
 // command is one subcommand: it gets its own arguments and returns the
@@ -20,7 +22,7 @@ type command struct {
 var commands = map[string]command{
 	"serve":      {runServe, "run a node: DNS server (and the rest of the stack)"},
 	"check-zone": {runCheckZone, "check zone files and print OK or every error"},
-	"demo":       {runDemo, "run a three-region cluster on loopback; demo kill|start REGION"},
+	"demo":       {demo.Run, "run a three-region cluster on loopback; demo kill|start REGION"},
 	"geo":        {runGeo, "print what the geo database knows about an address"},
 	"proxy":      {runProxy, "run only the region proxy (L7 HTTP / L4 TCP balancer)"},
 	"status":     {runStatus, "show a node's view: cluster, zones, members with every prober's vote, RTTs"},

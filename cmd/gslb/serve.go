@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gslbd/gslb/geodata"
+	"github.com/gslbd/gslb/node"
 )
 
 // listFlag collects a flag given several times or as a comma-separated list.
@@ -36,10 +36,10 @@ func runServe(args []string) int {
 	zonesDir := fs.String("zones", "", "directory of zone files (*.zone), reloaded on SIGHUP and when a file changes [zones]")
 	nsid := fs.String("nsid", "", "NSID (RFC 5001) and id.server answer (default: the node name, else the host name) [nsid]")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (default info) [log_level]")
-	poll := fs.Duration("zones-poll", -1, "how often to look for changed zone files (0: only on SIGHUP; default 1s) [zones_poll]")
+	poll := fs.Duration("zones-poll", time.Second, "how often to look for changed zone files (0: only on SIGHUP) [zones_poll]")
 	geoip := fs.String("geoip", "", "GeoIP2/GeoLite2/DB-IP City or Country database (default: the embedded country database) [geoip]")
 	admin := fs.String("admin", "", "admin HTTP address for /metrics, /api/v1/* and the dashboard (e.g. 127.0.0.1:9153) [admin]")
-	node := fs.String("node", "", "this node's name in the cluster, probe reports and status [node]")
+	nodeName := fs.String("node", "", "this node's name in the cluster, probe reports and status [node]")
 	region := fs.String("region", "", "the region this node runs in [region]")
 	data := fs.String("data", "", "data directory (the cluster state) [data]")
 	probesOn := fs.String("probes", "", "true or false: health-check pool members (default true) [probes.enabled]")
@@ -48,15 +48,18 @@ func runServe(args []string) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "gslb serve: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg := &nodeConfig{}
+	cfg := node.DefaultConfig()
 	if *configPath != "" {
-		c, err := loadConfig(*configPath)
+		c, err := node.LoadConfig(*configPath)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "gslb serve: %v\n", err)
 			return 2
@@ -66,7 +69,7 @@ func runServe(args []string) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["dns"] {
-		cfg.DNS = dnsAddrs
+		cfg.DNS = node.StringList(dnsAddrs)
 	}
 	str := func(name string, dst *string, v string) {
 		if set[name] {
@@ -78,13 +81,11 @@ func runServe(args []string) int {
 	str("log-level", &cfg.LogLevel, *logLevel)
 	str("geoip", &cfg.GeoIP, *geoip)
 	str("admin", &cfg.Admin, *admin)
-	str("node", &cfg.Node, *node)
+	str("node", &cfg.Node, *nodeName)
 	str("region", &cfg.Region, *region)
 	str("data", &cfg.Data, *data)
 	if set["zones-poll"] {
 		cfg.ZonesPoll = *poll
-	} else if cfg.ZonesPoll == 0 && *configPath == "" {
-		cfg.ZonesPoll = time.Second
 	}
 	if set["probes"] {
 		on := *probesOn == "true"
@@ -102,7 +103,7 @@ func runServe(args []string) int {
 		fmt.Fprintf(os.Stderr, "gslb serve: log_level: %v\n", err)
 		return 2
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "gslb serve: invalid configuration:\n%v\n", err)
 		return 2
 	}
@@ -112,9 +113,7 @@ func runServe(args []string) int {
 			return 2
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := serve(ctx, cfg, log, os.Stdout); err != nil {
+	if err := serve(cfg, log, os.Stdout); err != nil {
 		log.Error("serve failed", "err", err)
 		return 1
 	}
@@ -129,28 +128,34 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-// openGeo opens the database named by geoip, or the embedded default.
-func openGeo(path string) (*geodata.DB, error) {
-	if path == "" {
-		return geodata.Default()
-	}
-	db, err := geodata.Open(path)
+// serve runs a node until SIGINT or SIGTERM, printing its ready line to
+// stdout. Signals are taken from the first moment: a SIGHUP that arrives
+// while the node still loads its zones is applied once it is ready, and
+// SIGINT or SIGTERM during the start stops it.
+func serve(cfg *node.Config, log *slog.Logger, stdout io.Writer) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.Start(ctx, cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("geoip %s: %w", path, err)
-	}
-	return db, nil
-}
-
-// serve runs a node until ctx ends, printing its ready line to stdout.
-func serve(ctx context.Context, cfg *nodeConfig, log *slog.Logger, stdout io.Writer) error {
-	n, err := startNode(ctx, cfg, log)
-	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return err
 	}
-	fmt.Fprintln(stdout, n.readyLine())
-	n.wait(ctx)
+	fmt.Fprintln(stdout, n.ReadyLine())
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			n.Reload()
+		}
+	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return n.stop(sctx)
+	return n.Stop(sctx)
 }

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"net/http"
@@ -19,7 +19,7 @@ func TestAdminToken(t *testing.T) {
 		{"right token", "s3cret", "Bearer s3cret", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := &node{cfg: &nodeConfig{AdminToken: tc.token}}
+			n := &Node{cfg: &Config{}, token: tc.token}
 			r := httptest.NewRequest("POST", "/api/v1/drain", nil)
 			if tc.header != "" {
 				r.Header.Set("Authorization", tc.header)

@@ -1,10 +1,18 @@
-package main
+// Package demo is `gslb demo`: a three-region cluster on loopback, each
+// region a real `gslb serve` process (DNS, prober, Raft member, region
+// proxy, admin) with two small HTTP backends behind its proxy. A control
+// listener serves the dashboard of a live node with kill and start buttons
+// (same origin), and `gslb demo kill|start REGION` from another terminal
+// finds it through a state file in a private per-user directory.
+//
+// The demo is a user of the product, not part of it: nothing of it is in
+// the node's config or API.
+package demo
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -19,14 +27,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
-)
 
-// The demo: `gslb demo` starts a three-region cluster on loopback, each
-// region a real `gslb serve` process (DNS, prober, Raft member, region
-// proxy, admin) with two small HTTP backends behind its proxy, and a
-// control endpoint through which `gslb demo kill REGION` and
-// `gslb demo start REGION` kill and revive a region (node, proxy and
-// backends) from another terminal.
+	"github.com/gslbd/gslb/api"
+	"github.com/gslbd/gslb/store"
+)
 
 type demoRegion struct {
 	Name     string   `json:"name"`
@@ -54,17 +58,57 @@ type demoState struct {
 	Regions []*demoRegion `json:"regions"`
 }
 
-func demoStateFile() string { return filepath.Join(os.TempDir(), "gslb-demo.json") }
+// stateDir is the demo's private directory: one per user (0700), checked
+// to be this user's own before anything is read from or written to it.
+func stateDir(create bool) (string, error) {
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("gslb-demo-%d", os.Getuid()))
+	if create {
+		if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
+			return "", err
+		}
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() || st.Mode().Perm() != 0o700 || !ownedByMe(st) {
+		return "", fmt.Errorf("%s is not a private directory of this user (want mode 0700, owned by uid %d): remove it", dir, os.Getuid())
+	}
+	return dir, nil
+}
 
-func runDemo(args []string) int {
+// stateFile is the file that tells `gslb demo kill|start` where the
+// running demo listens.
+func stateFile(create bool) (string, error) {
+	dir, err := stateDir(create)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "state.json"), nil
+}
+
+// Run is `gslb demo [flags]` and `gslb demo kill|start REGION`; it returns
+// the exit code.
+func Run(args []string) int {
 	if len(args) > 0 && (args[0] == "kill" || args[0] == "start") {
 		return demoControl(args[0], args[1:])
 	}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: gslb demo [flags]\n       gslb demo kill REGION\n       gslb demo start REGION\n\nRuns a three-region cluster on loopback (Ctrl-C stops it); kill and start,\nfrom another terminal, kill a region (node, proxy, backends) and revive it.")
+		fs.PrintDefaults()
+	}
 	basePort := fs.Int("port", 5353, "DNS port of the demo nodes (other ports follow from it)")
 	interval := fs.Duration("interval", time.Second, "health-check interval of the demo pools")
 	fails := fs.Int("fails", 2, "consecutive failures before a member is down")
 	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "gslb demo: unknown word %q (want kill REGION, start REGION, or flags only); a running demo stops with Ctrl-C in its terminal\n", fs.Arg(0))
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -77,6 +121,7 @@ func runDemo(args []string) int {
 	defer d.close()
 	if err := d.start(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "gslb demo:", err)
+		d.printLogTails(os.Stderr)
 		return 1
 	}
 	d.printHelp(os.Stdout)
@@ -101,9 +146,7 @@ func newDemo(basePort int, interval time.Duration, fails int) (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, 16)
-	rand.Read(b)
-	d := &demo{dir: dir, secret: hex.EncodeToString(b), interval: interval, fails: fails}
+	d := &demo{dir: dir, secret: store.NewSecret(), interval: interval, fails: fails}
 	spec := []struct {
 		name, ip, serves string
 		lat, lon         float64
@@ -205,7 +248,6 @@ data: "%s"
 zones: "%s"
 zones_poll: 1s
 log_level: info
-demo_control: "%s"
 cluster:
   raft: "%s"
   secret: "%s"
@@ -223,7 +265,7 @@ cluster:
       backends:
         - {address: "%s"}
         - {address: "%s"}
-`, r.Name, r.Name, r.Name, r.DNS, r.Admin, filepath.Join(d.dir, r.Name, "data"), zonesDir, d.ctlAddr, r.Raft, d.secret,
+`, r.Name, r.Name, r.Name, r.DNS, r.Admin, filepath.Join(d.dir, r.Name, "data"), zonesDir, r.Raft, d.secret,
 		peers.String(), r.Proxy, r.Backends[0], r.Backends[1])
 	path := filepath.Join(d.dir, r.Name+".yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
@@ -248,19 +290,14 @@ func (d *demo) start(ctx context.Context) error {
 			return err
 		}
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/kill", d.ctlHandler(d.killRegion))
-	mux.HandleFunc("/start", d.ctlHandler(d.startRegion))
-	mux.HandleFunc("/regions", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		writeJSON(w, d.regions)
-	})
-	d.control = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	d.control = &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go d.control.Serve(ln)
+	path, err := stateFile(true)
+	if err != nil {
+		return err
+	}
 	st, _ := json.MarshalIndent(demoState{Control: d.ctlAddr, Dir: d.dir, Regions: d.regions}, "", "  ")
-	if err := os.WriteFile(demoStateFile(), st, 0o644); err != nil {
+	if err := writePrivate(path, st); err != nil {
 		return err
 	}
 	// Wait until every node serves the committed zone.
@@ -278,39 +315,13 @@ func (d *demo) start(ctx context.Context) error {
 
 // demoServes reports whether a node answers for the demo zone.
 func demoServes(r *demoRegion) bool {
-	resp, err := http.Get("http://" + r.Admin + "/api/v1/status")
+	c := &api.Client{Server: r.Admin, HTTP: &http.Client{Timeout: 2 * time.Second}}
+	st, _, err := c.Status(context.Background())
 	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	var st nodeStatus
-	if json.NewDecoder(resp.Body).Decode(&st) != nil {
 		return false
 	}
 	_, ok := st.Zones["example.com."]
 	return ok
-}
-
-func (d *demo) ctlHandler(f func(*demoRegion) error) http.HandlerFunc {
-	return func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		if req.Method != http.MethodPost {
-			httpError(w, http.StatusMethodNotAllowed, "POST only")
-			return
-		}
-		name := req.URL.Query().Get("region")
-		for _, r := range d.regions {
-			if r.Name == name {
-				if err := f(r); err != nil {
-					httpError(w, http.StatusConflict, "%v", err)
-					return
-				}
-				writeJSON(w, map[string]any{"ok": true, "region": name})
-				return
-			}
-		}
-		httpError(w, http.StatusNotFound, "no region %q", name)
-	}
 }
 
 // startRegion starts a region's backends and node.
@@ -403,7 +414,9 @@ func (d *demo) close() {
 	if d.control != nil {
 		d.control.Close()
 	}
-	os.Remove(demoStateFile())
+	if path, err := stateFile(false); err == nil {
+		os.Remove(path)
+	}
 	os.RemoveAll(d.dir)
 }
 
@@ -413,11 +426,12 @@ func (d *demo) printHelp(w io.Writer) {
 	dig := fmt.Sprintf("dig @%s -p %s", host, port)
 	fmt.Fprintf(w, `gslb demo: a three-region cluster on loopback is running.
 
-  region     nameserver          dashboard                        proxy
+  region     nameserver          admin (API, node dashboard)      proxy
 `)
 	for _, r := range d.regions {
 		fmt.Fprintf(w, "  %-9s  %-18s  http://%-25s  http://%s\n", r.Name, r.DNS, r.Admin+"/", r.Proxy)
 	}
+	fmt.Fprintf(w, "\nDashboard with kill and start buttons: http://%s/\n", d.ctlAddr)
 	fmt.Fprintf(w, `
 Each region: a gslb node (DNS, prober, Raft member, admin), its region proxy
 and two backends behind it. Every node answers the same: ask any of them.
@@ -449,7 +463,12 @@ func demoControl(action string, args []string) int {
 		fmt.Fprintf(os.Stderr, "usage: gslb demo %s REGION\n", action)
 		return 2
 	}
-	data, err := os.ReadFile(demoStateFile())
+	path, err := stateFile(false)
+	if err != nil && !os.IsNotExist(err) {
+		fmt.Fprintln(os.Stderr, "gslb demo:", err)
+		return 1
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gslb demo: no demo is running (start one with `gslb demo`)")
 		return 1
@@ -459,13 +478,14 @@ func demoControl(action string, args []string) int {
 		fmt.Fprintln(os.Stderr, "gslb demo:", err)
 		return 1
 	}
-	resp, err := http.Post("http://"+st.Control+"/"+action+"?region="+args[0], "text/plain", nil)
+	body, _ := json.Marshal(map[string]string{"region": args[0]})
+	resp, err := http.Post("http://"+st.Control+"/demo/"+action, "application/json", bytes.NewReader(body))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gslb demo: the demo is not answering:", err)
 		return 1
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, _ = io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		json.Unmarshal(body, &e)

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"bytes"
@@ -21,11 +21,16 @@ import (
 // startCluster opens the node's replica of the cluster state and starts
 // following it: committed zones are written to data/zones and served,
 // other probers' reports feed the aggregator, overrides apply at once.
-func (n *node) startCluster(ctx context.Context) error {
+func (n *Node) startCluster(ctx context.Context) error {
 	cl := n.cfg.Cluster
 	secret, err := cl.secret()
 	if err != nil {
 		return err
+	}
+	if cl.SecretFile != "" {
+		if err := store.CheckSecret(secret); err != nil {
+			return fmt.Errorf("cluster.secret_file: %v (`gslb secret` prints a good one)", err)
+		}
 	}
 	sc := store.Config{
 		NodeID: n.name, DataDir: filepath.Join(n.cfg.Data, "raft"), RaftAddr: cl.Raft, AdvertiseAddr: cl.Advertise,
@@ -68,12 +73,12 @@ func (n *node) startCluster(ctx context.Context) error {
 	}
 	// Warm start: what this node already has (zones, overrides, every
 	// prober's last verdicts) is served at once, before any new commit.
-	n.syncZones()
 	st := s.State()
 	n.overrides.Store(newOverrideSet(st.Overrides(), time.Now()))
 	if n.health != nil {
 		n.feedRemoteReports(st)
 	}
+	n.syncZones(st, "start")
 	n.goRun(func() { n.followState(ctx) })
 	if n.cfg.Zones != "" {
 		n.goRun(func() { n.submitZonesUntilAccepted(ctx) })
@@ -83,7 +88,7 @@ func (n *node) startCluster(ctx context.Context) error {
 
 // joinUntilDone asks the cluster at addr to add this node, retrying until
 // it answers (joining again is a no-op).
-func (n *node) joinUntilDone(ctx context.Context, addr string) {
+func (n *Node) joinUntilDone(ctx context.Context, addr string) {
 	for {
 		jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := n.store.Join(jctx, addr)
@@ -111,8 +116,9 @@ func checkZoneContent(name string, content []byte) error {
 	return zones.Link([]*zones.Zone{z}) // references to other zones are checked when served
 }
 
-// followState applies every committed change.
-func (n *node) followState(ctx context.Context) {
+// followState applies every committed change. A commit that changes no
+// zone only refreshes the health view (overrides, other probers' reports).
+func (n *Node) followState(ctx context.Context) {
 	ch := n.store.Subscribe()
 	for {
 		select {
@@ -120,58 +126,54 @@ func (n *node) followState(ctx context.Context) {
 			return
 		case <-ch:
 			st := n.store.State()
-			zonesChanged := n.syncZones()
 			n.overrides.Store(newOverrideSet(st.Overrides(), time.Now()))
 			if n.health != nil {
 				n.feedRemoteReports(st)
 			}
-			if zonesChanged {
-				n.reload("cluster")
-			} else {
-				n.rebuild()
+			if !n.syncZones(st, "cluster") {
+				n.healthChanged()
 			}
 		}
 	}
 }
 
-// syncZones writes the committed zones into the served directory and
-// removes the ones no longer committed. It reports whether anything changed.
-func (n *node) syncZones() bool {
-	dir := n.loader.Dir
-	st := n.store.State()
-	want := map[string]bool{}
-	changed := false
-	for _, z := range st.Zones() {
-		file := filepath.Join(dir, strings.TrimSuffix(z.Name, ".")+".zone")
-		want[file] = true
-		old, err := os.ReadFile(file)
-		if err == nil && bytes.Equal(old, z.Content) {
-			continue
-		}
-		tmp := file + ".tmp"
-		err = os.WriteFile(tmp, z.Content, 0o644)
-		if err == nil {
-			err = os.Rename(tmp, file)
-		}
-		if err != nil {
-			n.log.Error("writing a committed zone", "zone", z.Name, "err", err)
-			continue
-		}
-		changed = true
+// syncZones hands the committed zones to the loader, in memory, when they
+// differ from the ones being served; it reports whether it did. The
+// loader parses only the zone versions it has not seen.
+func (n *Node) syncZones(st *store.State, why string) bool {
+	committed := st.Zones()
+	n.rebuildMu.Lock()
+	defer n.rebuildMu.Unlock()
+	if !n.zonesDiffer(committed) {
+		return false
 	}
-	files, _ := dnsserver.ZoneFiles(dir)
-	for _, f := range files {
-		if !want[f] {
-			os.Remove(f)
-			changed = true
+	srcs := make([]dnsserver.Source, 0, len(committed))
+	for _, z := range committed {
+		srcs = append(srcs, dnsserver.Source{Name: "committed zone " + z.Name, Origin: z.Name, Data: z.Content})
+	}
+	snap, _ := n.loader.LoadSources(srcs)
+	n.served = committed
+	n.serve(snap, why)
+	return true
+}
+
+// zonesDiffer reports whether the committed zones differ from those last
+// handed to the loader. n.rebuildMu is held.
+func (n *Node) zonesDiffer(committed []store.ZoneUpdate) bool {
+	if n.served == nil || len(committed) != len(n.served) {
+		return true
+	}
+	for i := range committed {
+		if committed[i].Name != n.served[i].Name || committed[i].Serial != n.served[i].Serial || !bytes.Equal(committed[i].Content, n.served[i].Content) {
+			return true
 		}
 	}
-	return changed
+	return false
 }
 
 // submitZonesUntilAccepted submits the operator's zones at start, retrying
 // until the cluster has a leader.
-func (n *node) submitZonesUntilAccepted(ctx context.Context) {
+func (n *Node) submitZonesUntilAccepted(ctx context.Context) {
 	for {
 		if err := n.submitZones(true); err == nil || !errors.Is(err, store.ErrNoQuorum) {
 			return
@@ -184,14 +186,12 @@ func (n *node) submitZonesUntilAccepted(ctx context.Context) {
 	}
 }
 
-var submitMu sync.Mutex
-
 // submitZones proposes every zone file of the operator's directory whose
 // content differs from the committed one. A zone that does not load is
 // reported with file and line and not proposed.
-func (n *node) submitZones(force bool) error {
-	submitMu.Lock()
-	defer submitMu.Unlock()
+func (n *Node) submitZones(force bool) error {
+	n.submitMu.Lock()
+	defer n.submitMu.Unlock()
 	files, err := dnsserver.ZoneFiles(n.cfg.Zones)
 	if err != nil {
 		n.log.Error("zones directory", "err", err)
@@ -231,7 +231,7 @@ func (n *node) submitZones(force bool) error {
 // with its RTT summaries to the replicated store: only changes and one
 // summary per report period, never every probe result.
 type reportForwarder struct {
-	n      *node
+	n      *Node
 	s      *store.Store
 	mu     sync.Mutex
 	sent   map[string]bool // key -> up, as last committed
@@ -246,7 +246,7 @@ type reportForwarder struct {
 // its At is when the prober last reported.
 const heartbeatTarget = "heartbeat"
 
-func newReportForwarder(n *node, s *store.Store) *reportForwarder {
+func newReportForwarder(n *Node, s *store.Store) *reportForwarder {
 	return &reportForwarder{n: n, s: s, sent: map[string]bool{}, wake: make(chan struct{}, 1), region: n.cfg.Region}
 }
 
@@ -318,7 +318,7 @@ func (f *reportForwarder) run(ctx context.Context) {
 // feedRemoteReports hands other probers' committed views to the local
 // aggregator, as full reports stamped with their last heartbeat: a prober
 // whose region died stops heartbeating and ages out of the verdicts.
-func (n *node) feedRemoteReports(st *store.State) {
+func (n *Node) feedRemoteReports(st *store.State) {
 	quorum := map[string]zones.Quorum{}
 	for _, t := range probes.TargetsFromZones(n.loader.Zones()...) {
 		quorum[t.Key()] = t.Check.Quorum

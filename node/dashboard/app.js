@@ -39,11 +39,29 @@ function hms(t) {
 
 const ms = (ns) => (ns / 1e6).toFixed(ns < 1e7 ? 2 : 1);
 
+// The admin token, when the node asks for one (HTTP 401): kept for this
+// tab only, sent as a bearer token.
+let token = sessionStorage.getItem('gslb-token') || '';
+let asked = false;
+
+function headers() {
+  return token ? { Authorization: 'Bearer ' + token } : {};
+}
+
 async function getJSON(url) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
   try {
-    const r = await fetch(url, { cache: 'no-store', signal: ctl.signal });
+    const r = await fetch(url, { cache: 'no-store', signal: ctl.signal, headers: headers() });
+    if (r.status === 401 && !asked) {
+      asked = true;
+      const t = window.prompt('This node asks for its admin token (admin_token):');
+      if (t) {
+        token = t.trim();
+        sessionStorage.setItem('gslb-token', token);
+        asked = false;
+      }
+    }
     if (!r.ok) throw new Error(url + ': HTTP ' + r.status);
     return await r.json();
   } finally {
@@ -51,16 +69,23 @@ async function getJSON(url) {
   }
 }
 
+// demo is true when the page is served through `gslb demo`'s control
+// listener, which answers /demo/regions (same origin) and offers kill and
+// start buttons; a node alone answers 404 and the page shows none.
+let demo = null;
+
 async function tick() {
   try {
     const [st, events] = await Promise.all([getJSON('/api/v1/status'), getJSON('/api/v1/events')]);
     let alive = null; // region -> running, from the demo's control endpoint
-    if (st.demo_control) {
+    if (demo !== false) {
       try {
         alive = {};
-        for (const r of await getJSON('http://' + st.demo_control + '/regions')) alive[r.name] = r.alive;
+        for (const r of await getJSON('/demo/regions')) alive[r.name] = r.alive;
+        demo = true;
       } catch (e) {
         alive = null;
+        if (demo === null) demo = false;
       }
     }
     lastOK = new Date();
@@ -115,13 +140,13 @@ function regionCard(st, r, alive) {
   const state = r.drained ? 'drained' : r.up ? 'up' : 'down';
   const card = el('article', { class: 'card region ' + state, id: 'region-' + r.name, 'data-region': r.name, 'data-state': state },
     el('h3', {}, r.name, ' ', mark(state), r.name === st.region ? el('span', { class: 'tag' }, 'this node') : null));
-  if (st.demo_control) {
+  if (demo) {
     const running = alive && r.name in alive ? alive[r.name] : r.up;
     const action = running ? 'kill' : 'start';
     if (!running) card.append(el('p', { class: 'tag killed' }, 'killed by the demo'));
     card.append(el('button', {
       class: 'demo ' + action, 'data-action': action, disabled: !!pending[r.name],
-      onclick: () => demoAction(st.demo_control, action, r.name),
+      onclick: () => demoAction(action, r.name),
     }, pending[r.name] ? (pending[r.name] === 'kill' ? 'Killing…' : 'Starting…') : running ? 'Kill region' : 'Start region'));
   }
   for (const p of (st.pools || []).filter((p) => p.region === r.name)) {
@@ -187,20 +212,22 @@ function renderEvents(st, events) {
   const rows = events.slice(-MAX_EVENTS).reverse().map((e) => el('tr', { 'data-to': e.To, class: e.Prober ? '' : 'verdict' },
     el('td', {}, hms(e.Time)),
     el('td', {}, e.Prober ? e.Prober + (e.Region && e.Region !== e.Prober ? ' (' + e.Region + ')' : '') : 'cluster verdict'),
-    el('td', { title: e.Key }, target(st, e.Key)),
+    el('td', { title: e.Target || e.Key }, target(st, e.Key)),
     el('td', {}, mark(e.From), ' → ', mark(e.To)),
     el('td', { class: 'reason' }, e.Reason || '')));
   if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 5, class: 'note' }, 'no transitions yet')));
   document.querySelector('#events tbody').replaceChildren(...rows);
 }
 
-async function demoAction(ctl, action, region) {
+async function demoAction(action, region) {
   const msg = document.getElementById('demo-msg');
   pending[region] = action;
   msg.hidden = false;
   msg.textContent = (action === 'kill' ? 'killing ' : 'starting ') + region + '…';
   try {
-    const r = await fetch('http://' + ctl + '/' + action + '?region=' + encodeURIComponent(region), { method: 'POST' });
+    const r = await fetch('/demo/' + action, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ region: region }),
+    });
     const body = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(body.error || 'HTTP ' + r.status);
     msg.textContent = region + (action === 'kill' ? ' killed: watch its card go down within a few seconds'

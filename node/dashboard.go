@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"embed"
@@ -25,8 +25,7 @@ func dashboardHandler() http.Handler {
 		h := w.Header()
 		h.Set("Cache-Control", "no-cache")
 		h.Set("X-Content-Type-Options", "nosniff")
-		// connect-src allows the demo's control endpoint (another origin).
-		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' http: https:; frame-ancestors 'none'")
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
 		switch {
 		case r.URL.Path == "/":
 			http.ServeFileFS(w, r, sub, "index.html")
