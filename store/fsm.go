@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,19 +61,35 @@ type fsm struct {
 	state    atomic.Pointer[State]
 	onApply  func(*State) // called after each batch is published
 	applyDur func(time.Duration)
+	health   *diskHealth   // records write failures; nil in unit tests
+	stop     chan struct{} // closed by Store.Close: a failing write stops retrying
+	stopOnce sync.Once
+
+	// done is the index of the last entry of the last batch written
+	// (commands and configuration entries; Raft does not pass no-ops);
+	// busy is set while a batch is being written.
+	done   atomic.Uint64
+	busy   atomic.Bool
+	onDone func(index uint64) // called after done moves
+}
+
+// stopRetrying makes a batch whose write fails return instead of retrying
+// (the store is closing).
+func (f *fsm) stopRetrying() { f.stopOnce.Do(func() { close(f.stop) }) }
+
+func (f *fsm) setDone(index uint64) {
+	f.done.Store(index)
+	if f.onDone != nil {
+		f.onDone(index)
+	}
 }
 
 func openFSM(path string) (*fsm, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:         time.Second,
-		InitialMmapSize: 128 << 20,
-		NoFreelistSync:  true,
-		FreelistType:    bolt.FreelistMapType,
-	})
+	db, err := bolt.Open(path, 0o600, boltOptions())
 	if err != nil {
 		return nil, fmt.Errorf("open state db %s: %w", path, err)
 	}
-	f := &fsm{db: db}
+	f := &fsm{db: db, stop: make(chan struct{})}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -92,6 +109,9 @@ func openFSM(path string) (*fsm, error) {
 		var s *State
 		s, err = loadState(db)
 		f.state.Store(s)
+		if s != nil {
+			f.done.Store(s.index)
+		}
 	}
 	if err != nil {
 		db.Close()
@@ -110,12 +130,61 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // ApplyBatch implements raft.BatchingFSM: every entry of the batch is written
 // in one bbolt transaction (one fsync), with the applied index. Entries at or
 // below the stored applied index were applied before a restart and are
-// skipped. It panics if an entry cannot be decoded or the database cannot be
-// written: carrying on would let this node's state silently diverge.
+// skipped. It panics if an entry cannot be decoded: carrying on would let
+// this node's state silently diverge. When the database cannot be written
+// (a full or failing disk) it records the error and tries again, with a
+// backoff up to 5 s, until the write succeeds or the store closes: Raft
+// takes a returned batch as applied, so returning without writing would
+// lose it. The node meanwhile serves its last state and reports that it
+// cannot apply (Stats.CanApply).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	f.busy.Store(true)
+	defer f.busy.Store(false)
 	start := time.Now()
-	resp := make([]any, len(logs))
 	base := f.current()
+	backoff := 50 * time.Millisecond
+	for {
+		resp, next, err := f.write(base, logs)
+		if err == nil {
+			if f.health != nil {
+				f.health.ok("state")
+			}
+			if len(logs) > 0 {
+				f.setDone(logs[len(logs)-1].Index)
+			}
+			if next != nil {
+				f.state.Store(next)
+				if f.applyDur != nil {
+					f.applyDur(time.Since(start))
+				}
+				if f.onApply != nil {
+					f.onApply(next)
+				}
+			}
+			return resp
+		}
+		if f.health == nil {
+			panic(fmt.Sprintf("store: write state db: %v", err))
+		}
+		f.health.failed("state", err)
+		select {
+		case <-f.stop:
+			// Not written: the stored applied index is still before these
+			// entries, so they are applied again after a restart.
+			for i := range resp {
+				resp[i] = ErrClosed
+			}
+			return resp
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// write applies logs on top of base in one transaction. It returns the new
+// State, or nil when no entry was a command past base.
+func (f *fsm) write(base *State, logs []*raft.Log) ([]any, *State, error) {
+	resp := make([]any, len(logs))
 	d := newDraft(base)
 	changed := false
 	err := f.db.Update(func(tx *bolt.Tx) error {
@@ -139,20 +208,10 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		binary.BigEndian.PutUint64(idx[:], d.next.index)
 		return tx.Bucket(bucketMeta).Put(keyApplied, idx[:])
 	})
-	if err != nil {
-		panic(fmt.Sprintf("store: write state db: %v", err))
+	if err != nil || !changed {
+		return resp, nil, err
 	}
-	if changed {
-		next := d.done()
-		f.state.Store(next)
-		if f.applyDur != nil {
-			f.applyDur(time.Since(start))
-		}
-		if f.onApply != nil {
-			f.onApply(next)
-		}
-	}
-	return resp
+	return resp, d.done(), nil
 }
 
 // writer applies commands to a bbolt transaction and to the next State.
@@ -318,10 +377,16 @@ func loadStateTx(tx *bolt.Tx) (*State, error) {
 		return loadBucket(tx, bucketMembers, func(m MemberChange) { s.members[m.ID] = m })
 	}()
 	if err != nil {
-		return nil, fmt.Errorf("load state: %w", err)
+		return nil, &loadError{err}
 	}
 	return s, nil
 }
+
+// loadError is a record of the state database that does not decode.
+type loadError struct{ err error }
+
+func (e *loadError) Error() string { return "load state: " + e.err.Error() }
+func (e *loadError) Unwrap() error { return e.err }
 
 func loadBucket[T any](tx *bolt.Tx, name []byte, add func(T)) error {
 	return tx.Bucket(name).ForEach(func(k, v []byte) error {
@@ -430,6 +495,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.state.Store(s)
+	f.setDone(s.index)
 	if f.onApply != nil {
 		f.onApply(s)
 	}

@@ -23,7 +23,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Sentinel errors that callers branch on.
@@ -40,17 +39,25 @@ var (
 // Store is one node's replica of the cluster state. Its methods may be
 // called from any goroutine.
 type Store struct {
-	cfg     Config
-	tun     Tuning
-	log     *slog.Logger
-	fsm     *fsm
-	logs    *raftboltdb.BoltStore
-	snaps   *raft.FileSnapshotStore
-	mux     *mux
-	trans   *raft.NetworkTransport
-	raft    *raft.Raft
-	api     *apiServer
-	metrics *metrics
+	cfg    Config
+	tun    Tuning
+	log    *slog.Logger
+	fsm    *fsm
+	logs   *raftboltdb.BoltStore
+	snaps  *raft.FileSnapshotStore
+	mux    *mux
+	trans  *watchedTransport
+	health *diskHealth
+
+	// restored is closed once the state machine has applied what the local
+	// snapshot and log held at start (see WaitRestored); restoreTarget is
+	// that index, 0 when nothing had to be restored.
+	restored      chan struct{}
+	restoreOnce   sync.Once
+	restoreTarget uint64
+	raft          *raft.Raft
+	api           *apiServer
+	metrics       *metrics
 
 	mu     sync.Mutex
 	subs   []chan struct{}
@@ -72,11 +79,13 @@ func New(cfg Config) (_ *Store, err error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Store{
-		cfg:  cfg,
-		tun:  cfg.Tuning.withDefaults(),
-		log:  cfg.Logger.With("component", "store", "node", cfg.NodeID),
-		done: make(chan struct{}),
+		cfg:      cfg,
+		tun:      cfg.Tuning.withDefaults(),
+		log:      cfg.Logger.With("component", "store", "node", cfg.NodeID),
+		done:     make(chan struct{}),
+		restored: make(chan struct{}),
 	}
+	s.health = newDiskHealth(s.log)
 	s.metrics = newMetrics(s)
 	var closers []func() error
 	defer func() {
@@ -97,26 +106,21 @@ func New(cfg Config) (_ *Store, err error) {
 		return nil, err
 	}
 
-	if s.fsm, err = openFSM(filepath.Join(cfg.DataDir, "state.db")); err != nil {
+	// raft.db first: when it is damaged the node stops, and state.db is
+	// left as it is.
+	if s.logs, err = openLogs(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	closers = append(closers, s.logs.Close)
+	stateRebuilt := false
+	if s.fsm, stateRebuilt, err = openState(cfg.DataDir, s.log); err != nil {
 		return nil, err
 	}
 	closers = append(closers, s.fsm.close)
+	closers = append(closers, func() error { s.fsm.stopRetrying(); return nil })
 	s.fsm.onApply = s.applied
 	s.fsm.applyDur = s.metrics.observeFSMApply
-
-	s.logs, err = raftboltdb.New(raftboltdb.Options{
-		Path: filepath.Join(cfg.DataDir, "raft.db"),
-		BoltOptions: &bolt.Options{
-			Timeout:         time.Second,
-			InitialMmapSize: 128 << 20,
-			NoFreelistSync:  true,
-			FreelistType:    bolt.FreelistMapType,
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open raft db in %s: %w", cfg.DataDir, err)
-	}
-	closers = append(closers, s.logs.Close)
+	s.fsm.health = s.health
 
 	hlog := newHCLogger(cfg.Logger.With("component", "raft", "node", cfg.NodeID), "raft")
 	s.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
@@ -148,12 +152,12 @@ func New(cfg Config) (_ *Store, err error) {
 		return nil, err
 	}
 	closers = append(closers, s.mux.close)
-	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	s.trans = newWatchedTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  streamLayer{s.mux.raft},
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  hlog,
-	})
+	}), s.done)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -169,10 +173,16 @@ func New(cfg Config) (_ *Store, err error) {
 	// The state machine is persistent: on start Raft only needs to restore a
 	// snapshot when state.db is behind it (lost or replaced state.db).
 	rc.NoSnapshotRestoreOnStart = true
-	if metas, err := s.snaps.List(); err == nil && len(metas) > 0 && metas[0].Index > s.fsm.current().index {
+	var snapIndex uint64
+	if metas, err := s.snaps.List(); err == nil && len(metas) > 0 {
+		snapIndex = metas[0].Index
+	}
+	behind := snapIndex > s.fsm.current().index
+	if behind {
 		rc.NoSnapshotRestoreOnStart = false
 	}
-	if s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.logs, s.snaps, s.trans); err != nil {
+	s.startRestore(stateRebuilt || behind, snapIndex)
+	if s.raft, err = raft.NewRaft(rc, s.fsm, watchedLogs{s.logs, s.health}, watchedStable{s.logs, s.health, s.done}, s.snaps, s.trans); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	closers = append(closers, func() error { return s.raft.Shutdown().Error() })
@@ -261,6 +271,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	close(s.done)
+	s.fsm.stopRetrying()
 	errs := []error{s.raft.Shutdown().Error()}
 	s.api.close()
 	errs = append(errs, s.trans.Close())
@@ -706,21 +717,6 @@ func (s *Store) Leader() (id, addr string) {
 // IsLeader reports whether this node is the leader.
 func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
 
-// HasQuorum reports whether this node is in contact with a leader that has
-// a quorum: it is the leader, or a leader is known and has been heard from
-// within the heartbeat timeout. Without quorum the node keeps serving its
-// last committed state.
-func (s *Store) HasQuorum() bool {
-	switch s.raft.State() {
-	case raft.Leader:
-		return true
-	case raft.Follower:
-		addr, _ := s.raft.LeaderWithID()
-		return addr != "" && time.Since(s.raft.LastContact()) < s.tun.HeartbeatTimeout
-	}
-	return false
-}
-
 // Snapshot makes Raft take a snapshot now (and compact its log).
 func (s *Store) Snapshot() error {
 	if err := s.raft.Snapshot().Error(); err != nil {
@@ -733,36 +729,3 @@ func (s *Store) Snapshot() error {
 // whole content (every bucket, key and value). Replicas that applied the
 // same entries have equal fingerprints.
 func (s *Store) Fingerprint() (uint64, [32]byte, error) { return s.fsm.fingerprint() }
-
-// Stats is a point-in-time summary of the node's Raft and state.
-type Stats struct {
-	NodeID       string
-	State        string // Leader, Follower, Candidate, Shutdown
-	Leader       string // leader ID, empty when unknown
-	Quorum       bool
-	Term         uint64
-	LastIndex    uint64
-	CommitIndex  uint64
-	AppliedIndex uint64 // Raft's applied index (includes configuration entries)
-	StateIndex   uint64 // index of the last command in State
-	LastContact  time.Time
-	StateRecords int
-}
-
-// Stats returns the node's current Stats.
-func (s *Store) Stats() Stats {
-	_, id := s.raft.LeaderWithID()
-	return Stats{
-		NodeID:       s.cfg.NodeID,
-		State:        s.raft.State().String(),
-		Leader:       string(id),
-		Quorum:       s.HasQuorum(),
-		Term:         s.raft.CurrentTerm(),
-		LastIndex:    s.raft.LastIndex(),
-		CommitIndex:  s.raft.CommitIndex(),
-		AppliedIndex: s.raft.AppliedIndex(),
-		StateIndex:   s.State().Index(),
-		LastContact:  s.raft.LastContact(),
-		StateRecords: s.State().Len(),
-	}
-}

@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -146,6 +147,33 @@ type mux struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+
+	heard sync.Map // Raft address -> *atomic.Int64, see lastHeard
+}
+
+// lastHeard returns when a Raft connection this node dialed to addr last
+// read a byte (a response from that member), zero if never.
+func (m *mux) lastHeard(addr string) time.Time {
+	if v, ok := m.heard.Load(addr); ok {
+		if ns := v.(*atomic.Int64).Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+	}
+	return time.Time{}
+}
+
+// heardConn records in last when it reads anything.
+type heardConn struct {
+	net.Conn
+	last *atomic.Int64
+}
+
+func (c heardConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 func newMux(ln net.Listener, advertise string, auth *clusterAuth, dial DialFunc, authFail func()) (*mux, error) {
@@ -325,5 +353,12 @@ type streamLayer struct{ *chanListener }
 func (s streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return s.m.dialPurpose(ctx, string(addr), purposeRaft)
+	c, err := s.m.dialPurpose(ctx, string(addr), purposeRaft)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := s.m.heard.LoadOrStore(string(addr), new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	last.Store(time.Now().UnixNano()) // it just proved it holds the key
+	return heardConn{Conn: c, last: last}, nil
 }

@@ -163,13 +163,20 @@ func (c *Cluster) config(nd *Node, peers []store.Peer) store.Config {
 
 func (c *Cluster) start(nd *Node, ln net.Listener) {
 	c.t.Helper()
+	if err := c.tryStart(nd, ln); err != nil {
+		c.t.Fatalf("start %s: %v", nd.ID, err)
+	}
+}
+
+func (c *Cluster) tryStart(nd *Node, ln net.Listener) error {
 	cfg := nd.cfg
 	cfg.Listener = nd.net.Listener(ln)
 	s, err := store.New(cfg)
 	if err != nil {
-		c.t.Fatalf("start %s: %v", nd.ID, err)
+		return err
 	}
 	nd.Store = s
+	return nil
 }
 
 // AddNode starts a new empty node and joins it through the member at
@@ -214,6 +221,15 @@ func (c *Cluster) Stop(i int) {
 // Restart starts node i again on its data directory and address.
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
+	if err := c.TryRestart(i); err != nil {
+		c.t.Fatalf("restart %s: %v", c.Nodes[i].ID, err)
+	}
+}
+
+// TryRestart is Restart that returns the error of store.New (the node
+// stays stopped) instead of failing the test.
+func (c *Cluster) TryRestart(i int) error {
+	c.t.Helper()
 	nd := c.Nodes[i]
 	c.Stop(i)
 	var ln net.Listener
@@ -228,7 +244,7 @@ func (c *Cluster) Restart(i int) {
 	if err != nil {
 		c.t.Fatalf("restart %s: listen %s: %v", nd.ID, nd.Addr, err)
 	}
-	c.start(nd, ln)
+	return c.tryStart(nd, ln)
 }
 
 // Partition cuts node i off: its connections are closed and new ones, in
