@@ -142,8 +142,8 @@ func (n *Node) followState(ctx context.Context) {
 // loader parses only the zone versions it has not seen.
 func (n *Node) syncZones(st *store.State, why string) bool {
 	committed := st.Zones()
-	n.rebuildMu.Lock()
-	defer n.rebuildMu.Unlock()
+	n.zonesMu.Lock()
+	defer n.zonesMu.Unlock()
 	if !n.zonesDiffer(committed) {
 		return false
 	}
@@ -158,7 +158,7 @@ func (n *Node) syncZones(st *store.State, why string) bool {
 }
 
 // zonesDiffer reports whether the committed zones differ from those last
-// handed to the loader. n.rebuildMu is held.
+// handed to the loader. n.zonesMu is held.
 func (n *Node) zonesDiffer(committed []store.ZoneUpdate) bool {
 	if n.served == nil || len(committed) != len(n.served) {
 		return true

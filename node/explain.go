@@ -65,7 +65,7 @@ func ExplainHandler(snap func() *dnsserver.Snapshot, geo *geodata.DB, votes func
 			httpError(w, http.StatusNotFound, "name %q: no GSLB record answers it (names followed: %s)", name, strings.Join(chain, " -> "))
 			return
 		}
-		e := rec.Explain(fam, c, geo)
+		e := rec.ExplainView(fam, c, geo, s.View())
 		if votes != nil {
 			addVotes(e, votes())
 		}

@@ -15,8 +15,12 @@ import (
 )
 
 // healthChanged publishes what changed in verdicts, overrides or RTTs to
-// the query path.
-func (n *Node) healthChanged() { n.rebuild() }
+// the query path: a new health view, swapped atomically, only when a query
+// could see the difference; the compiled zones and the reply cache entries
+// that did not depend on the change stay.
+func (n *Node) healthChanged() {
+	n.dns.Refresh(nodeHealth{n}, n.loader.Env.Latency)
+}
 
 func (n *Node) followHealth(ctx context.Context) {
 	ch := n.health.agg.Subscribe()
@@ -32,7 +36,7 @@ func (n *Node) followHealth(ctx context.Context) {
 
 // measureClients hands the client networks that latency records were
 // asked from to the prober, and feeds every prober's RTTs to them into the
-// latency table, rebuilding the snapshot when a network's best region
+// latency table, refreshing the health view when a network's best region
 // changes.
 func (n *Node) measureClients(ctx context.Context) {
 	t := time.NewTicker(time.Second)

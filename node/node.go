@@ -53,11 +53,11 @@ type Node struct {
 	remoteMu   sync.Mutex
 	remoteSeen map[string]time.Time // per remote prober: the newest report applied
 
-	submitMu  sync.Mutex
-	rebuildMu sync.Mutex
-	served    []store.ZoneUpdate // in a cluster: the committed zones last loaded
-	wg        sync.WaitGroup
-	cancel    context.CancelFunc
+	submitMu sync.Mutex
+	zonesMu  sync.Mutex
+	served   []store.ZoneUpdate // in a cluster: the committed zones last loaded
+	wg       sync.WaitGroup
+	cancel   context.CancelFunc
 }
 
 // Start starts every part of the node and returns once all of them listen.
@@ -107,6 +107,9 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Node, err err
 		n.health = newHealth(n.name, cfg.Region, cfg.Probes.MaxConcurrent, n.reg, log.With("component", "probes"))
 	}
 	n.loader.Env.Health = nodeHealth{n}
+	// From here on every snapshot swapped in is answered with the node's
+	// health view, refreshed by healthChanged.
+	n.dns.Refresh(nodeHealth{n}, n.loader.Env.Latency)
 	if cfg.Cluster != nil {
 		if err := n.startCluster(ctx); err != nil {
 			return nil, err
@@ -246,14 +249,14 @@ func (n *Node) zonesChanged(why string, force bool) {
 
 // reload reads the zones directory and swaps the snapshot.
 func (n *Node) reload(why string) {
-	n.rebuildMu.Lock()
-	defer n.rebuildMu.Unlock()
+	n.zonesMu.Lock()
+	defer n.zonesMu.Unlock()
 	snap, _ := n.loader.Load()
 	n.serve(snap, why)
 }
 
 // serve swaps in a snapshot of new zones and points the prober at them.
-// n.rebuildMu is held.
+// n.zonesMu is held.
 func (n *Node) serve(snap *dnsserver.Snapshot, why string) {
 	snap.Index = n.stateIndex()
 	old := n.dns.Snapshot()
@@ -267,19 +270,6 @@ func (n *Node) serve(snap *dnsserver.Snapshot, why string) {
 		// Checks start when a zone loads, not on the first query.
 		n.health.prober.SetTargets(probes.TargetsFromZones(n.loader.Zones()...))
 	}
-}
-
-// rebuild recompiles the snapshot for new health, overrides or RTTs.
-func (n *Node) rebuild() {
-	n.rebuildMu.Lock()
-	defer n.rebuildMu.Unlock()
-	snap, err := n.loader.Rebuild(nil)
-	if err != nil {
-		n.log.Error("rebuilding the snapshot", "err", err)
-		return
-	}
-	snap.Index = n.stateIndex()
-	n.dns.Swap(snap)
 }
 
 func (n *Node) stateIndex() uint64 {
