@@ -115,11 +115,11 @@ type PoolFacts struct {
 	Src *zones.Pool `json:"-"`
 }
 
-// MemberFacts is one pool member and its health in the Set.
+// MemberFacts is one pool member and its health in the View.
 type MemberFacts struct {
 	Addr   netip.Addr `json:"addr"`
 	Weight int        `json:"weight"`
-	Up     bool       `json:"up"` // handed out by this Set
+	Up     bool       `json:"up"` // handed out in the View
 	// Family is false for a member of the other address family.
 	Family bool   `json:"family"`
 	Note   string `json:"note,omitempty"`
