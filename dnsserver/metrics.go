@@ -70,12 +70,13 @@ var (
 	descTCPRefused = prometheus.NewDesc("gslb_dns_tcp_refused_total", "TCP connections closed at accept: the source address or network had its share, or the table was full with every connection mid-query.", []string{"reason"}, nil)
 	descTCPEvicted = prometheus.NewDesc("gslb_dns_tcp_evicted_total", "Idle TCP connections closed to make room for a new one.", nil, nil)
 	descTCPCut     = prometheus.NewDesc("gslb_dns_tcp_read_timeouts_total", "TCP queries not complete within the read timeout (connection closed).", nil, nil)
+	descRRL        = prometheus.NewDesc("gslb_dns_rrl_limited_total", "UDP replies over the response-rate limit, by response class and what was done (dropped, slipped as an empty TC reply, or logged only).", []string{"class", "action"}, nil)
 	descZones      = prometheus.NewDesc("gslb_dns_zone_serial", "SOA serial of each zone being served.", []string{"zone"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Server) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descResponses, descCacheHits, descCacheMiss, descCacheOld, descTruncated, descPanics, descZones, descTCPConns, descTCPRefused, descTCPEvicted, descTCPCut} {
+	for _, d := range []*prometheus.Desc{descResponses, descCacheHits, descCacheMiss, descCacheOld, descTruncated, descPanics, descZones, descTCPConns, descTCPRefused, descTCPEvicted, descTCPCut, descRRL} {
 		ch <- d
 	}
 }
@@ -108,6 +109,13 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descTCPEvicted, prometheus.CounterValue, float64(s.tcpt.evicted.Load()))
 	ch <- prometheus.MustNewConstMetric(descTCPCut, prometheus.CounterValue, float64(s.tcpt.cut.Load()))
+	if s.rrl != nil {
+		for c := range s.rrl.limited {
+			for a := range s.rrl.limited[c] {
+				ch <- prometheus.MustNewConstMetric(descRRL, prometheus.CounterValue, float64(s.rrl.limited[c][a].Load()), rrlClassNames[c], rrlActionNames[a])
+			}
+		}
+	}
 	for z, serial := range s.snap.Load().Zones() {
 		ch <- prometheus.MustNewConstMetric(descZones, prometheus.GaugeValue, float64(serial), z)
 	}

@@ -54,6 +54,9 @@ type Config struct {
 	// ReadTimeout bounds reading one TCP query from its first byte, and
 	// writing its reply (default 2s): a slowly sent query is cut.
 	ReadTimeout time.Duration
+	// RRL configures response-rate limiting of UDP replies (on by
+	// default; see RRL).
+	RRL RRL
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -66,13 +69,11 @@ type Server struct {
 	nsidHex string
 	pool    sync.Pool
 
-	hseed maphash.Seed
-	stats stats
-	views views // health and RTTs for the snapshots' views (view.go)
-	// panicLogAt (unix ns) and panicLogged (the panic count then) pace
-	// the log of recovered panics.
-	panicLogAt  atomic.Int64
-	panicLogged atomic.Uint64
+	hseed    maphash.Seed
+	stats    stats
+	views    views // health and RTTs for the snapshots' views (view.go)
+	panicLog pacer // of recovered panics
+	rrl      *rrl  // nil when off
 
 	tcpt *tcpTable
 
@@ -122,6 +123,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.NSID = hostname()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "dns"), nsidHex: hex.EncodeToString([]byte(cfg.NSID)), hseed: maphash.MakeSeed()}
+	var err error
+	if s.rrl, err = newRRL(cfg.RRL); err != nil {
+		return nil, err
+	}
 	s.tcpt = newTCPTable(cfg.MaxTCPConns, cfg.MaxTCPConnsPerAddr, cfg.MaxTCPConnsPerNet)
 	s.snap.Store(NewSnapshot(nil, nil))
 	s.pool.New = func() any { return &query{buf: make([]byte, 0, dns.MaxMsgSize)} }
@@ -344,14 +349,10 @@ func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapsho
 // most once a second with the number of panics since the last line: a
 // packet that panics the handler must not also flood the log.
 func (s *Server) recovered(p any, r *dns.Msg) {
-	n := s.stats.panics.Add(1)
-	now := time.Now().UnixNano()
-	last := s.panicLogAt.Load()
-	if now-last < int64(time.Second) || !s.panicLogAt.CompareAndSwap(last, now) {
-		return
+	s.stats.panics.Add(1)
+	if since, total, ok := s.panicLog.event(time.Now()); ok {
+		s.log.Error("panic answering query", "panic", p, "qname", safeQName(r), "panics", since, "total", total, "stack", string(debug.Stack()))
 	}
-	since := n - s.panicLogged.Swap(n)
-	s.log.Error("panic answering query", "panic", p, "qname", safeQName(r), "panics", since, "total", n, "stack", string(debug.Stack()))
 }
 
 // respond answers one message as it came off the wire, UDP or TCP, the way

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
@@ -33,6 +34,7 @@ type udpReader struct {
 	key   []byte
 	q     query
 	w     udpWriter
+	slip  []byte
 	hseed maphash.Seed
 }
 
@@ -195,7 +197,7 @@ func (r *udpReader) handle(pkt []byte) []byte {
 			r.out = out
 			s.stats.cacheHits.Add(1)
 			s.stats.count(false, uint16(pkt[qend])<<8|uint16(pkt[qend+1]), int(out[3]&0xf))
-			return out
+			return r.limit(out, false, false)
 		}
 		s.stats.cacheMisses.Add(1)
 	}
@@ -213,7 +215,31 @@ func (r *udpReader) handle(pkt []byte) []byte {
 		}
 		snap.cache.put(key, out, h, false, &r.q)
 	}
-	return out
+	return r.limit(out, false, false)
+}
+
+// limit applies response-rate limiting to reply out: it returns out, the
+// slip reply that stands for it, or nil. exempt is set for a query with a
+// valid server cookie; clientCookie for one with a client cookie only.
+func (r *udpReader) limit(out []byte, exempt, clientCookie bool) []byte {
+	l := r.s.rrl
+	if l == nil || exempt {
+		return out
+	}
+	src := r.w.from.Addr().Unmap()
+	switch l.check(src, out, uint64(time.Now().Unix())) {
+	case rrlPass:
+		return out
+	case rrlLogged:
+		if since, total, ok := l.logged.event(time.Now()); ok {
+			r.s.log.Info("rrl would limit", "network", sourceNet(src).String(), "replies", since, "total", total)
+		}
+		return out
+	case rrlSlipped:
+		r.slip = slipReply(r.slip, out, clientCookie)
+		return r.slip
+	}
+	return nil
 }
 
 // appendClient adds the query's source address to a cache key, for replies

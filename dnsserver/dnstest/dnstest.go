@@ -42,7 +42,8 @@ func Start(t testing.TB, files map[string]string, cfg dnsserver.Config) *Server 
 }
 
 // StartDir serves the zones of dir, compiled against env. With strict, any
-// load error fails the test.
+// load error fails the test. Response-rate limiting is off unless
+// cfg.RRL.Rate is set.
 func StartDir(t testing.TB, dir string, cfg dnsserver.Config, env gslb.Env, strict bool) *Server {
 	t.Helper()
 	if cfg.Addrs == nil {
@@ -50,6 +51,11 @@ func StartDir(t testing.TB, dir string, cfg dnsserver.Config, env gslb.Env, stri
 	}
 	if cfg.NSID == "" {
 		cfg.NSID = "test-node"
+	}
+	if cfg.RRL.Rate == 0 {
+		// Tests ask one name many times from one address: response-rate
+		// limiting is off unless the test sets a rate.
+		cfg.RRL.Off = true
 	}
 	srv, err := dnsserver.New(cfg)
 	if err != nil {
