@@ -158,6 +158,7 @@ func New(cfg Config) (_ *Store, err error) {
 		Timeout: 10 * time.Second,
 		Logger:  hlog,
 	}), s.done)
+	closers = append(closers, func() error { close(s.done); return nil })
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
