@@ -23,7 +23,7 @@ func batch(i int) *store.ReportBatch {
 		b.Transitions = append(b.Transitions, store.Transition{Key: fmt.Sprintf("web-eu/198.51.100.%d", (i+j)%250), Region: "eu-west", Up: i%2 == 0, Reason: "http 503", At: at})
 	}
 	for j := range 20 {
-		b.RTTs = append(b.RTTs, store.RTTSummary{Target: fmt.Sprintf("net-%d", j), EWMA: time.Duration(70+j) * time.Millisecond, Min: 60 * time.Millisecond, At: at})
+		b.RTTs = append(b.RTTs, store.RTTSummary{Kind: store.RTTNetwork, Name: fmt.Sprintf("net-%d", j), EWMA: time.Duration(70+j) * time.Millisecond, Min: 60 * time.Millisecond, At: at})
 	}
 	return b
 }

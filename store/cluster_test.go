@@ -25,7 +25,7 @@ func report(prober, key string, up bool, at time.Time) *store.ReportBatch {
 	return &store.ReportBatch{
 		Prober:      prober,
 		Transitions: []store.Transition{{Key: key, Region: "us-east", Up: up, Reason: "test", At: at}},
-		RTTs:        []store.RTTSummary{{Target: "eu-west", EWMA: 80 * time.Millisecond, Min: 75 * time.Millisecond, At: at}},
+		RTTs:        []store.RTTSummary{{Kind: store.RTTRegion, Name: "eu-west", EWMA: 80 * time.Millisecond, Min: 75 * time.Millisecond, At: at}},
 	}
 }
 
@@ -66,7 +66,7 @@ func TestClusterReplicatesReportsAndOverrides(t *testing.T) {
 		if !ok || v.Up || v.Prober != "us-east" || !v.At.Equal(t0) {
 			t.Errorf("%s: verdict = %+v, %v; want down from us-east at %v", nd.ID, v, ok, t0)
 		}
-		if r, ok := st.RTT("us-east", "eu-west"); !ok || r.EWMA != 80*time.Millisecond {
+		if r, ok := st.RTT("us-east", store.RTTRegion, "eu-west"); !ok || r.EWMA != 80*time.Millisecond {
 			t.Errorf("%s: rtt = %+v, %v", nd.ID, r, ok)
 		}
 		if got, ok := st.Override(store.KindRegion, "eu-west"); !ok || got.Action != store.ActionDrain {

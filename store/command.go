@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -51,7 +52,7 @@ type Command interface {
 // commandVersion is the body encoding version that Encode writes for each
 // type. Decode accepts exactly the versions listed in decoders.
 var commandVersion = map[CommandType]byte{
-	TypeReportBatch:  1,
+	TypeReportBatch:  2,
 	TypeOverride:     1,
 	TypeZoneUpdate:   1,
 	TypeMemberChange: 1,
@@ -59,7 +60,7 @@ var commandVersion = map[CommandType]byte{
 
 // decoders is the explicit registry of (type, version) body decoders.
 var decoders = map[CommandType]map[byte]func([]byte) (Command, error){
-	TypeReportBatch:  {1: decodeJSON[ReportBatch]},
+	TypeReportBatch:  {1: decodeReportBatchV1, 2: decodeJSON[ReportBatch]},
 	TypeOverride:     {1: decodeJSON[Override]},
 	TypeZoneUpdate:   {1: decodeJSON[ZoneUpdate]},
 	TypeMemberChange: {1: decodeJSON[MemberChange]},
@@ -120,32 +121,89 @@ func Decode(b []byte) (Command, error) {
 	return cmd, nil
 }
 
-// Transition is one prober's verdict change for one checked target.
+// Transition is one prober's verdict change for one checked target, with
+// what the prober knew of the target when it changed.
 type Transition struct {
 	Prober string    `json:"prober"`
 	Region string    `json:"region,omitempty"`
-	Key    string    `json:"key"` // what was checked, e.g. "web-us/192.0.2.10"
+	Key    string    `json:"key"` // what was checked (the check's identity)
 	Up     bool      `json:"up"`
 	Reason string    `json:"reason,omitempty"`
 	At     time.Time `json:"at"`
+	// Target is the check, readable ("http://192.0.2.10:80/healthz").
+	Target string `json:"target,omitempty"`
+	// RTT and MinRTT are the prober's smoothed and least recent connect
+	// or query times to the target (0 until measured).
+	RTT    time.Duration `json:"rtt,omitempty"`
+	MinRTT time.Duration `json:"min_rtt,omitempty"`
+	// CertExpiry is an https target's certificate NotAfter.
+	CertExpiry time.Time `json:"cert_expiry,omitzero"`
 }
 
-// RTTSummary is one prober's smoothed round-trip time to one target.
+// RTT target kinds.
+const (
+	RTTRegion  = "region"  // a region's node; Name is the region
+	RTTNetwork = "network" // a client network; Name is the prefix
+)
+
+// RTTSummary is one prober's smoothed round-trip time to a region's node or
+// to a client network.
 type RTTSummary struct {
-	Prober string        `json:"prober"`
-	Target string        `json:"target"`
+	Prober string `json:"prober"`
+	Kind   string `json:"kind"` // RTTRegion or RTTNetwork
+	Name   string `json:"name"`
+	Addr   string `json:"addr,omitempty"` // the address measured
+	// Target is Kind/Name, the summary's key in the state (set by the
+	// store; version 1 commands carried "kind:name" here).
+	Target string        `json:"target,omitempty"`
 	EWMA   time.Duration `json:"ewma"`
 	Min    time.Duration `json:"min"`
 	At     time.Time     `json:"at"`
 }
 
-// ReportBatch is a prober's report: verdict transitions and RTT summaries.
-// It never carries individual probe results; the prober sends a transition
-// only when its hysteresis flips and an RTT summary once per interval.
+func (r *RTTSummary) key() string { return r.Kind + "/" + r.Name }
+
+// Heartbeat says a prober is alive: At is when it last reported, Every its
+// report period. Other nodes count a prober's votes only while its
+// heartbeat is recent.
+type Heartbeat struct {
+	Prober string        `json:"prober"`
+	Region string        `json:"region,omitempty"`
+	At     time.Time     `json:"at"`
+	Every  time.Duration `json:"every"`
+}
+
+// ReportBatch is a prober's report: verdict transitions, RTT summaries and
+// a heartbeat. It never carries individual probe results; the prober sends
+// a transition only when its hysteresis flips, and RTT summaries with a
+// heartbeat once per report period.
 type ReportBatch struct {
 	Prober      string       `json:"prober"`
+	Heartbeat   *Heartbeat   `json:"heartbeat,omitempty"`
 	Transitions []Transition `json:"transitions,omitempty"`
 	RTTs        []RTTSummary `json:"rtts,omitempty"`
+}
+
+// decodeReportBatchV1 reads the first encoding, whose RTT targets were
+// "kind:name" strings and whose heartbeat was an RTT summary with the
+// target "heartbeat" (At: the report time, EWMA: the report period).
+func decodeReportBatchV1(body []byte) (Command, error) {
+	var b ReportBatch
+	if err := json.Unmarshal(body, &b); err != nil {
+		return nil, err
+	}
+	rtts := b.RTTs[:0]
+	for _, r := range b.RTTs {
+		if r.Target == "heartbeat" {
+			b.Heartbeat = &Heartbeat{Prober: b.Prober, At: r.At, Every: r.EWMA}
+			continue
+		}
+		r.Kind, r.Name, _ = strings.Cut(r.Target, ":")
+		r.Target = r.key()
+		rtts = append(rtts, r)
+	}
+	b.RTTs = rtts
+	return &b, nil
 }
 
 // Type implements Command.
@@ -155,8 +213,19 @@ func (b *ReportBatch) validate() error {
 	if b.Prober == "" {
 		return errors.New("prober: must be set")
 	}
-	if len(b.Transitions) == 0 && len(b.RTTs) == 0 {
+	if len(b.Transitions) == 0 && len(b.RTTs) == 0 && b.Heartbeat == nil {
 		return errors.New("empty report batch")
+	}
+	if h := b.Heartbeat; h != nil {
+		if h.At.IsZero() {
+			return errors.New("heartbeat.at: must be set")
+		}
+		if h.Every < 0 {
+			return errors.New("heartbeat.every: negative duration")
+		}
+		if h.Prober != "" && h.Prober != b.Prober {
+			return fmt.Errorf("heartbeat.prober: %q differs from batch prober %q", h.Prober, b.Prober)
+		}
 	}
 	for i, t := range b.Transitions {
 		if t.Key == "" {
@@ -170,8 +239,11 @@ func (b *ReportBatch) validate() error {
 		}
 	}
 	for i, r := range b.RTTs {
-		if r.Target == "" {
-			return fmt.Errorf("rtts[%d].target: must be set", i)
+		if r.Kind != RTTRegion && r.Kind != RTTNetwork {
+			return fmt.Errorf("rtts[%d].kind: %q is not %s or %s", i, r.Kind, RTTRegion, RTTNetwork)
+		}
+		if r.Name == "" {
+			return fmt.Errorf("rtts[%d].name: must be set", i)
 		}
 		if r.Prober != "" && r.Prober != b.Prober {
 			return fmt.Errorf("rtts[%d].prober: %q differs from batch prober %q", i, r.Prober, b.Prober)

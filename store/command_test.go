@@ -16,7 +16,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		cmd  Command
 		typ  CommandType
 	}{
-		{"report", &ReportBatch{Prober: "us-east", Transitions: []Transition{{Prober: "us-east", Region: "eu-west", Key: "web-eu/198.51.100.10", Up: false, Reason: "connect refused", At: t0}}, RTTs: []RTTSummary{{Target: "eu-west", EWMA: 81 * time.Millisecond, Min: 79 * time.Millisecond, At: t0}}}, TypeReportBatch},
+		{"report", &ReportBatch{Prober: "us-east", Transitions: []Transition{{Prober: "us-east", Region: "eu-west", Key: "web-eu/198.51.100.10", Up: false, Reason: "connect refused", At: t0}}, RTTs: []RTTSummary{{Kind: RTTRegion, Name: "eu-west", EWMA: 81 * time.Millisecond, Min: 79 * time.Millisecond, At: t0}}, Heartbeat: &Heartbeat{Prober: "us-east", At: t0, Every: 5 * time.Second}}, TypeReportBatch},
 		{"override", &Override{Kind: KindPool, Name: "web-us", Action: ActionForceDown, Until: t0.Add(time.Hour), At: t0}, TypeOverride},
 		{"zone", &ZoneUpdate{Name: "example.com.", Serial: 2026112301, Content: []byte("$ORIGIN example.com.\n")}, TypeZoneUpdate},
 		{"member", &MemberChange{Op: MemberJoin, ID: "n4", Addr: "127.0.0.1:7000", Voter: true, At: t0}, TypeMemberChange},
@@ -27,8 +27,8 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Encode: %v", err)
 			}
-			if CommandType(b[0]) != tc.typ || b[1] != 1 {
-				t.Fatalf("header = %d %d, want %d 1", b[0], b[1], tc.typ)
+			if CommandType(b[0]) != tc.typ || b[1] != commandVersion[tc.typ] {
+				t.Fatalf("header = %d %d, want %d %d", b[0], b[1], tc.typ, commandVersion[tc.typ])
 			}
 			got, err := Decode(b)
 			if err != nil {
@@ -94,7 +94,7 @@ func TestCommandValidation(t *testing.T) {
 		{"empty batch", &ReportBatch{Prober: "p"}, "empty report batch"},
 		{"no key", &ReportBatch{Prober: "p", Transitions: []Transition{{At: t0}}}, "transitions[0].key: must be set"},
 		{"other prober", &ReportBatch{Prober: "p", Transitions: []Transition{{Prober: "q", Key: "k", At: t0}}}, `transitions[0].prober: "q" differs from batch prober "p"`},
-		{"no time", &ReportBatch{Prober: "p", RTTs: []RTTSummary{{Target: "t"}}}, "rtts[0].at: must be set"},
+		{"no time", &ReportBatch{Prober: "p", RTTs: []RTTSummary{{Kind: RTTNetwork, Name: "t"}}}, "rtts[0].at: must be set"},
 		{"bad kind", &Override{Kind: "zone", Name: "x", Action: ActionDrain, At: t0}, `override: kind: "zone" is not region, pool or member`},
 		{"bad action", &Override{Kind: KindPool, Name: "x", Action: "kill", At: t0}, `action: "kill" is not`},
 		{"until before at", &Override{Kind: KindPool, Name: "x", Action: ActionForceUp, At: t0, Until: t0}, "until: 2026-11-23T12:00:00Z is not after"},
@@ -145,5 +145,34 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestReportBatchV1: a version 1 report batch, whose RTT targets were
+// "kind:name" strings and whose heartbeat was an RTT summary to the target
+// "heartbeat", decodes into the typed form.
+func TestReportBatchV1(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	body := `{"prober":"p1","transitions":[{"prober":"p1","key":"k","up":true,"at":"2026-11-30T12:00:00Z"}],` +
+		`"rtts":[{"prober":"p1","target":"heartbeat","ewma":5000000000,"min":0,"at":"2026-11-30T12:00:00Z"},` +
+		`{"prober":"p1","target":"region:eu-west","ewma":80000000,"min":75000000,"at":"2026-11-30T12:00:00Z"},` +
+		`{"prober":"p1","target":"network:81.2.69.0/24","ewma":20000000,"min":18000000,"at":"2026-11-30T12:00:00Z"}]}`
+	cmd, err := Decode(append([]byte{byte(TypeReportBatch), 1}, body...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cmd.(*ReportBatch)
+	if b.Heartbeat == nil || !b.Heartbeat.At.Equal(t0) || b.Heartbeat.Every != 5*time.Second {
+		t.Errorf("heartbeat = %+v, want at %v every 5s", b.Heartbeat, t0)
+	}
+	want := []RTTSummary{
+		{Prober: "p1", Kind: RTTRegion, Name: "eu-west", Target: "region/eu-west", EWMA: 80 * time.Millisecond, Min: 75 * time.Millisecond, At: t0},
+		{Prober: "p1", Kind: RTTNetwork, Name: "81.2.69.0/24", Target: "network/81.2.69.0/24", EWMA: 20 * time.Millisecond, Min: 18 * time.Millisecond, At: t0},
+	}
+	if len(b.RTTs) != 2 || b.RTTs[0] != want[0] || b.RTTs[1] != want[1] {
+		t.Errorf("rtts = %+v\nwant %+v", b.RTTs, want)
+	}
+	if err := b.validate(); err != nil {
+		t.Errorf("the decoded batch does not validate: %v", err)
 	}
 }

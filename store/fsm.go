@@ -29,7 +29,8 @@ var (
 	bucketZones     = []byte("zones")
 	bucketMembers   = []byte("members")
 
-	allBuckets = [][]byte{bucketMeta, bucketVerdicts, bucketRTTs, bucketOverrides, bucketZones, bucketMembers}
+	bucketBeats = []byte("heartbeats")
+	allBuckets  = [][]byte{bucketMeta, bucketVerdicts, bucketRTTs, bucketOverrides, bucketZones, bucketMembers, bucketBeats}
 
 	keyApplied = []byte("applied")
 	keyFormat  = []byte("format")
@@ -256,8 +257,19 @@ func (w *writer) apply(cmd Command) error {
 			w.put(bucketVerdicts, pairKey(t.Key, t.Prober), t)
 			w.d.verdicts.put(k, t)
 		}
+		if h := c.Heartbeat; h != nil {
+			h := *h
+			h.Prober = c.Prober
+			if old, ok := w.d.next.beats[h.Prober]; !ok || !h.At.Before(old.At) {
+				w.put(bucketBeats, []byte(h.Prober), h)
+				w.d.beats()[h.Prober] = h
+			}
+		}
 		for _, r := range c.RTTs {
 			r.Prober = c.Prober
+			if r.Kind != "" {
+				r.Target = r.key()
+			}
 			k := rttKey{r.Prober, r.Target}
 			if old, ok := w.d.rtts.get(k); ok && r.At.Before(old.At) {
 				continue
@@ -372,6 +384,9 @@ func loadStateTx(tx *bolt.Tx) (*State, error) {
 			return err
 		}
 		if err := loadBucket(tx, bucketZones, func(z ZoneUpdate) { s.zones[z.Name] = z }); err != nil {
+			return err
+		}
+		if err := loadBucket(tx, bucketBeats, func(h Heartbeat) { s.beats[h.Prober] = h }); err != nil {
 			return err
 		}
 		return loadBucket(tx, bucketMembers, func(m MemberChange) { s.members[m.ID] = m })

@@ -43,7 +43,7 @@ func logsF(t testing.TB, from uint64, cmds ...Command) []*raft.Log {
 func sampleCommands() []Command {
 	return []Command{
 		&ReportBatch{Prober: "us-east", Transitions: []Transition{{Key: "web-eu/a", Up: false, At: t0}, {Key: "web-eu/b", Up: true, At: t0}}},
-		&ReportBatch{Prober: "eu-west", Transitions: []Transition{{Key: "web-eu/a", Up: true, At: t0}}, RTTs: []RTTSummary{{Target: "us-east", EWMA: 70 * time.Millisecond, Min: 68 * time.Millisecond, At: t0}}},
+		&ReportBatch{Prober: "eu-west", Transitions: []Transition{{Key: "web-eu/a", Up: true, At: t0}}, RTTs: []RTTSummary{{Kind: RTTRegion, Name: "us-east", EWMA: 70 * time.Millisecond, Min: 68 * time.Millisecond, At: t0}}},
 		&Override{Kind: KindMember, Name: "web-eu/b", Action: ActionForceDown, Until: t0.Add(time.Minute), At: t0},
 		&Override{Kind: KindRegion, Name: "ap-south", Action: ActionDrain, At: t0},
 		&ZoneUpdate{Name: "example.com.", Serial: 10, Content: []byte("zone v10")},

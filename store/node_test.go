@@ -89,7 +89,7 @@ func TestReportBatchIsOneLogEntry(t *testing.T) {
 		for i := range 10 {
 			b := &store.ReportBatch{Prober: "us-east"}
 			for j := range 50 {
-				b.RTTs = append(b.RTTs, store.RTTSummary{Target: fmt.Sprintf("net-%d", j), EWMA: time.Duration(i+j) * time.Millisecond, At: t0.Add(time.Duration(attempt*10+i) * time.Second)})
+				b.RTTs = append(b.RTTs, store.RTTSummary{Kind: store.RTTNetwork, Name: fmt.Sprintf("net-%d", j), EWMA: time.Duration(i+j) * time.Millisecond, At: t0.Add(time.Duration(attempt*10+i) * time.Second)})
 			}
 			idx, err := s.SubmitIndex(ctxT(t), b)
 			if err != nil {

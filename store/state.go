@@ -17,6 +17,7 @@ type State struct {
 	overrides map[overrideKey]Override
 	zones     map[string]ZoneUpdate
 	members   map[string]MemberChange
+	beats     map[string]Heartbeat // by prober
 }
 
 type verdictKey struct{ Key, Prober string }
@@ -28,6 +29,7 @@ func emptyState() *State {
 		overrides: map[overrideKey]Override{},
 		zones:     map[string]ZoneUpdate{},
 		members:   map[string]MemberChange{},
+		beats:     map[string]Heartbeat{},
 	}
 }
 
@@ -63,9 +65,9 @@ func (s *State) Transitions() []Transition {
 	return out
 }
 
-// RTT returns prober's RTT summary to target.
-func (s *State) RTT(prober, target string) (RTTSummary, bool) {
-	return s.rtts.get(rttKey{prober, target})
+// RTT returns prober's RTT summary to the region or network name of kind.
+func (s *State) RTT(prober, kind, name string) (RTTSummary, bool) {
+	return s.rtts.get(rttKey{prober, kind + "/" + name})
 }
 
 // RTTs returns every RTT summary, ordered by prober then target.
@@ -126,9 +128,19 @@ func (s *State) Members() []MemberChange {
 	return out
 }
 
+// Heartbeats returns every prober's last heartbeat, ordered by prober.
+func (s *State) Heartbeats() []Heartbeat {
+	out := make([]Heartbeat, 0, len(s.beats))
+	for _, h := range s.beats {
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b Heartbeat) int { return cmp.Compare(a.Prober, b.Prober) })
+	return out
+}
+
 // Len returns the number of records in the state.
 func (s *State) Len() int {
-	return s.verdicts.len() + s.rtts.len() + len(s.overrides) + len(s.zones) + len(s.members)
+	return s.verdicts.len() + s.rtts.len() + len(s.overrides) + len(s.zones) + len(s.members) + len(s.beats)
 }
 
 // draft is a copy-on-write builder of the next State: verdicts and RTTs are
@@ -138,7 +150,7 @@ type draft struct {
 	base, next *State
 	verdicts   shardDraft[verdictKey, Transition]
 	rtts       shardDraft[rttKey, RTTSummary]
-	copied     [5]bool
+	copied     [6]bool
 }
 
 func newDraft(base *State) *draft {
@@ -161,6 +173,13 @@ func (d *draft) overrides() map[overrideKey]Override {
 		d.next.overrides, d.copied[2] = cloneMap(d.base.overrides), true
 	}
 	return d.next.overrides
+}
+
+func (d *draft) beats() map[string]Heartbeat {
+	if !d.copied[5] {
+		d.next.beats, d.copied[5] = cloneMap(d.base.beats), true
+	}
+	return d.next.beats
 }
 
 func (d *draft) zones() map[string]ZoneUpdate {

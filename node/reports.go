@@ -1,0 +1,229 @@
+package node
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/gslbd/gslb/probes"
+	"github.com/gslbd/gslb/store"
+	"github.com/gslbd/gslb/zones"
+)
+
+// What goes between the probers and the store, translated here and only
+// here (both ways, with table tests in reports_test.go):
+//
+//   - a prober's verdict transitions (store.Transition: the check's key and
+//     readable target, up or down, the reason, the RTTs and an https
+//     certificate's expiry), sent only when its hysteresis flips;
+//   - once per report period, a heartbeat (store.Heartbeat: when it last
+//     reported and how often it reports) and its RTT summaries to region
+//     nodes and client networks (store.RTTSummary: kind, name, address,
+//     EWMA and minimum).
+//
+// Not replicated: individual probe results, the probers' schedules, and
+// anything a node computes from these (verdicts by quorum, the health view).
+
+// transitionOf is the committed form of one status change of a prober.
+func transitionOf(r probes.Report, st probes.Status) store.Transition {
+	return store.Transition{Prober: r.Prober, Region: r.Region, Key: st.Key, Target: st.Target, Up: st.Up,
+		Reason: st.Reason, At: r.Time, RTT: st.RTT, MinRTT: st.MinRTT, CertExpiry: st.CertExpiry}
+}
+
+// heartbeatOf is the committed liveness of a prober's full report.
+func heartbeatOf(r probes.Report) *store.Heartbeat {
+	return &store.Heartbeat{Prober: r.Prober, Region: r.Region, At: r.Time, Every: r.Every}
+}
+
+// rttsOf are the committed RTT summaries of a full report.
+func rttsOf(r probes.Report) []store.RTTSummary {
+	out := make([]store.RTTSummary, 0, len(r.RTTs))
+	for _, rt := range r.RTTs {
+		kind := store.RTTRegion
+		if rt.Kind == probes.KindNetwork {
+			kind = store.RTTNetwork
+		}
+		s := store.RTTSummary{Prober: r.Prober, Kind: kind, Name: rt.Name, EWMA: rt.EWMA, Min: rt.Min, At: rt.Time}
+		if rt.Addr.IsValid() {
+			s.Addr = rt.Addr.String()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// defaultEvery is the report period assumed for a prober whose heartbeat
+// has not been seen.
+const defaultEvery = 5 * time.Second
+
+// reportsFrom turns the committed state into one full report per remote
+// prober (self excluded), stamped with its last heartbeat or transition,
+// for the local aggregator: a prober whose region died stops heartbeating
+// and ages out of the verdicts. quorum gives each check key its quorum=
+// rule (from the zones served).
+func reportsFrom(st *store.State, self string, quorum map[string]zones.Quorum) []probes.Report {
+	type acc struct {
+		region string
+		at     time.Time
+		every  time.Duration
+		sts    []probes.Status
+		rtts   []probes.RTT
+	}
+	by := map[string]*acc{}
+	get := func(p string) *acc {
+		a := by[p]
+		if a == nil {
+			a = &acc{every: defaultEvery}
+			by[p] = a
+		}
+		return a
+	}
+	for _, h := range st.Heartbeats() {
+		if h.Prober == self {
+			continue
+		}
+		a := get(h.Prober)
+		a.at, a.region = h.At, h.Region
+		if h.Every > 0 {
+			a.every = h.Every
+		}
+	}
+	for _, t := range st.Transitions() {
+		if t.Prober == self {
+			continue
+		}
+		a := get(t.Prober)
+		if a.region == "" {
+			a.region = t.Region
+		}
+		if t.At.After(a.at) {
+			a.at = t.At
+		}
+		target := t.Target
+		if target == "" {
+			target = t.Key
+		}
+		a.sts = append(a.sts, probes.Status{Key: t.Key, Target: target, Up: t.Up, Since: t.At, Reason: t.Reason,
+			Quorum: quorum[t.Key], RTT: t.RTT, MinRTT: t.MinRTT, CertExpiry: t.CertExpiry})
+	}
+	for _, r := range st.RTTs() {
+		if r.Prober == self {
+			continue
+		}
+		kind := probes.KindRegion
+		if r.Kind == store.RTTNetwork {
+			kind = probes.KindNetwork
+		}
+		rt := probes.RTT{Kind: kind, Name: r.Name, EWMA: r.EWMA, Min: r.Min, Time: r.At}
+		rt.Addr, _ = netip.ParseAddr(r.Addr)
+		a := get(r.Prober)
+		a.rtts = append(a.rtts, rt)
+	}
+	out := make([]probes.Report, 0, len(by))
+	for p, a := range by {
+		out = append(out, probes.Report{Prober: p, Region: a.region, Time: a.at, Every: a.every, Full: true, Statuses: a.sts, RTTs: a.rtts})
+	}
+	return out
+}
+
+// feedRemoteReports hands other probers' committed views to the local
+// aggregator, each prober's only when it has something newer.
+func (n *Node) feedRemoteReports(st *store.State) {
+	quorum := map[string]zones.Quorum{}
+	for _, t := range probes.TargetsFromZones(n.loader.Zones()...) {
+		quorum[t.Key()] = t.Check.Quorum
+	}
+	n.remoteMu.Lock()
+	defer n.remoteMu.Unlock()
+	if n.remoteSeen == nil {
+		n.remoteSeen = map[string]time.Time{}
+	}
+	for _, r := range reportsFrom(st, n.name, quorum) {
+		if !r.Time.After(n.remoteSeen[r.Prober]) {
+			continue
+		}
+		n.remoteSeen[r.Prober] = r.Time
+		n.health.agg.Report(r)
+	}
+}
+
+// reportForwarder carries the local prober's transitions, and with each
+// full report a heartbeat and the RTT summaries, to the replicated store:
+// only changes and one summary per report period, never every probe
+// result.
+type reportForwarder struct {
+	n     *Node
+	s     *store.Store
+	mu    sync.Mutex
+	sent  map[string]bool // key -> up, as last committed
+	queue []store.Transition
+	rtts  []store.RTTSummary
+	beat  *store.Heartbeat
+	wake  chan struct{}
+}
+
+func newReportForwarder(n *Node, s *store.Store) *reportForwarder {
+	return &reportForwarder{n: n, s: s, sent: map[string]bool{}, wake: make(chan struct{}, 1)}
+}
+
+// Report is the prober's sink (called from the prober's goroutines).
+func (f *reportForwarder) Report(r probes.Report) {
+	f.mu.Lock()
+	for _, st := range r.Statuses {
+		if up, ok := f.sent[st.Key]; ok && up == st.Up {
+			continue
+		}
+		f.queue = append(f.queue, transitionOf(r, st))
+		f.sent[st.Key] = st.Up
+	}
+	if r.Full {
+		f.beat = heartbeatOf(r)
+		f.rtts = rttsOf(r)
+	}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *reportForwarder) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.wake:
+		}
+		f.mu.Lock()
+		if len(f.queue) == 0 && f.beat == nil {
+			f.mu.Unlock()
+			continue
+		}
+		b := &store.ReportBatch{Prober: f.n.name, Transitions: f.queue, Heartbeat: f.beat}
+		if f.beat != nil {
+			b.RTTs = f.rtts
+		}
+		f.queue, f.beat, f.rtts = nil, nil, nil
+		f.mu.Unlock()
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := f.s.Submit(sctx, b)
+		cancel()
+		if err != nil {
+			// No quorum: keep the transitions for the next try (the
+			// heartbeat is simply the next one).
+			f.mu.Lock()
+			f.queue = append(b.Transitions, f.queue...)
+			f.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			select {
+			case f.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
