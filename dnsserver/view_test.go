@@ -199,3 +199,59 @@ func TestSwapKeepsRefreshedHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestRefreshConcurrent: queries racing with Refresh and Swap always get
+// one of the answers a published view gives (run with -race).
+func TestRefreshConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "view.example.zone", viewZone)
+	srv := dnstest.StartDir(t, dir, dnsserver.Config{}, gslb.Env{}, true)
+	valid := map[string]bool{"192.0.2.10/30": true, "198.51.100.10/15": true}
+	done := make(chan struct{})
+	errs := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+			m := new(dns.Msg)
+			m.SetQuestion("alias.view.example.", dns.TypeA)
+			for {
+				select {
+				case <-done:
+					errs <- ""
+					return
+				default:
+				}
+				r, _, err := c.Exchange(m, srv.Addr)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				var got string
+				if len(r.Answer) > 0 {
+					got = r.Answer[len(r.Answer)-1].String()
+					if a, ok := r.Answer[len(r.Answer)-1].(*dns.A); ok {
+						got = a.A.String() + "/" + itoa(a.Hdr.Ttl)
+					}
+				}
+				if !valid[got] {
+					errs <- "alias.view.example./A: " + got
+					return
+				}
+			}
+		}()
+	}
+	healths := []gslb.Health{down{"192.0.2.10": true}, gslb.AllUp{}}
+	for i := 0; i < 200; i++ {
+		srv.Refresh(healths[i%2], nil)
+		if i%50 == 0 {
+			snap, _ := srv.Loader.Load()
+			srv.Swap(snap)
+		}
+	}
+	close(done)
+	for g := 0; g < 4; g++ {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+}
