@@ -28,22 +28,42 @@ type Status struct {
 
 // Cluster is the replicated store as this node sees it.
 type Cluster struct {
-	Role        string    `json:"role"`
-	Leader      string    `json:"leader"`
-	Quorum      bool      `json:"quorum"`
-	Term        uint64    `json:"term"`
-	CommitIndex uint64    `json:"commit_index"`
-	LastContact time.Time `json:"last_contact,omitzero"`
-	Members     []Peer    `json:"members"`
+	Role   string `json:"role"`
+	Leader string `json:"leader"`
+	// Quorum is true when this node is in contact with a leader and can
+	// apply what it commits.
+	Quorum      bool   `json:"quorum"`
+	Term        uint64 `json:"term"`
+	CommitIndex uint64 `json:"commit_index"`
+	// LeaderCommitIndex is the leader's commit index as last heard,
+	// AppliedIndex what this node's state has applied, Behind the
+	// difference when positive.
+	LeaderCommitIndex uint64    `json:"leader_commit_index"`
+	AppliedIndex      uint64    `json:"applied_index"`
+	Behind            uint64    `json:"behind"`
+	LastContact       time.Time `json:"last_contact,omitzero"`
+	// CanApply is false while writes to the node's data files fail (a
+	// full or failing disk); ApplyError says why, since CannotApplySince.
+	CanApply         bool      `json:"can_apply"`
+	ApplyError       string    `json:"apply_error,omitempty"`
+	CannotApplySince time.Time `json:"cannot_apply_since,omitzero"`
+	ApplyErrors      uint64    `json:"apply_errors"`
+	// Restoring is true while the node rebuilds its state from its own
+	// snapshot and log after start.
+	Restoring bool   `json:"restoring,omitempty"`
+	Members   []Peer `json:"members"`
 }
 
 // Peer is one member of the cluster.
 type Peer struct {
-	ID    string
-	Addr  string
-	Voter bool
+	ID     string
+	Addr   string
+	Voter  bool
+	Leader bool `json:",omitempty"`
+	Self   bool `json:",omitempty"`
 	// LastContact is when this node last heard from the member, when
-	// known (zero: not known here).
+	// known: the leader knows it for every member, a follower only for
+	// the leader (zero: not known here, or this node).
 	LastContact time.Time `json:",omitzero"`
 }
 

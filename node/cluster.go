@@ -69,6 +69,19 @@ func (n *Node) startCluster(ctx context.Context) error {
 		}
 		n.health.prober.SetNodes(nodes)
 	}
+	// A node whose state.db was lost or damaged rebuilds it from its own
+	// snapshot and log before it serves anything: DNS starts after this,
+	// so resolvers ask another nameserver meanwhile instead of getting
+	// SERVFAIL from an empty state. Past restoreWait it serves what it has.
+	if st := s.Stats(); st.Restoring {
+		n.log.Warn("restoring the cluster state from this node's snapshot and log before serving")
+		wctx, cancel := context.WithTimeout(ctx, restoreWait)
+		err := s.WaitRestored(wctx)
+		cancel()
+		if err != nil {
+			n.log.Error("serving before the state is fully restored", "err", err)
+		}
+	}
 	// Warm start: what this node already has (zones, overrides, every
 	// prober's last verdicts) is served at once, before any new commit.
 	st := s.State()
@@ -83,6 +96,10 @@ func (n *Node) startCluster(ctx context.Context) error {
 	}
 	return nil
 }
+
+// restoreWait bounds how long a starting node waits for its own state to
+// be restored before it serves what it has.
+const restoreWait = 60 * time.Second
 
 // joinUntilDone asks the cluster at addr to add this node, retrying until
 // it answers (joining again is a no-op).

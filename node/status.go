@@ -16,10 +16,12 @@ func (n *Node) Status() api.Status {
 		Zones: snap.Zones(), ZoneErrors: n.loader.Errors(), Regions: []api.Region{}, Pools: []api.Pool{}, RTT: []api.RTT{}, Overrides: []api.Override{}}
 	if n.store != nil {
 		s := n.store.Stats()
-		cs := &api.Cluster{Role: s.State, Leader: s.Leader, Quorum: s.Quorum, Term: s.Term, CommitIndex: s.CommitIndex, LastContact: s.LastContact}
-		members, _ := n.store.Members()
-		for _, m := range members {
-			cs.Members = append(cs.Members, api.Peer{ID: m.ID, Addr: m.Addr, Voter: m.Voter})
+		cs := &api.Cluster{Role: s.State, Leader: s.Leader, Quorum: s.Quorum, Term: s.Term, CommitIndex: s.CommitIndex,
+			LeaderCommitIndex: s.LeaderCommitIndex, AppliedIndex: s.AppliedIndex, Behind: s.Behind, LastContact: s.LastContact,
+			CanApply: s.CanApply, ApplyError: s.ApplyError, CannotApplySince: s.CannotApplySince, ApplyErrors: s.ApplyErrors,
+			Restoring: s.Restoring, Members: []api.Peer{}}
+		for _, m := range s.Members {
+			cs.Members = append(cs.Members, api.Peer{ID: m.ID, Addr: m.Addr, Voter: m.Voter, Leader: m.Leader, Self: m.Self, LastContact: m.LastContact})
 		}
 		st.Cluster = cs
 	}

@@ -87,19 +87,44 @@ func printStatus(w io.Writer, st *api.Status) {
 	fmt.Fprintf(w, "node %s, region %s, state index %d\n", st.Node, orDash(st.Region), st.StateIndex)
 	if c := st.Cluster; c != nil {
 		q := "yes"
-		if !c.Quorum {
+		switch {
+		case !c.CanApply:
+			q = "NO: this node cannot write its state (" + c.ApplyError + "); answering from its last applied state"
+		case !c.Quorum:
 			q = "NO: answering from the last committed state and this node's own probes"
 		}
 		fmt.Fprintf(w, "cluster: %s, leader %s, term %d, commit index %d, quorum %s\n", c.Role, orDash(c.Leader), c.Term, c.CommitIndex, q)
+		if c.Restoring {
+			fmt.Fprintln(w, "state: RESTORING from this node's snapshot and log")
+		}
+		if c.Behind > 0 || !c.CanApply {
+			fmt.Fprintf(w, "state: applied %d, leader committed %d: %d BEHIND (%d write errors)\n", c.AppliedIndex, c.LeaderCommitIndex, c.Behind, c.ApplyErrors)
+		}
 		var m []string
 		for _, p := range c.Members {
 			kind := "voter"
 			if !p.Voter {
 				kind = "non-voter"
 			}
-			m = append(m, fmt.Sprintf("%s (%s, %s)", p.ID, p.Addr, kind))
+			if p.Leader {
+				kind += ", leader"
+			}
+			seen := ""
+			switch {
+			case p.Self:
+				seen = ", this node"
+			case p.LastContact.IsZero():
+				seen = ", last contact unknown here"
+			default:
+				ago := st.Time.Sub(p.LastContact)
+				seen = fmt.Sprintf(", heard %s ago", ago.Round(time.Millisecond))
+				if ago > notHeard {
+					seen = fmt.Sprintf(", NOT HEARD FROM for %s", ago.Round(time.Second))
+				}
+			}
+			m = append(m, fmt.Sprintf("%s (%s, %s%s)", p.ID, p.Addr, kind, seen))
 		}
-		fmt.Fprintf(w, "members: %s\n", strings.Join(m, ", "))
+		fmt.Fprintf(w, "members:\n  %s\n", strings.Join(m, "\n  "))
 	} else {
 		fmt.Fprintln(w, "cluster: none (single node)")
 	}
@@ -181,6 +206,10 @@ func printStatus(w io.Writer, st *api.Status) {
 		fmt.Fprintf(w, "\nregion proxy: healthy=%v\n", st.Proxy.Healthy)
 	}
 }
+
+// notHeard is how long a member may be silent before status flags it
+// (Raft heartbeats go several times a second).
+const notHeard = 5 * time.Second
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 

@@ -125,8 +125,15 @@ function render(st, events, alive) {
     ['state index', st.state_index],
     ['zones', Object.entries(st.zones || {}).sort().map(([z, s]) => z + ' serial ' + s).join(', ') || 'none'],
   ];
+  if (cl && cl.restoring) facts.push(['state', 'RESTORING from this node\'s snapshot and log']);
+  else if (cl && !cl.can_apply) facts.push(['state', 'CANNOT APPLY: ' + (cl.apply_error || 'writes fail') + ' (' + cl.behind + ' behind)']);
+  else if (cl && cl.behind > 0) facts.push(['state', cl.behind + ' entries behind the leader']);
+  if (cl) {
+    const silent = (cl.members || []).filter((m) => !m.Self && m.LastContact && new Date(st.time) - new Date(m.LastContact) > 5000);
+    if (silent.length) facts.push(['not heard from', silent.map((m) => m.ID).join(', ')]);
+  }
   if (st.proxy) facts.push(['proxy', st.proxy.healthy ? 'healthy' : 'UNHEALTHY']);
-  if ((st.overrides || []).length) facts.push(['overrides', st.overrides.map((o) => o.Action + ' ' + o.Kind + ' ' + o.Name).join(', ')]);
+  if ((st.overrides || []).length) facts.push(['overrides', st.overrides.map((o) => o.action + ' ' + o.kind + ' ' + o.name).join(', ')]);
   facts.push(['updated', hms(st.time)]);
   document.getElementById('facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { 'data-fact': k }, v)]));
   document.getElementById('quorum').hidden = !cl || cl.quorum;
