@@ -141,7 +141,7 @@ func (c *boltChecker) check() error {
 			return fmt.Errorf("page %d: flags %#x, want a freelist page", m.freelist, flags)
 		}
 	}
-	return c.tree(m.root, 0)
+	return c.tree(m.root, 0, nil, nil)
 }
 
 // page reads page id and its overflow pages, checking that it is in use,
@@ -176,8 +176,9 @@ func (c *boltChecker) page(id uint64) ([]byte, error) {
 	return buf, nil
 }
 
-// tree checks the B+tree rooted at page id.
-func (c *boltChecker) tree(id uint64, depth int) error {
+// tree checks the B+tree rooted at page id, whose keys must lie in
+// [lo, hi) (nil: unbounded).
+func (c *boltChecker) tree(id uint64, depth int, lo, hi []byte) error {
 	if depth > 64 {
 		return fmt.Errorf("page %d: tree deeper than 64 levels", id)
 	}
@@ -185,12 +186,12 @@ func (c *boltChecker) tree(id uint64, depth int) error {
 	if err != nil {
 		return err
 	}
-	return c.node(id, p, depth)
+	return c.node(id, p, depth, lo, hi)
 }
 
-// node checks one branch or leaf page (or an inline bucket's page) and
-// what it points to.
-func (c *boltChecker) node(id uint64, p []byte, depth int) error {
+// node checks one branch or leaf page (or an inline bucket's page), with
+// keys in [lo, hi), and what it points to.
+func (c *boltChecker) node(id uint64, p []byte, depth int, lo, hi []byte) error {
 	le := binary.LittleEndian
 	flags, count := le.Uint16(p[8:]), int(le.Uint16(p[10:]))
 	if flags != flagBranch && flags != flagLeaf {
@@ -199,40 +200,56 @@ func (c *boltChecker) node(id uint64, p []byte, depth int) error {
 	if boltHeaderSize+count*boltElemSize > len(p) {
 		return fmt.Errorf("page %d: %d elements do not fit", id, count)
 	}
-	var prev []byte
+	type elem struct {
+		key, val []byte
+		flags    uint32
+		child    uint64
+	}
+	elems := make([]elem, count)
 	for i := range count {
 		off := boltHeaderSize + i*boltElemSize
 		e := p[off : off+boltElemSize]
 		var pos, ksize, vsize uint64
 		if flags == flagBranch {
 			pos, ksize = uint64(le.Uint32(e[0:])), uint64(le.Uint32(e[4:]))
+			elems[i].child = le.Uint64(e[8:])
 		} else {
 			pos, ksize, vsize = uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:])), uint64(le.Uint32(e[12:]))
+			elems[i].flags = le.Uint32(e[0:])
 		}
 		start := uint64(off) + pos
 		if start+ksize+vsize > uint64(len(p)) {
 			return fmt.Errorf("page %d: element %d runs past the page", id, i)
 		}
 		key := p[start : start+ksize]
-		if i > 0 && bytes.Compare(prev, key) >= 0 {
+		switch {
+		case i > 0 && bytes.Compare(elems[i-1].key, key) >= 0:
 			return fmt.Errorf("page %d: keys out of order at element %d", id, i)
+		case lo != nil && bytes.Compare(key, lo) < 0, hi != nil && bytes.Compare(key, hi) >= 0:
+			return fmt.Errorf("page %d: key of element %d outside the range its parent gives", id, i)
 		}
-		prev = key
+		elems[i].key, elems[i].val = key, p[start+ksize:start+ksize+vsize]
+	}
+	for i, el := range elems {
 		if flags == flagBranch {
-			if err := c.tree(le.Uint64(e[8:]), depth+1); err != nil {
+			next := hi
+			if i+1 < len(elems) {
+				next = elems[i+1].key
+			}
+			if err := c.tree(el.child, depth+1, el.key, next); err != nil {
 				return err
 			}
 			continue
 		}
-		if le.Uint32(e[0:])&leafBucket == 0 {
+		if el.flags&leafBucket == 0 {
 			continue
 		}
-		v := p[start+ksize : start+ksize+vsize]
+		key, v := el.key, el.val
 		if len(v) < boltBucketHeader {
 			return fmt.Errorf("page %d: bucket %q has a %d-byte header", id, key, len(v))
 		}
 		if root := le.Uint64(v); root != 0 {
-			if err := c.tree(root, depth+1); err != nil {
+			if err := c.tree(root, depth+1, nil, nil); err != nil {
 				return err
 			}
 			continue
@@ -244,7 +261,7 @@ func (c *boltChecker) node(id uint64, p []byte, depth int) error {
 		if depth > 64 {
 			return fmt.Errorf("page %d: buckets nested deeper than 64 levels", id)
 		}
-		if err := c.node(id, v[boltBucketHeader:], depth+1); err != nil {
+		if err := c.node(id, v[boltBucketHeader:], depth+1, nil, nil); err != nil {
 			return err
 		}
 	}
