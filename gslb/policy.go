@@ -63,6 +63,10 @@ type weightedPolicy struct {
 	bits4  int
 	bits6  int
 	ids    []uint64
+	// allW are the weights while every pool is up (and for open), allTotal
+	// their sum: the common case needs no weighing per query.
+	allW     []int
+	allTotal int
 }
 
 func newWeighted(r *Record, opts map[string]string, cx *compileCtx) (Policy, error) {
@@ -107,6 +111,8 @@ func newWeighted(r *Record, opts map[string]string, cx *compileCtx) (Policy, err
 	if !positive {
 		return nil, fmt.Errorf("every pool has weight 0")
 	}
+	p.allW = make([]int, len(r.pools))
+	p.allTotal = weights(r, nil, 0, true, p.allW)
 	return p, nil
 }
 
@@ -157,16 +163,30 @@ func weights(r *Record, v *View, mode int, open bool, w []int) int {
 	return total
 }
 
-func (p *weightedPolicy) Choose(r *Record, v *View, mode int, c *Client, open bool) (int, uint8) {
-	if p.sticky {
-		var buf [stackPools]int
-		w := buf[:]
-		if len(r.pools) > len(buf) {
-			w = make([]int, len(r.pools))
+// allUp reports whether every pool of r is up in mode.
+func allUp(r *Record, v *View, mode int) bool {
+	for _, pi := range r.pools {
+		if !v.upIn(pi, mode) {
+			return false
 		}
-		w = w[:len(r.pools)]
-		if weights(r, v, mode, open, w) == 0 {
-			return -1, 0
+	}
+	return true
+}
+
+func (p *weightedPolicy) Choose(r *Record, v *View, mode int, c *Client, open bool) (int, uint8) {
+	open = open || allUp(r, v, mode) // the weights are allW
+	if p.sticky {
+		w := p.allW
+		if !open {
+			var buf [stackPools]int
+			w = buf[:]
+			if len(r.pools) > len(buf) {
+				w = make([]int, len(r.pools))
+			}
+			w = w[:len(r.pools)]
+			if weights(r, v, mode, false, w) == 0 {
+				return -1, 0
+			}
 		}
 		bits := p.bits6
 		if c.Addr.Is4() {
@@ -176,7 +196,16 @@ func (p *weightedPolicy) Choose(r *Record, v *View, mode int, c *Client, open bo
 		pfx, _ := c.Addr.Prefix(bits)
 		return balance.Rendezvous(prefixHash(pfx), p.ids, w), uint8(bits)
 	}
-	total, backups := weighing(r, v, mode, open)
+	if open {
+		x := rand.IntN(p.allTotal)
+		for i, wi := range p.allW {
+			if x < wi {
+				return i, 0
+			}
+			x -= wi
+		}
+	}
+	total, backups := weighing(r, v, mode, false)
 	if total == 0 {
 		return -1, 0
 	}

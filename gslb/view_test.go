@@ -151,13 +151,15 @@ func TestAnswerAllocs(t *testing.T) {
 	lt := &gslb.LatencyTable{}
 	lt.Set(netip.MustParsePrefix("198.51.100.0/24"), map[string]time.Duration{"eu-west": 9 * time.Millisecond}, time.Now())
 	set, rec := compileSet(t, benchRecords, gslb.Env{Geo: db, Latency: lt})
-	v := set.View(downSet{"10.1.0.2": true}, lt)
 	dst := make([]netip.Addr, 0, 16)
-	for name, r := range rec {
-		for _, c := range []string{"198.51.100.7", "192.0.2.1", "2001:db8::1"} {
-			cl := client(c)
-			if n := testing.AllocsPerRun(100, func() { r.Answer(dst[:0], gslb.IPv4, cl, v) }); n != 0 {
-				t.Errorf("%s for %s: %.1f allocations per answer", name, c, n)
+	for _, h := range []downSet{{"10.1.0.2": true}, {"10.2.0.1": true, "2001:db8:2::1": true}} {
+		v := set.View(h, lt)
+		for name, r := range rec {
+			for _, c := range []string{"198.51.100.7", "192.0.2.1", "2001:db8::1"} {
+				cl := client(c)
+				if n := testing.AllocsPerRun(100, func() { r.Answer(dst[:0], gslb.IPv4, cl, v) }); n != 0 {
+					t.Errorf("%s for %s with %v down: %.1f allocations per answer", name, c, h, n)
+				}
 			}
 		}
 	}
