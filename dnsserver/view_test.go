@@ -2,7 +2,9 @@ package dnsserver_test
 
 import (
 	"net/netip"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,6 +211,7 @@ func TestRefreshConcurrent(t *testing.T) {
 	valid := map[string]bool{"192.0.2.10/30": true, "198.51.100.10/15": true}
 	done := make(chan struct{})
 	errs := make(chan string, 4)
+	var answered atomic.Int64
 	for g := 0; g < 4; g++ {
 		go func() {
 			c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
@@ -237,12 +240,15 @@ func TestRefreshConcurrent(t *testing.T) {
 					errs <- "alias.view.example./A: " + got
 					return
 				}
+				answered.Add(1)
 			}
 		}()
 	}
 	healths := []gslb.Health{down{"192.0.2.10": true}, gslb.AllUp{}}
-	for i := 0; i < 200; i++ {
+	// Flip until the queriers have seen plenty of flips (or one failed).
+	for i := 0; answered.Load() < 400 && len(errs) == 0; i++ {
 		srv.Refresh(healths[i%2], nil)
+		runtime.Gosched()
 		if i%50 == 0 {
 			snap, _ := srv.Loader.Load()
 			srv.Swap(snap)
