@@ -36,6 +36,10 @@ type query struct {
 	// depends on (the reply cache tags its entry with them).
 	view *gslb.View
 	deps []*gslb.Record
+	// cookie is the query's DNS Cookie (cookie.go); ede the Extended DNS
+	// Error of the reply (RFC 8914), nil for none.
+	cookie cookieState
+	ede    *dns.EDNS0_EDE
 }
 
 // resolve answers q from zone z (RFC 1034 §4.3.2, with RFC 4592 wildcards

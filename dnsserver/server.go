@@ -54,6 +54,15 @@ type Config struct {
 	// ReadTimeout bounds reading one TCP query from its first byte, and
 	// writing its reply (default 2s): a slowly sent query is cut.
 	ReadTimeout time.Duration
+	// CookieSecret is the 16-byte key of the server cookies we hand out
+	// (RFC 7873, RFC 9018 SipHash-2-4). Give every node of a cluster the
+	// same, so that a cookie from one is valid at all. Empty: a random
+	// secret per process (cookies then stay valid only at this node,
+	// until it restarts).
+	CookieSecret []byte
+	// CookieSecretOld, during a secret rollover (RFC 9018 §5), still
+	// validates cookies made with the previous secret (default none).
+	CookieSecretOld []byte
 	// RRL configures response-rate limiting of UDP replies (on by
 	// default; see RRL).
 	RRL RRL
@@ -73,7 +82,8 @@ type Server struct {
 	stats    stats
 	views    views // health and RTTs for the snapshots' views (view.go)
 	panicLog pacer // of recovered panics
-	rrl      *rrl  // nil when off
+	cookies  cookieSecrets
+	rrl      *rrl // nil when off
 
 	tcpt *tcpTable
 
@@ -125,6 +135,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "dns"), nsidHex: hex.EncodeToString([]byte(cfg.NSID)), hseed: maphash.MakeSeed()}
 	var err error
 	if s.rrl, err = newRRL(cfg.RRL); err != nil {
+		return nil, err
+	}
+	if s.cookies, err = newCookieSecrets(cfg.CookieSecret, cfg.CookieSecretOld); err != nil {
 		return nil, err
 	}
 	s.tcpt = newTCPTable(cfg.MaxTCPConns, cfg.MaxTCPConnsPerAddr, cfg.MaxTCPConnsPerNet)
@@ -237,7 +250,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // accept decides, from the header alone, whether a message is processed.
 // Responses are never answered (DNS-23: no ping-pong); opcodes other than
 // QUERY and NOTIFY get NOTIMP; a question count other than one gets FORMERR
-// with the ID preserved (DNS-21).
+// with the ID preserved (DNS-21), except none with additional records,
+// which may be a DNS Cookie query (RFC 7873 §5.4) and is left to serve.
 func accept(h dns.Header) dns.MsgAcceptAction {
 	if h.Bits&(1<<15) != 0 {
 		return dns.MsgIgnore
@@ -246,7 +260,7 @@ func accept(h dns.Header) dns.MsgAcceptAction {
 	if op != dns.OpcodeQuery && op != dns.OpcodeNotify {
 		return dns.MsgRejectNotImplemented
 	}
-	if h.Qdcount != 1 || h.Ancount > 1 || h.Nscount > 1 || h.Arcount > 2 {
+	if h.Qdcount > 1 || h.Qdcount == 0 && h.Arcount == 0 || h.Ancount > 1 || h.Nscount > 1 || h.Arcount > 2 {
 		return dns.MsgReject
 	}
 	return dns.MsgAccept
@@ -283,13 +297,19 @@ func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapsho
 
 	opt, rcode := s.checkEDNS(q, r)
 	if rcode == dns.RcodeSuccess {
-		if len(r.Question) != 1 {
+		switch {
+		case len(r.Question) == 1:
+			rcode = s.answer(q, snap)
+		case len(r.Question) == 0 && q.cookie.n > clientCookieLen && !q.cookie.valid:
+			rcode = dns.RcodeBadCookie // RFC 7873 §5.4: asking for a cookie with a bad one
+		case len(r.Question) == 0 && q.cookie.n > 0:
+			// RFC 7873 §5.4: no question, a cookie: the reply is the
+			// cookie.
+		default:
 			// DNS-21: the header's count can lie (miekg/dns stops at
 			// the end of the message without an error): nothing below
 			// indexes a question that is not there.
 			rcode = dns.RcodeFormatError
-		} else {
-			rcode = s.answer(q, snap)
 		}
 	}
 	m.Rcode = rcode
@@ -361,6 +381,7 @@ func (s *Server) recovered(p any, r *dns.Msg) {
 // served. out is nil when there is no reply; cacheable and perClient are
 // serve's.
 func (s *Server) respond(q *query, w dns.ResponseWriter, pkt []byte, snap *Snapshot) (out []byte, cacheable, perClient bool) {
+	q.cookie.n, q.cookie.valid = 0, false // read by the caller, for RRL
 	if len(pkt) < 12 {
 		return nil, false, false // no header: no reply ("any reply can be used to amplify")
 	}
@@ -494,6 +515,7 @@ func (q *query) reset(r *dns.Msg) {
 		q.qname, q.qtype, m.Question = "", 0, nil
 	}
 	q.clientKnown, q.ecs, q.scope, q.scoped, q.perClient, q.random, q.cut = false, nil, 0, false, false, false, nil
+	q.cookie.n, q.cookie.valid, q.ede = 0, false, nil
 	q.view, q.deps = nil, q.deps[:0]
 	q.addrs, q.ips, q.aRR, q.aaaaRR = q.addrs[:0], q.ips[:0], q.aRR[:0], q.aaaaRR[:0]
 }
@@ -520,6 +542,15 @@ func (s *Server) checkEDNS(q *query, r *dns.Msg) (*dns.OPT, int) {
 		return opt, dns.RcodeBadVers // RFC 6891 §6.1.3
 	}
 	for _, o := range opt.Option {
+		if c, ok := o.(*dns.EDNS0_COOKIE); ok {
+			// RFC 7873 §5.2.2: a malformed COOKIE is FORMERR; so, as
+			// in BIND, is a second one.
+			if q.cookie.n != 0 || !q.cookie.parse(c) {
+				return opt, dns.RcodeFormatError
+			}
+			s.cookies.check(&q.cookie, q.src, cookieNow())
+			continue
+		}
 		e, ok := o.(*dns.EDNS0_SUBNET)
 		if !ok {
 			continue
@@ -577,6 +608,12 @@ func (s *Server) replyOPT(q *query, opt *dns.OPT, rcode int) *dns.OPT {
 	}
 	if rcode == dns.RcodeBadVers {
 		return o
+	}
+	if q.cookie.n > 0 {
+		o.Option = append(o.Option, s.cookies.reply(&q.cookie, q.src, cookieNow()))
+	}
+	if q.ede != nil {
+		o.Option = append(o.Option, q.ede)
 	}
 	for _, op := range opt.Option {
 		switch v := op.(type) {

@@ -215,7 +215,7 @@ func (r *udpReader) handle(pkt []byte) []byte {
 		}
 		snap.cache.put(key, out, h, false, &r.q)
 	}
-	return r.limit(out, false, false)
+	return r.limit(out, r.q.cookie.valid, r.q.cookie.n > 0 && !r.q.cookie.valid)
 }
 
 // limit applies response-rate limiting to reply out: it returns out, the
@@ -257,7 +257,7 @@ func (r *udpReader) appendClient(key []byte) []byte {
 // the cache key: the lower-case QNAME, QTYPE, EDNS presence and DO, and the
 // UDP size limit. ok is false for anything the cache must not answer
 // (another opcode or class, several questions, compression in the
-// question, EDNS version above 0, an NSID option, trailing data). An ECS
+// question, EDNS version above 0, an NSID or COOKIE option, trailing data). An ECS
 // option is part of the key.
 // qend is the offset just past the question name.
 func (r *udpReader) cacheKey(pkt []byte) (key []byte, qend int, ok bool) {
@@ -323,7 +323,7 @@ func (r *udpReader) cacheKey(pkt []byte) (key []byte, qend int, ok bool) {
 			}
 			code := binary.BigEndian.Uint16(pkt[j:])
 			olen := int(binary.BigEndian.Uint16(pkt[j+2:]))
-			if code == dns.EDNS0NSID || j+4+olen > len(pkt) {
+			if code == dns.EDNS0NSID || code == dns.EDNS0COOKIE || j+4+olen > len(pkt) {
 				return nil, 0, false
 			}
 			if code == dns.EDNS0SUBNET {
