@@ -40,6 +40,7 @@ func newAPIServer(s *Store) *apiServer {
 	mux.HandleFunc("POST /v1/join", a.handleMember)
 	mux.HandleFunc("POST /v1/remove", a.handleMember)
 	mux.HandleFunc("POST /v1/readindex", a.handleReadIndex)
+	mux.HandleFunc("GET /v1/contacts", a.handleContacts)
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -135,6 +136,64 @@ func (a *apiServer) handleMember(w http.ResponseWriter, r *http.Request) {
 		err = ErrNotLeader
 	}
 	writeResult(w, 0, err)
+}
+
+// contact is when the leader last heard from a member, as an age: the
+// clocks of two nodes need not agree.
+type contact struct {
+	ID  string        `json:"id"`
+	Age time.Duration `json:"age_ns"` // -1: never
+}
+
+// handleContacts gives the leader's view of every member's last contact,
+// for followers' Stats.
+func (a *apiServer) handleContacts(w http.ResponseWriter, r *http.Request) {
+	if a.s.raft.State() != raft.Leader {
+		writeResult(w, 0, ErrNotLeader)
+		return
+	}
+	now := time.Now()
+	var out []contact
+	for _, m := range a.s.memberStatus(a.s.cfg.NodeID) {
+		c := contact{ID: m.ID, Age: -1}
+		if !m.LastContact.IsZero() {
+			c.Age = now.Sub(m.LastContact)
+		}
+		if !m.Self {
+			out = append(out, c)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}
+
+// contacts asks the leader at addr for its view of the members' last
+// contact, as times on this node's clock.
+func (a *apiServer) contacts(ctx context.Context, addr string) (map[string]time.Time, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/contacts", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("contacts from %s: %s", addr, resp.Status)
+	}
+	var cs []contact
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&cs); err != nil {
+		return nil, fmt.Errorf("contacts from %s: %w", addr, err)
+	}
+	now := time.Now()
+	out := make(map[string]time.Time, len(cs))
+	for _, c := range cs {
+		if c.Age >= 0 {
+			out[c.ID] = now.Add(-c.Age)
+		}
+	}
+	return out, nil
 }
 
 func writeResult(w http.ResponseWriter, idx uint64, err error) {

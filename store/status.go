@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -123,13 +124,55 @@ type MemberStatus struct {
 	Voter  bool
 	Leader bool
 	Self   bool
-	// LastContact is when this node last heard from the member. The leader
-	// knows it for every member: the last response it read on a Raft
-	// connection to that member (heartbeats go every HeartbeatTimeout/10,
-	// so a live member is a fraction of a second old). A follower knows it
-	// only for the leader (Raft's last contact); for the other members it
-	// is zero, meaning unknown here: ask the leader. Zero for Self.
+	// LastContact is when ReportedBy last heard from the member; zero when
+	// unknown, and for Self. The leader knows it for every member: the last
+	// response it read on a Raft connection to that member (heartbeats go
+	// every HeartbeatTimeout/10, so a live member is a fraction of a second
+	// old). A follower knows it for the leader (Raft's last contact), and
+	// for the others asks the leader once per HeartbeatTimeout; while it
+	// cannot, they are zero.
 	LastContact time.Time
+	// ReportedBy is the ID of the node whose view LastContact is: this
+	// node, or the leader for other members on a follower.
+	ReportedBy string
+}
+
+// leaderView is the leader's view of the members' last contact, fetched
+// by a follower.
+type leaderView struct {
+	leader   string
+	at       time.Time
+	contacts map[string]time.Time
+}
+
+// pollContacts keeps a follower's copy of the leader's view fresh.
+func (s *Store) pollContacts() {
+	every := s.tun.HeartbeatTimeout
+	t := time.NewTicker(every)
+	defer t.Stop()
+	base, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		<-s.done
+		stop()
+	}()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		addr, id := s.raft.LeaderWithID()
+		if s.raft.State() == raft.Leader || addr == "" {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(base, every)
+		cs, err := s.api.contacts(ctx, string(addr))
+		cancel()
+		if err == nil {
+			s.contacts.Store(&leaderView{leader: string(id), at: time.Now(), contacts: cs})
+		}
+	}
 }
 
 // Stats returns the node's current Stats.
@@ -189,6 +232,10 @@ func (s *Store) memberStatus(leader string) []MemberStatus {
 		return nil
 	}
 	isLeader := s.raft.State() == raft.Leader
+	view := s.contacts.Load()
+	if view != nil && (view.leader != leader || time.Since(view.at) > 3*s.tun.HeartbeatTimeout) {
+		view = nil
+	}
 	var out []MemberStatus
 	for _, sv := range cf.Configuration().Servers {
 		m := MemberStatus{
@@ -201,9 +248,14 @@ func (s *Store) memberStatus(leader string) []MemberStatus {
 		switch {
 		case m.Self:
 		case isLeader:
-			m.LastContact = s.mux.lastHeard(m.Addr)
+			m.LastContact, m.ReportedBy = s.mux.lastHeard(m.Addr), s.cfg.NodeID
 		case m.Leader:
-			m.LastContact = s.raft.LastContact()
+			m.LastContact, m.ReportedBy = s.raft.LastContact(), s.cfg.NodeID
+		case view != nil:
+			m.LastContact, m.ReportedBy = view.contacts[m.ID], leader
+		}
+		if m.LastContact.IsZero() {
+			m.ReportedBy = ""
 		}
 		out = append(out, m)
 	}

@@ -20,47 +20,43 @@ func memberStatus(t *testing.T, st store.Stats, id string) store.MemberStatus {
 }
 
 // Issue 13 §4: the leader knows when it last heard from each member, a
-// follower when it last heard from the leader; a member cut off ages on
-// the leader (status and gslb_store_member_last_contact_seconds).
+// follower when it last heard from the leader and, through the leader,
+// from the others; a member cut off ages in both views (status and
+// gslb_store_member_last_contact_seconds).
 func TestMembersLastContact(t *testing.T) {
 	c := storetest.NewCluster(t, 3)
 	leader := c.WaitLeader()
 	f := follower(c, leader)
-	ls := c.Nodes[leader].Store
+	other := 3 - leader - f
+	ls, fs := c.Nodes[leader].Store, c.Nodes[f].Store
+	lid, fid, oid := c.Nodes[leader].ID, c.Nodes[f].ID, c.Nodes[other].ID
 	fresh := 2 * storetest.Tuning().HeartbeatTimeout
-	storetest.WaitFor(t, "the leader to hear from every follower", func() bool {
-		for _, m := range ls.Stats().Members {
-			if !m.Self && time.Since(m.LastContact) > fresh {
-				return false
-			}
-		}
-		return true
-	})
-	st := c.Nodes[f].Store.Stats()
-	for _, m := range st.Members {
-		switch {
-		case m.Self || !m.Leader:
-			if !m.LastContact.IsZero() {
-				t.Errorf("follower %s: member %s last contact %v, want zero (self, or unknown on a follower)", st.NodeID, m.ID, m.LastContact)
-			}
-		case time.Since(m.LastContact) > fresh:
-			t.Errorf("follower %s: leader %s last heard %v ago", st.NodeID, m.ID, time.Since(m.LastContact))
-		}
+	heard := func(s *store.Store, id, by string) bool {
+		m := memberStatus(t, s.Stats(), id)
+		return m.ReportedBy == by && time.Since(m.LastContact) < fresh
 	}
-	if me := memberStatus(t, ls.Stats(), c.Nodes[leader].ID); !me.Self || !me.Leader || !me.LastContact.IsZero() {
-		t.Errorf("leader's own entry = %+v", me)
+	storetest.WaitFor(t, "every member heard from, in the leader's and a follower's view", func() bool {
+		return heard(ls, fid, lid) && heard(ls, oid, lid) && heard(fs, lid, fid) && heard(fs, oid, lid)
+	})
+	for _, s := range []*store.Store{ls, fs} {
+		st := s.Stats()
+		if me := memberStatus(t, st, st.NodeID); !me.Self || !me.LastContact.IsZero() || me.ReportedBy != "" {
+			t.Errorf("%s: own entry = %+v, want Self and no contact", st.NodeID, me)
+		}
 	}
 
-	c.Partition(f)
-	id := c.Nodes[f].ID
-	storetest.WaitFor(t, "the cut-off member to age on the leader", func() bool {
-		return time.Since(memberStatus(t, ls.Stats(), id).LastContact) > fresh
+	c.Partition(other)
+	storetest.WaitFor(t, "the cut-off member to age in the leader's and the follower's view", func() bool {
+		lm, fm := memberStatus(t, ls.Stats(), oid), memberStatus(t, fs.Stats(), oid)
+		return time.Since(lm.LastContact) > fresh && time.Since(fm.LastContact) > fresh && fm.ReportedBy == lid
 	})
-	if v := metricValue(t, ls, "gslb_store_member_last_contact_seconds", map[string]string{"member": id}); v < fresh.Seconds() {
-		t.Fatalf("gslb_store_member_last_contact_seconds{member=%q} = %v, want > %v", id, v, fresh.Seconds())
+	for _, s := range []*store.Store{ls, fs} {
+		if v := metricValue(t, s, "gslb_store_member_last_contact_seconds", map[string]string{"member": oid}); v < fresh.Seconds() {
+			t.Fatalf("%s: gslb_store_member_last_contact_seconds{member=%q} = %v, want > %v", s.ID(), oid, v, fresh.Seconds())
+		}
 	}
-	c.Heal(f)
+	c.Heal(other)
 	storetest.WaitFor(t, "the healed member to be heard again", func() bool {
-		return time.Since(memberStatus(t, ls.Stats(), id).LastContact) < fresh
+		return heard(ls, oid, lid) && heard(fs, oid, lid)
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -58,6 +59,8 @@ type Store struct {
 	raft          *raft.Raft
 	api           *apiServer
 	metrics       *metrics
+
+	contacts atomic.Pointer[leaderView] // on a follower, see pollContacts
 
 	mu     sync.Mutex
 	subs   []chan struct{}
@@ -199,9 +202,10 @@ func New(cfg Config) (_ *Store, err error) {
 		}
 	}
 	s.api = newAPIServer(s)
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.api.serve(s.mux.api) }()
 	go func() { defer s.wg.Done(); s.watchLeadership() }()
+	go func() { defer s.wg.Done(); s.pollContacts() }()
 	s.log.Info("store started", "addr", adv, "data_dir", cfg.DataDir, "index", s.fsm.current().index)
 	return s, nil
 }
