@@ -144,6 +144,9 @@ func (s *Server) answerNode(q *query, z *zone, n *node, owner string) string {
 	qt := q.qtype
 	if n.cname != nil && qt != dns.TypeCNAME {
 		m.Answer = append(m.Answer, q.rename(n.cname, owner))
+		if qt == dns.TypeANY {
+			return "" // RFC 1034 §4.3.2 step 3a: ANY matches the CNAME itself
+		}
 		return dns.CanonicalName(n.cname.Target)
 	}
 	if n.gslb != nil && (qt == dns.TypeA || qt == dns.TypeAAAA || qt == dns.TypeANY) {

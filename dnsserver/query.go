@@ -35,13 +35,23 @@ func (s *Server) answer(q *query, snap *Snapshot) int {
 	z := snap.findZone(q.qname)
 	if z == nil {
 		if snap.broken(q.qname) {
+			q.ede = edeNotReady
 			return dns.RcodeServerFailure // ZL-03: configured but not loaded
 		}
+		q.ede = edeNotAuthoritative
 		return dns.RcodeRefused // DNS-06: no AA, no referral to the root
 	}
 	s.resolve(q, z, snap)
 	return m.Rcode
 }
+
+// Extended DNS Errors (RFC 8914) of our replies, where Knot sets one too:
+// REFUSED for a name in no zone of ours; and SERVFAIL for a zone that is
+// configured but never loaded (Knot says 24 Invalid Data there).
+var (
+	edeNotAuthoritative = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNotAuthoritative}
+	edeNotReady         = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNotReady}
+)
 
 // chaos answers CH TXT id.server and hostname.bind with the NSID (RFC 4892);
 // version.bind and everything else is refused.

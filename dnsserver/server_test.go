@@ -92,6 +92,8 @@ func TestAnswers(t *testing.T) {
 			Answer: []string{"q.cw.example.com. 300 IN CNAME www.pool.example.com.", "www.pool.example.com. 300 IN A 192.0.2.80"}},
 		{Name: "DNS-14 ANY is one RRset (RFC 8482)", Qname: "mail.example.com.", Qtype: dns.TypeANY, AA: true,
 			Answer: []string{"mail.example.com. 300 IN A 192.0.2.25"}},
+		{Name: "ANY at a CNAME owner is the CNAME (RFC 1034 §4.3.2), as Knot", Qname: "chain1.example.com.", Qtype: dns.TypeANY, AA: true,
+			Answer: []string{"chain1.example.com. 300 IN CNAME chain2.example.com."}},
 		{Name: "DNS-15 unknown type at a GSLB name", Qname: "www.example.com.", Qtype: 1000, AA: true,
 			Answer: none, Ns: []string{negSOA}},
 		{Name: "DNS-16 AAAA at an IPv4-only GSLB name", Qname: "v4only.example.com.", Qtype: dns.TypeAAAA, AA: true,
