@@ -176,25 +176,22 @@ func allUp(r *Record, v *View, mode int) bool {
 func (p *weightedPolicy) Choose(r *Record, v *View, mode int, c *Client, open bool) (int, uint8) {
 	open = open || allUp(r, v, mode) // the weights are allW
 	if p.sticky {
-		w := p.allW
-		if !open {
-			var buf [stackPools]int
-			w = buf[:]
-			if len(r.pools) > len(buf) {
-				w = make([]int, len(r.pools))
-			}
-			w = w[:len(r.pools)]
-			if weights(r, v, mode, false, w) == 0 {
-				return -1, 0
-			}
-		}
 		bits := p.bits6
 		if c.Addr.Is4() {
 			bits = p.bits4
 		}
 		bits = min(bits, int(c.Bits))
 		pfx, _ := c.Addr.Prefix(bits)
-		return balance.Rendezvous(prefixHash(pfx), p.ids, w), uint8(bits)
+		i := -1
+		if open {
+			i = balance.Rendezvous(prefixHash(pfx), p.ids, p.allW)
+		} else {
+			i = p.rendezvousDown(prefixHash(pfx), r, v, mode)
+		}
+		if i < 0 {
+			return -1, 0
+		}
+		return i, uint8(bits)
 	}
 	if open {
 		x := rand.IntN(p.allTotal)
@@ -218,6 +215,21 @@ func (p *weightedPolicy) Choose(r *Record, v *View, mode int, c *Client, open bo
 		x -= wi
 	}
 	return -1, 0
+}
+
+// rendezvousDown is the sticky choice for client network hash h while some
+// of r's pools are down in mode, or -1 when none can be chosen.
+func (p *weightedPolicy) rendezvousDown(h uint64, r *Record, v *View, mode int) int {
+	var buf [stackPools]int
+	w := buf[:]
+	if len(r.pools) > len(buf) {
+		w = make([]int, len(r.pools))
+	}
+	w = w[:len(r.pools)]
+	if weights(r, v, mode, false, w) == 0 {
+		return -1
+	}
+	return balance.Rendezvous(h, p.ids, w)
 }
 
 // prefixHash is a stable hash of a client network, the same on every node.
