@@ -36,6 +36,10 @@ type RRL struct {
 	// Exempt lists source networks never limited (monitoring, your own
 	// resolvers).
 	Exempt []netip.Prefix
+	// LimitLoopback limits queries from loopback addresses too. By
+	// default they are exempt: they cannot come from another host, so
+	// their replies cannot be reflected at one.
+	LimitLoopback bool
 	// LogOnly counts, and logs at most once a second, what would be
 	// limited, but answers everything.
 	LogOnly bool
@@ -175,6 +179,9 @@ const rrlPass = -1
 // check counts reply out to src in second now and says what to do with
 // it: rrlPass, or the action taken on a reply over the rate.
 func (l *rrl) check(src netip.Addr, out []byte, now uint64) int {
+	if src.IsLoopback() && !l.cfg.LimitLoopback {
+		return rrlPass
+	}
 	for _, p := range l.cfg.Exempt {
 		if p.Contains(src) {
 			return rrlPass

@@ -67,6 +67,7 @@ func TestRRL(t *testing.T) {
 		{"other /24: its own count", "198.51.100.1", www, 1000, 6, [3]int{5, 0, 1}},
 		{"other name: its own count", "192.0.2.1", mail, 1000, 5, [3]int{5, 0, 0}},
 		{"exempt network", "203.0.113.9", www, 1000, 50, [3]int{50, 0, 0}},
+		{"loopback exempt by default", "127.0.0.1", www, 1000, 50, [3]int{50, 0, 0}},
 		{"next second", "192.0.2.1", www, 1001, 5, [3]int{5, 0, 0}},
 		{"NXDOMAIN counts per zone", "192.0.2.1", nx1, 1001, 5, [3]int{5, 0, 0}},
 		{"so another name of the zone is limited", "192.0.2.1", nx2, 1001, 2, [3]int{0, 1, 1}},

@@ -43,7 +43,7 @@ func Start(t testing.TB, files map[string]string, cfg dnsserver.Config) *Server 
 
 // StartDir serves the zones of dir, compiled against env. With strict, any
 // load error fails the test. Response-rate limiting is off unless
-// cfg.RRL.Rate is set.
+// cfg.RRL.Rate is set, and then applies to loopback clients.
 func StartDir(t testing.TB, dir string, cfg dnsserver.Config, env gslb.Env, strict bool) *Server {
 	t.Helper()
 	if cfg.Addrs == nil {
@@ -56,6 +56,8 @@ func StartDir(t testing.TB, dir string, cfg dnsserver.Config, env gslb.Env, stri
 		// Tests ask one name many times from one address: response-rate
 		// limiting is off unless the test sets a rate.
 		cfg.RRL.Off = true
+	} else {
+		cfg.RRL.LimitLoopback = true // the test's clients are on loopback
 	}
 	srv, err := dnsserver.New(cfg)
 	if err != nil {
