@@ -37,8 +37,12 @@ type Config struct {
 	// Secret is the shared cluster secret: it authenticates all traffic
 	// between nodes (Raft, forwarding, join), which TLS encrypts. It must
 	// pass CheckSecret (at least 128 bits of estimated entropy); NewSecret
-	// makes one.
+	// makes one. It may be empty when TLS is set (then ClusterID must be).
 	Secret string
+	// TLS, if set, makes nodes authenticate with the operator's PKI: each
+	// presents its certificate and accepts only peers whose certificate the
+	// CA signed (mutual TLS). With Secret set too, a peer needs both.
+	TLS *TLSFiles
 	// ClusterID names the cluster. It is recorded in the data directory and
 	// a node refuses to start on a data directory of another cluster.
 	// Default: derived from Secret (set it explicitly before rotating the
@@ -59,6 +63,17 @@ type Config struct {
 	Listener net.Listener
 	// Dial, if set, replaces the TCP dialer used to reach other nodes.
 	Dial DialFunc
+}
+
+// TLSFiles names PEM files for mutual TLS between nodes. Every
+// certificate the CA signed is trusted as a member of the cluster (host
+// names are not checked: nodes are dialed by address), so use a CA, or an
+// intermediate, that signs only this cluster's nodes. The files are read by
+// New; a renewed certificate takes effect at the next start.
+type TLSFiles struct {
+	CAFile   string // the CA certificate(s) peers must chain to
+	CertFile string // this node's certificate (chain), for server and client use
+	KeyFile  string // its private key
 }
 
 // Peer is one member of the cluster.
@@ -127,8 +142,22 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("cluster.advertise_addr: %q: %w", c.AdvertiseAddr, err))
 		}
 	}
-	if err := CheckSecret(c.Secret); err != nil {
-		errs = append(errs, fmt.Errorf("cluster.secret: %w", err))
+	switch {
+	case c.TLS != nil && c.Secret == "":
+		if c.ClusterID == "" {
+			errs = append(errs, errors.New("cluster.cluster_id: must be set when nodes authenticate with TLS files alone"))
+		}
+	default:
+		if err := CheckSecret(c.Secret); err != nil {
+			errs = append(errs, fmt.Errorf("cluster.secret: %w", err))
+		}
+	}
+	if t := c.TLS; t != nil {
+		for _, f := range []struct{ key, path string }{{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
+			if f.path == "" {
+				errs = append(errs, fmt.Errorf("cluster.tls.%s: must be set", f.key))
+			}
+		}
 	}
 	ids := map[string]bool{}
 	addrs := map[string]bool{}

@@ -147,7 +147,7 @@ func New(cfg Config) (_ *Store, err error) {
 			return nil, fmt.Errorf("cluster.peers: this node %q is listed at %s but advertises %s", p.ID, p.Addr, adv)
 		}
 	}
-	auth, err := newClusterAuth(cfg.Secret, cfg.clusterID())
+	auth, err := newClusterAuth(cfg.Secret, cfg.clusterID(), cfg.TLS)
 	if err != nil {
 		return nil, err
 	}

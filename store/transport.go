@@ -15,6 +15,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,12 +68,21 @@ type clusterAuth struct {
 	key []byte
 }
 
-// newClusterAuth makes a fresh certificate for this run of the node and
-// derives the proof key from secret and clusterID.
-func newClusterAuth(secret, clusterID string) (*clusterAuth, error) {
+// newClusterAuth derives the proof key from secret and clusterID, and makes
+// the TLS configuration: with files, mutual TLS with the operator's
+// certificates (see pkiTLS); without, a fresh certificate for this run of
+// the node.
+func newClusterAuth(secret, clusterID string, files *TLSFiles) (*clusterAuth, error) {
 	key, err := hkdf.Key(sha256.New, []byte(secret), []byte(clusterID), "gslb cluster auth v2", 32)
 	if err != nil {
 		return nil, fmt.Errorf("cluster key: %w", err)
+	}
+	if files != nil {
+		tc, err := pkiTLS(files)
+		if err != nil {
+			return nil, err
+		}
+		return &clusterAuth{key: key, tls: tc}, nil
 	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -224,6 +234,9 @@ func (m *mux) handshake(c net.Conn) {
 	tc := tls.Server(c, m.auth.tls)
 	var msg [1 + proofLen]byte
 	if err := tc.Handshake(); err != nil {
+		if m.authFail != nil {
+			m.authFail()
+		}
 		c.Close()
 		return
 	}
@@ -263,6 +276,16 @@ func (m *mux) handshake(c net.Conn) {
 	}
 }
 
+// tlsRefusal reports whether err is a certificate that one side refused
+// (only with TLS files: the peer's alert, or a chain this side does not
+// trust), which retrying cannot fix.
+func tlsRefusal(err error) bool {
+	var alert tls.AlertError
+	var verr *tls.CertificateVerificationError
+	var oe *net.OpError
+	return errors.As(err, &alert) || errors.As(err, &verr) || errors.As(err, &oe) && oe.Op == "remote error"
+}
+
 // refuse counts a connection that did not prove it holds the cluster key,
 // tells it so and closes it.
 func (m *mux) refuse(tc *tls.Conn) {
@@ -285,6 +308,9 @@ func (m *mux) dialPurpose(ctx context.Context, addr string, purpose byte) (net.C
 	}
 	fail := func(err error) (net.Conn, error) {
 		c.Close()
+		if ctx.Err() == nil && tlsRefusal(err) {
+			return nil, fmt.Errorf("%w: handshake with %s: %w", ErrAuth, addr, err)
+		}
 		return nil, fmt.Errorf("handshake with %s: %w", addr, err)
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -361,4 +387,47 @@ func (s streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.C
 	last := v.(*atomic.Int64)
 	last.Store(time.Now().UnixNano()) // it just proved it holds the key
 	return heardConn{Conn: c, last: last}, nil
+}
+
+// pkiTLS is the TLS configuration for operator-provided files: both sides
+// present their certificate and verify the other's against the CA.
+func pkiTLS(files *TLSFiles) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.tls.cert_file %s, key_file %s: %w", files.CertFile, files.KeyFile, err)
+	}
+	pem, err := os.ReadFile(files.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.tls.ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("cluster.tls.ca_file: %s holds no PEM certificate", files.CAFile)
+	}
+	verify := func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("peer sent no certificate")
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+			Roots: pool, Intermediates: inter,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		})
+		if err != nil {
+			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+		}
+		return nil
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS13,
+		ClientAuth:   tls.RequireAnyClientCert,
+		// Chains are verified against the CA in VerifyConnection, on both
+		// sides, without a host name: peers are dialed by address.
+		InsecureSkipVerify: true,
+		VerifyConnection:   verify,
+	}, nil
 }
