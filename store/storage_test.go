@@ -385,3 +385,52 @@ func TestDamagedStateDBRebuiltAlone(t *testing.T) {
 		t.Fatalf("rebuilt state at index %d with %d transitions, want index %d with %d", got.Index(), len(got.Transitions()), idx, len(want.Transitions()))
 	}
 }
+
+// Issue 13 §4: when only state.db cannot be written, the state machine
+// retries the batch instead of panicking (Raft would take a returned batch
+// as applied); the node reports it (CanApply false, the state.db error,
+// behind the leader) and applies everything once the disk has room. Here
+// the follower's state.db is a symlink into a small tmpfs, so its raft.db
+// keeps working.
+func TestStateDBWriteFailureRetried(t *testing.T) {
+	small := mountTmpfs(t, 8<<20)
+	dir := filepath.Join(t.TempDir(), "n3")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(small, "state.db"), filepath.Join(dir, "state.db")); err != nil {
+		t.Fatal(err)
+	}
+	c := storetest.NewCluster(t, 3, storetest.NonVoters(1), storetest.WithConfig(func(cfg *store.Config) {
+		if cfg.NodeID == "n3" {
+			cfg.DataDir = dir
+		}
+	}))
+	leader := c.WaitLeader()
+	const f = 2
+	s := c.Nodes[f].Store
+	c.WaitIndex(writeReports(t, c.Nodes[leader].Store, "a", 20))
+
+	filler := fill(t, small)
+	for i := 0; s.Stats().CanApply; i++ {
+		writeReports(t, c.Nodes[leader].Store, fmt.Sprintf("b%d-", i), 20)
+		if i == 100 {
+			t.Fatalf("2000 writes later the follower still writes its state to a full disk: %+v", s.Stats())
+		}
+	}
+	storetest.WaitFor(t, "the follower to report that it cannot write state.db and is behind", func() bool {
+		st := s.Stats()
+		return !st.CanApply && !st.Quorum && st.Behind > 0 && strings.HasPrefix(st.ApplyError, "state.db: ") &&
+			metricValue(t, s, "gslb_store_write_errors_total", map[string]string{"db": "state"}) > 0
+	})
+	st := s.Stats()
+	t.Logf("state.db full: applied %d, leader commit %d, behind %d, %q", st.AppliedIndex, st.LeaderCommitIndex, st.Behind, st.ApplyError)
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	idx := writeReports(t, c.Nodes[leader].Store, "c", 5)
+	c.WaitIndex(idx)
+	storetest.WaitFor(t, "the follower to apply again", func() bool { st := s.Stats(); return st.CanApply && st.Quorum })
+	sameFingerprint(t, c, leader, f)
+}
