@@ -69,13 +69,17 @@ func Parse(data []byte, file, origin string, allowInclude bool) (*Zone, error) {
 		origin = OriginFromFile(file)
 	}
 	if _, ok := dns.IsDomainName(origin); !ok {
-		return nil, &Error{Pos{file, 0}, fmt.Sprintf("zone name %q is not a domain name", origin)}
+		return nil, newError(Pos{file, 0}, fmt.Sprintf("zone name %q is not a domain name", origin))
 	}
 	origin = dns.CanonicalName(origin)
 	p := &parser{z: &Zone{Origin: origin, File: file}, explicit: explicit}
 	abs := file
 	if a, err := filepath.Abs(file); err == nil && allowInclude {
 		abs = a
+	}
+	p.root = filepath.Dir(abs)
+	if r, err := filepath.EvalSymlinks(p.root); err == nil {
+		p.root = r
 	}
 	p.display = map[string]string{strings.TrimLeft(filepath.ToSlash(abs), "/"): file}
 	top := p.preprocess(file, data)
@@ -113,6 +117,9 @@ type parser struct {
 	// included files back to the names shown in messages.
 	display map[string]string
 	rrPos   map[dns.RR]Pos
+	// root is the directory of the zone file (symbolic links resolved):
+	// $INCLUDE reaches files below it only.
+	root string
 	// explicit is set when the caller named the zone; otherwise the zone
 	// is named by its SOA record, and the file name is only the origin
 	// for relative names before the first $ORIGIN.
@@ -126,11 +133,11 @@ type directive struct {
 }
 
 func (p *parser) errorf(pos Pos, format string, args ...any) {
-	p.errs = append(p.errs, &Error{pos, fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, newError(pos, fmt.Sprintf(format, args...)))
 }
 
 func (p *parser) warnf(pos Pos, format string, args ...any) {
-	p.z.Warnings = append(p.z.Warnings, &Error{pos, fmt.Sprintf(format, args...)})
+	p.z.Warnings = append(p.z.Warnings, newError(pos, fmt.Sprintf(format, args...)))
 }
 
 // preprocess removes $REGION and $POOL lines (keeping the line count, so
@@ -230,6 +237,15 @@ type includeFS struct{ p *parser }
 
 func (f includeFS) Open(name string) (fs.File, error) {
 	path := "/" + name
+	// Only files below the zone file's directory, symbolic links
+	// resolved: a zone must not read /etc/shadow into an error message.
+	real := path
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		real = r
+	}
+	if rel, err := filepath.Rel(f.p.root, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("outside %s, the zone file's directory", filepath.Dir(f.p.z.File))}
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -288,7 +304,7 @@ var parseErrRE = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$
 func (p *parser) parseError(err error) error {
 	m := parseErrRE.FindStringSubmatch(err.Error())
 	if m == nil {
-		return &Error{Pos{p.z.File, 0}, err.Error()}
+		return newError(Pos{p.z.File, 0}, err.Error())
 	}
 	line, _ := strconv.Atoi(m[3])
 	file := p.z.File
@@ -303,7 +319,7 @@ func (p *parser) parseError(err error) error {
 		tok := msg[strings.LastIndexByte(msg, ':')+1:]
 		msg = fmt.Sprintf("$INCLUDE %s: %v", strings.TrimSpace(tok), pe.Err)
 	}
-	return &Error{Pos{file, line}, msg}
+	return newError(Pos{file, line}, msg)
 }
 
 // record files one parsed RR.

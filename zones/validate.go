@@ -224,7 +224,7 @@ func Link(zs []*Zone) error {
 	for _, z := range zs {
 		for _, r := range z.Regions {
 			if o, ok := regions[r.Name]; ok && !sameRegion(o, r) {
-				errs = append(errs, &Error{r.Pos, fmt.Sprintf("$REGION %s: defined differently at %s", r.Name, o.Pos)})
+				errs = append(errs, newError(r.Pos, fmt.Sprintf("$REGION %s: defined differently at %s", r.Name, o.Pos)))
 				continue
 			}
 			regions[r.Name] = r
@@ -233,12 +233,12 @@ func Link(zs []*Zone) error {
 	for _, z := range zs {
 		for _, pl := range z.Pools {
 			if o, ok := pools[pl.Name]; ok && !samePool(o, pl) {
-				errs = append(errs, &Error{pl.Pos, fmt.Sprintf("$POOL %s: defined differently at %s", pl.Name, o.Pos)})
+				errs = append(errs, newError(pl.Pos, fmt.Sprintf("$POOL %s: defined differently at %s", pl.Name, o.Pos)))
 				continue
 			}
 			pools[pl.Name] = pl
 			if regions[pl.Region] == nil {
-				errs = append(errs, &Error{pl.Pos, fmt.Sprintf("$POOL %s: unknown region %q", pl.Name, pl.Region)})
+				errs = append(errs, newError(pl.Pos, fmt.Sprintf("$POOL %s: unknown region %q", pl.Name, pl.Region)))
 			}
 		}
 	}
@@ -246,7 +246,7 @@ func Link(zs []*Zone) error {
 		for _, r := range z.Records {
 			for _, ref := range r.Pools {
 				if pools[ref.Name] == nil {
-					errs = append(errs, &Error{r.Pos, fmt.Sprintf("%s GSLB: unknown pool %q", r.Name, ref.Name)})
+					errs = append(errs, newError(r.Pos, fmt.Sprintf("%s GSLB: unknown pool %q", r.Name, ref.Name)))
 				}
 			}
 		}

@@ -8,7 +8,9 @@ package zones
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"time"
+	"unicode/utf8"
 
 	"github.com/miekg/dns"
 )
@@ -30,6 +32,29 @@ func (p Pos) String() string {
 type Error struct {
 	Pos Pos
 	Msg string
+}
+
+// maxToken is the most of a zone file's content an error message shows:
+// the offending token, cut to this many bytes, so that an error never
+// prints a file's lines (an $INCLUDE of a secret, a binary).
+const maxToken = 40
+
+// quotedRE finds the quoted tokens of a message.
+var quotedRE = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// newError is an Error whose quoted tokens are cut to maxToken bytes.
+func newError(pos Pos, msg string) *Error {
+	msg = quotedRE.ReplaceAllStringFunc(msg, func(q string) string {
+		if len(q) <= maxToken+2 {
+			return q
+		}
+		t := q[1 : maxToken+1]
+		for len(t) > 0 && !utf8.ValidString(t) {
+			t = t[:len(t)-1]
+		}
+		return `"` + t + `..."`
+	})
+	return &Error{pos, msg}
 }
 
 func (e *Error) Error() string {
