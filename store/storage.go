@@ -140,6 +140,9 @@ type diskHealth struct {
 	lastErr  error
 	lastLogT time.Time
 	log      *slog.Logger
+	// onFailing, if set, is called (without the lock) when db starts
+	// failing.
+	onFailing func(db string)
 }
 
 func newDiskHealth(log *slog.Logger) *diskHealth {
@@ -154,15 +157,19 @@ func (h *diskHealth) failed(db string, err error) {
 		h.raftErrs.Add(1)
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if len(h.failing) == 0 {
 		h.since = time.Now()
 	}
+	_, was := h.failing[db]
 	h.failing[db] = err
 	h.lastErr = fmt.Errorf("%s.db: %w", db, err)
 	if time.Since(h.lastLogT) >= 10*time.Second {
 		h.lastLogT = time.Now()
 		h.log.Error("cannot write; this node applies nothing until the write succeeds", "db", db+".db", "err", err)
+	}
+	h.mu.Unlock()
+	if !was && h.onFailing != nil {
+		h.onFailing(db)
 	}
 }
 
@@ -321,4 +328,26 @@ func (w watchedStable) Set(k, v []byte) error {
 
 func (w watchedStable) SetUint64(k []byte, v uint64) error {
 	return w.retry(func() error { return w.BoltStore.SetUint64(k, v) })
+}
+
+// handOver transfers leadership away from a leader whose state.db stopped
+// accepting writes: Raft does not know, and every write would wait for
+// this node's state machine. (A leader whose raft.db fails steps down by
+// itself.) The transfer needs a follower that is up to date; when none
+// is, the node stays leader and Submit times out until its disk has room.
+func (s *Store) handOver(db string) {
+	select {
+	case <-s.raftUp: // s.raft is set
+	default:
+		return
+	}
+	if db != "state" || s.raft.State() != raft.Leader {
+		return
+	}
+	s.log.Warn("state.db cannot be written: handing leadership over")
+	go func() {
+		if err := s.raft.LeadershipTransfer().Error(); err != nil {
+			s.log.Warn("leadership transfer", "err", err)
+		}
+	}()
 }

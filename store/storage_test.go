@@ -434,3 +434,54 @@ func TestStateDBWriteFailureRetried(t *testing.T) {
 	storetest.WaitFor(t, "the follower to apply again", func() bool { st := s.Stats(); return st.CanApply && st.Quorum })
 	sameFingerprint(t, c, leader, f)
 }
+
+// A leader whose state.db cannot be written hands leadership over, so the
+// cluster keeps committing; it catches up once its disk has room. Every
+// node's state.db is a symlink into a small tmpfs of its own, since the
+// test cannot choose the leader in advance.
+func TestLeaderWithFullStateDBHandsOver(t *testing.T) {
+	// Mounted before the cluster starts, so they are unmounted after it
+	// stops (cleanups run last first).
+	disks := map[string]string{}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		disks[id] = mountTmpfs(t, 8<<20)
+	}
+	c := storetest.NewCluster(t, 3, storetest.WithConfig(func(cfg *store.Config) {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(disks[cfg.NodeID], "state.db"), filepath.Join(cfg.DataDir, "state.db")); err != nil {
+			t.Fatal(err)
+		}
+	}))
+	old := c.WaitLeader()
+	oldID := c.Nodes[old].ID
+	c.WaitIndex(writeReports(t, c.Nodes[old].Store, "a", 20))
+
+	filler := fill(t, disks[oldID])
+	via := c.Nodes[follower(c, old)].Store
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		via.Submit(ctx, report("us-east", fmt.Sprintf("b%d", i), true, t0)) // may fail while the leader is stuck
+		cancel()
+		if id, _ := via.Leader(); id != "" && id != oldID {
+			break
+		}
+		if i == 2000 {
+			t.Fatalf("the leader with a full state.db still leads: %+v", c.Nodes[old].Store.Stats())
+		}
+	}
+	leader := c.WaitLeader()
+	t.Logf("leadership moved from %s to %s", oldID, c.Nodes[leader].ID)
+	idx := writeReports(t, via, "c", 10)
+	if st := c.Nodes[old].Store.Stats(); st.CanApply || st.Quorum {
+		t.Fatalf("old leader with a full state.db: CanApply %v, Quorum %v", st.CanApply, st.Quorum)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitIndex(idx)
+	storetest.WaitFor(t, "the old leader to apply again", func() bool { return c.Nodes[old].Store.Stats().CanApply })
+	sameFingerprint(t, c, c.WaitLeader(), old)
+}

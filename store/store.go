@@ -61,6 +61,7 @@ type Store struct {
 	metrics       *metrics
 
 	contacts atomic.Pointer[leaderView] // on a follower, see pollContacts
+	raftUp   chan struct{}              // closed once s.raft is set
 
 	mu     sync.Mutex
 	subs   []chan struct{}
@@ -87,8 +88,10 @@ func New(cfg Config) (_ *Store, err error) {
 		log:      cfg.Logger.With("component", "store", "node", cfg.NodeID),
 		done:     make(chan struct{}),
 		restored: make(chan struct{}),
+		raftUp:   make(chan struct{}),
 	}
 	s.health = newDiskHealth(s.log)
+	s.health.onFailing = s.handOver
 	s.metrics = newMetrics(s)
 	var closers []func() error
 	defer func() {
@@ -190,6 +193,7 @@ func New(cfg Config) (_ *Store, err error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	closers = append(closers, func() error { return s.raft.Shutdown().Error() })
+	close(s.raftUp)
 
 	for _, p := range cfg.Peers {
 		// Non-voters cannot bootstrap: they receive the configuration from
