@@ -61,8 +61,8 @@ const (
 	maxHandshakes    = 256
 )
 
-// clusterAuth holds a node's ephemeral TLS configuration and the key its
-// proofs are made with.
+// clusterAuth holds a node's TLS configuration and the key its proofs are
+// made with.
 type clusterAuth struct {
 	tls *tls.Config
 	key []byte
@@ -134,9 +134,10 @@ func (a *clusterAuth) proof(tc *tls.Conn, role string, extra ...byte) ([]byte, e
 	return mac.Sum(nil), nil
 }
 
-// ErrAuth is wrapped by errors of connections that failed the cluster TLS
-// handshake: the peer does not hold the cluster key (another secret or
-// cluster ID). Retrying does not help.
+// ErrAuth is wrapped by errors of connections that failed the cluster's
+// authentication: a proof of the cluster key was refused or wrong (another
+// secret or cluster ID), or, with TLS files, a certificate was refused.
+// Retrying does not help.
 var ErrAuth = errors.New("cluster authentication failed")
 
 // DialFunc dials a TCP connection; it is Config.Dial.
