@@ -35,6 +35,9 @@ func diffZone(t *testing.T) string {
 	for _, a := range []string{"192.0.2.10", "192.0.2.11", "198.51.100.10", "203.0.113.10", "203.0.113.11"} {
 		b.WriteString("www 30 IN A " + a + "\n")
 	}
+	for _, a := range []string{"2001:db8:1::10", "2001:db8:2::10"} {
+		b.WriteString("www 30 IN AAAA " + a + "\n")
+	}
 	for i := 0; i < 12; i++ {
 		fmt.Fprintf(&b, "big IN TXT \"%s\"\n", strings.Repeat(string(rune('a'+i)), 200))
 	}
@@ -287,6 +290,85 @@ func TestKnotDifferentialRaw(t *testing.T) {
 					t.Errorf("gslb %+v, want %+v; Knot %+v, want %+v", g, tc.want, k, wantKnot)
 				}
 			})
+		}
+	}
+}
+
+// udpSizes sends one query over UDP and returns the query's and the
+// reply's size in bytes and whether the reply was TC.
+func udpSizes(t *testing.T, addr, name string, qtype uint16, edns bool) (q, r int, tc bool) {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.RecursionDesired = false
+	if edns {
+		m.SetEdns0(1232, false)
+	}
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("%s/%s: %v", name, dns.TypeToString[qtype], err)
+	}
+	rep := new(dns.Msg)
+	if err := rep.Unpack(buf[:n]); err != nil {
+		t.Fatal(err)
+	}
+	return len(b), n, rep.Truncated
+}
+
+// TestAmplificationVsKnot measures bytes out / bytes in over UDP for every
+// name of the README's example zone and a zone with a TXT set too large
+// for 1232 bytes (and one that fits), with and without EDNS, on gslb and on
+// Knot (which serves the GSLB names as static records with every address):
+// no reply of ours is larger than Knot's. The table is BENCHMARKS.md's.
+func TestAmplificationVsKnot(t *testing.T) {
+	need(t, "kdig")
+	txt := "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\n"
+	for i := 0; i < 12; i++ {
+		txt += fmt.Sprintf("big IN TXT \"%s\"\n", strings.Repeat(string(rune('a'+i)), 200))
+	}
+	for i := 0; i < 5; i++ {
+		txt += fmt.Sprintf("mid IN TXT \"%s\"\n", strings.Repeat(string(rune('a'+i)), 200))
+	}
+	knot := startKnot(t, map[string]string{"example.com.": diffZone(t), "bigtxt.example.": txt})
+	dir := t.TempDir()
+	copyFile(t, exampleZone, dir)
+	writeFile(t, dir, "bigtxt.example.zone", txt)
+	ours := start(t, "serve", "--dns", "127.0.0.1:0", "--zones", dir, "--zones-poll", "0", "--probes=false").ready["dns"]
+	names := []string{"example.com.", "www.example.com.", "mail.example.com.", "docs.example.com.", "ns1.example.com.", "nope.example.com.", "big.bigtxt.example.", "mid.bigtxt.example."}
+	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeANY, dns.TypeTXT, dns.TypeNS, dns.TypeMX, dns.TypeSOA, dns.TypeDNSKEY}
+	worst := map[string]float64{}
+	for _, edns := range []bool{true, false} {
+		for _, name := range names {
+			for _, qt := range types {
+				q, g, gtc := udpSizes(t, ours, name, qt, edns)
+				_, k, ktc := udpSizes(t, knot, name, qt, edns)
+				row := fmt.Sprintf("%s %s edns=%v: query %d B, gslb %d B (%.1fx, TC %v), Knot %d B (%.1fx, TC %v)", name, dns.TypeToString[qt], edns, q, g, float64(g)/float64(q), gtc, k, float64(k)/float64(q), ktc)
+				if g > k {
+					t.Errorf("larger than Knot's: %s", row)
+				}
+				zone := "README zone"
+				if strings.HasSuffix(name, "bigtxt.example.") {
+					zone = "TXT zone"
+				}
+				if f := float64(g) / float64(q); f > worst[zone] {
+					worst[zone] = f
+					t.Logf("worst so far (%s): %s", zone, row)
+				}
+			}
 		}
 	}
 }
