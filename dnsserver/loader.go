@@ -388,23 +388,6 @@ func (l *Loader) env() gslb.Env {
 	return l.Env
 }
 
-// Rebuild makes a snapshot of the loaded zones anew, without reading
-// files: for a new health view or new RTTs (h nil keeps the health view).
-func (l *Loader) Rebuild(h gslb.Health) (*Snapshot, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if h != nil {
-		l.Env.Health = h
-	}
-	zs, _ := collect(l.current)
-	set, err := gslb.Compile(zs, l.env())
-	if err != nil {
-		return nil, err
-	}
-	l.set = set
-	return l.snapshotFrom(zs, set, l.failedOrigins()), nil
-}
-
 // Zones returns the zones currently loaded.
 func (l *Loader) Zones() []*zones.Zone {
 	l.mu.Lock()

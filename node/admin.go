@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"sort"
 	"strings"
@@ -94,6 +95,11 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle("POST /api/v1/force-up", n.write(n.overrideHandler(store.ActionForceUp)))
 	mux.Handle("POST /api/v1/force-down", n.write(n.overrideHandler(store.ActionForceDown)))
 	mux.Handle("POST /api/v1/leave", n.write(http.HandlerFunc(n.leaveHandler)))
+	// Go's profiler, for operators (the same access rule as the API).
+	mux.Handle("GET /debug/pprof/", n.read(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", n.read(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", n.read(http.HandlerFunc(pprof.Trace)))
+	mux.Handle("GET /debug/pprof/symbol", n.read(http.HandlerFunc(pprof.Symbol)))
 	mux.Handle("GET /", dashboardHandler())
 	return mux
 }

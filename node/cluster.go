@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -33,7 +34,7 @@ func (n *Node) startCluster(ctx context.Context) error {
 	sc := store.Config{
 		NodeID: n.name, DataDir: filepath.Join(n.cfg.Data, "raft"), RaftAddr: cl.Raft, AdvertiseAddr: cl.Advertise,
 		Secret: secret, NonVoter: cl.NonVoter, Logger: n.log.With("component", "store"),
-		CheckZone: checkZoneContent,
+		CheckZone: n.checkZoneContent,
 	}
 	for _, p := range cl.Peers {
 		sc.Peers = append(sc.Peers, store.Peer{ID: p.ID, Addr: p.Raft, Voter: !p.NonVoter})
@@ -122,11 +123,17 @@ func (n *Node) joinUntilDone(ctx context.Context, addr string) {
 }
 
 // checkZoneContent refuses a zone that does not load, before it is
-// proposed to the cluster.
-func checkZoneContent(name string, content []byte) error {
-	z, err := zones.Parse(content, name+"zone", name, false)
-	if err != nil {
-		return err
+// proposed to the cluster; the zone submitZones just parsed is not parsed
+// again.
+func (n *Node) checkZoneContent(name string, content []byte) error {
+	var z *zones.Zone
+	if c := n.checked.Load(); c != nil && c.hash == sha256.Sum256(content) {
+		z = c.zone
+	} else {
+		var err error
+		if z, err = zones.Parse(content, name+"zone", name, false); err != nil {
+			return err
+		}
 	}
 	return zones.Link([]*zones.Zone{z}) // references to other zones are checked when served
 }
@@ -212,21 +219,40 @@ func (n *Node) submitZones(force bool) error {
 		n.log.Error("zones directory", "err", err)
 		return err
 	}
+	if n.looked == nil {
+		n.looked = map[string]fileLook{}
+	}
 	st := n.store.State()
+	committed := map[[32]byte]bool{}
+	for _, z := range st.Zones() {
+		committed[sha256.Sum256(z.Content)] = true
+	}
 	var firstErr error
 	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			continue
+		}
+		look := fileLook{mod: fi.ModTime(), size: fi.Size()}
+		if prev, ok := n.looked[f]; ok && prev.mod.Equal(look.mod) && prev.size == look.size && !force {
+			continue // unchanged since it was last submitted or refused
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}
+		h := sha256.Sum256(data)
+		if committed[h] {
+			n.looked[f] = look
+			continue // this very content is committed: nothing to parse
+		}
 		z, err := zones.Parse(data, f, "", false)
 		if err != nil {
-			n.log.Error("zone not submitted: it does not load", "file", f, "err", err)
+			n.looked[f] = look // logged once, looked at again when it changes
+			n.log.Error("zone not submitted: it does not load", "err", err)
 			continue
 		}
-		if cur, ok := st.Zone(z.Origin); ok && bytes.Equal(cur.Content, data) {
-			continue
-		}
+		n.checked.Store(&checkedZone{hash: h, zone: z})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err = n.store.Submit(ctx, &store.ZoneUpdate{Name: z.Origin, Serial: z.Serial(), Content: data})
 		cancel()
@@ -235,9 +261,27 @@ func (n *Node) submitZones(force bool) error {
 			if firstErr == nil {
 				firstErr = err
 			}
+			if !errors.Is(err, store.ErrNoQuorum) {
+				n.looked[f] = look
+			}
 			continue
 		}
+		n.looked[f] = look
 		n.log.Info("zone submitted to the cluster", "zone", z.Origin, "serial", z.Serial())
 	}
 	return firstErr
+}
+
+// fileLook is a zone file's size and modification time when the node last
+// submitted it or found it broken.
+type fileLook struct {
+	mod  time.Time
+	size int64
+}
+
+// checkedZone is the zone submitZones parsed last, so that the store's
+// check of the same content before proposing it does not parse it again.
+type checkedZone struct {
+	hash [32]byte
+	zone *zones.Zone
 }

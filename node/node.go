@@ -54,6 +54,8 @@ type Node struct {
 	remoteSeen map[string]time.Time // per remote prober: the newest report applied
 
 	submitMu sync.Mutex
+	looked   map[string]fileLook // by zone file: as last submitted or refused (submitMu)
+	checked  atomic.Pointer[checkedZone]
 	zonesMu  sync.Mutex
 	served   []store.ZoneUpdate // in a cluster: the committed zones last loaded
 	wg       sync.WaitGroup
