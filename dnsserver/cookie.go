@@ -121,19 +121,43 @@ func (s *cookieSecrets) check(c *cookieState, ip netip.Addr, now uint32) {
 	c.valid, c.renew, c.sentAt = true, age > cookieRenewAge, ts
 }
 
-// reply returns the COOKIE option of the reply: the client cookie and the
+// fill writes the cookie of the reply into out: the client cookie and the
 // server cookie the client sent if it is valid and young, else a new one.
-func (s *cookieSecrets) reply(c *cookieState, ip netip.Addr, now uint32) *dns.EDNS0_COOKIE {
-	var out [clientCookieLen + serverCookieLen]byte
+func (s *cookieSecrets) fill(out *[clientCookieLen + serverCookieLen]byte, c *cookieState, ip netip.Addr, now uint32) {
 	copy(out[:], c.client())
 	if c.valid && !c.renew && c.n == len(out) {
 		copy(out[8:], c.buf[8:c.n])
-	} else {
-		out[8] = 1
-		binary.BigEndian.PutUint32(out[12:], now)
-		binary.LittleEndian.PutUint64(out[16:], cookieHash(s.cur, c.client(), out[8:], ip))
+		return
 	}
+	out[8], out[9], out[10], out[11] = 1, 0, 0, 0
+	binary.BigEndian.PutUint32(out[12:], now)
+	binary.LittleEndian.PutUint64(out[16:], cookieHash(s.cur, c.client(), out[8:], ip))
+}
+
+// reply returns the COOKIE option of the reply (see fill).
+func (s *cookieSecrets) reply(c *cookieState, ip netip.Addr, now uint32) *dns.EDNS0_COOKIE {
+	var out [clientCookieLen + serverCookieLen]byte
+	s.fill(&out, c, ip, now)
 	return &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: hex.EncodeToString(out[:])}
+}
+
+// cookieTail is how a cacheable reply to a cookie query ends: its OPT's
+// last option is the 24-byte COOKIE (replyOPT adds it after ECS).
+var cookieTail = [4]byte{0, dns.EDNS0COOKIE, 0, clientCookieLen + serverCookieLen}
+
+// patchCookie writes the cookie for the query's raw COOKIE option q (8 or
+// 16 to 40 bytes) into the last 24 bytes of the cached reply out, and says
+// whether the query's server cookie was valid. It allocates nothing.
+func (s *cookieSecrets) patchCookie(out, q []byte, c *cookieState, ip netip.Addr) (valid, ok bool) {
+	n := len(out) - (clientCookieLen + serverCookieLen)
+	if n < 16 || [4]byte(out[n-4:n]) != cookieTail {
+		return false, false
+	}
+	c.n = copy(c.buf[:], q)
+	now := cookieNow()
+	s.check(c, ip, now)
+	s.fill((*[clientCookieLen + serverCookieLen]byte)(out[n:]), c, ip, now)
+	return c.valid, true
 }
 
 func cookieNow() uint32 { return uint32(time.Now().Unix()) }

@@ -154,3 +154,62 @@ func TestCookies(t *testing.T) {
 		t.Errorf("no question, no cookie: rcode %s, want FORMERR", dns.RcodeToString[rep.Rcode])
 	}
 }
+
+// TestCookieCache: replies to cookie queries come from the reply cache,
+// each with its own client's cookie (a server cookie valid for that client
+// only), without allocating.
+func TestCookieCache(t *testing.T) {
+	s := newTestServer(t)
+	s.rrl = nil
+	ask := func(r *udpReader, cookie string) (*dns.Msg, []byte) {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion("mail.example.com.", dns.TypeA)
+		m.SetEdns0(1232, false)
+		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: cookie})
+		pkt, _ := m.Pack()
+		rep := new(dns.Msg)
+		if err := rep.Unpack(r.handle(pkt)); err != nil {
+			t.Fatal(err)
+		}
+		return rep, pkt
+	}
+	cookieOf := func(m *dns.Msg) string {
+		for _, e := range m.IsEdns0().Option {
+			if c, ok := e.(*dns.EDNS0_COOKIE); ok {
+				return c.Cookie
+			}
+		}
+		return ""
+	}
+	a, b := testReader(s, "192.0.2.1:5300"), testReader(s, "198.51.100.7:5300")
+	ask(a, "1111111111111111") // fills the cache
+	before := s.CacheHits()
+	for i, tc := range []struct {
+		r      *udpReader
+		client string
+		ip     string
+	}{{a, "2222222222222222", "192.0.2.1"}, {b, "3333333333333333", "198.51.100.7"}, {a, "4444444444444444", "192.0.2.1"}} {
+		rep, _ := ask(tc.r, tc.client)
+		got := cookieOf(rep)
+		if len(got) != 48 || got[:16] != tc.client || len(rep.Answer) != 1 {
+			t.Fatalf("query %d: cookie %q answers %d", i, got, len(rep.Answer))
+		}
+		var c cookieState
+		c.parse(&dns.EDNS0_COOKIE{Cookie: got})
+		if s.cookies.check(&c, netip.MustParseAddr(tc.ip), cookieNow()); !c.valid {
+			t.Errorf("query %d: server cookie %s not valid for %s", i, got[16:], tc.ip)
+		}
+		c.parse(&dns.EDNS0_COOKIE{Cookie: got})
+		if s.cookies.check(&c, netip.MustParseAddr("203.0.113.1"), cookieNow()); c.valid {
+			t.Errorf("query %d: server cookie valid for another address", i)
+		}
+	}
+	if hits := s.CacheHits() - before; hits != 3 {
+		t.Errorf("%d cache hits for 3 repeated cookie queries, want 3", hits)
+	}
+	_, pkt := ask(a, "2222222222222222")
+	if n := testing.AllocsPerRun(100, func() { a.handle(pkt) }); n != 0 {
+		t.Errorf("%v allocations per cached cookie query", n)
+	}
+}

@@ -26,16 +26,19 @@ import (
 
 // udpReader is one reader goroutine's state.
 type udpReader struct {
-	s     *Server
-	conn  *net.UDPConn
-	wild  bool // bound to a wildcard address: reply from the address queried (DNS-38)
-	buf   []byte
-	out   []byte
-	key   []byte
-	q     query
-	w     udpWriter
-	slip  []byte
-	hseed maphash.Seed
+	s    *Server
+	conn *net.UDPConn
+	wild bool // bound to a wildcard address: reply from the address queried (DNS-38)
+	buf  []byte
+	out  []byte
+	key  []byte
+	q    query
+	w    udpWriter
+	slip []byte
+	// cookie is the COOKIE option of the packet being handled, if
+	// cacheKey found one (a slice of the packet).
+	cookie []byte
+	hseed  maphash.Seed
 }
 
 // serveUDP runs readers on conn until it is closed.
@@ -195,9 +198,17 @@ func (r *udpReader) handle(pkt []byte) []byte {
 			out[3] = out[3]&^0x10 | pkt[3]&0x10 // CD copied
 			copy(out[12:qend], pkt[12:qend])    // the question as asked (0x20)
 			r.out = out
-			s.stats.cacheHits.Add(1)
-			s.stats.count(false, uint16(pkt[qend])<<8|uint16(pkt[qend+1]), int(out[3]&0xf))
-			return r.limit(out, false, false)
+			valid, hit := false, true
+			if r.cookie != nil {
+				// The reply ends with the cookie of whoever asked first:
+				// this client's goes there.
+				valid, hit = s.cookies.patchCookie(out, r.cookie, &r.q.cookie, r.w.from.Addr().Unmap())
+			}
+			if hit {
+				s.stats.cacheHits.Add(1)
+				s.stats.count(false, uint16(pkt[qend])<<8|uint16(pkt[qend+1]), int(out[3]&0xf))
+				return r.limit(out, valid, r.cookie != nil && !valid)
+			}
 		}
 		s.stats.cacheMisses.Add(1)
 	}
@@ -257,10 +268,12 @@ func (r *udpReader) appendClient(key []byte) []byte {
 // the cache key: the lower-case QNAME, QTYPE, EDNS presence and DO, and the
 // UDP size limit. ok is false for anything the cache must not answer
 // (another opcode or class, several questions, compression in the
-// question, EDNS version above 0, an NSID or COOKIE option, trailing data). An ECS
+// question, EDNS version above 0, an NSID option, trailing data). A COOKIE
+// option is noted in the key and kept in r.cookie. An ECS
 // option is part of the key.
 // qend is the offset just past the question name.
 func (r *udpReader) cacheKey(pkt []byte) (key []byte, qend int, ok bool) {
+	r.cookie = nil
 	if len(pkt) < 17 || pkt[2]&0xf8 != 0 || // QR=0, opcode QUERY
 		binary.BigEndian.Uint16(pkt[4:]) != 1 || binary.BigEndian.Uint16(pkt[6:]) != 0 ||
 		binary.BigEndian.Uint16(pkt[8:]) != 0 || binary.BigEndian.Uint16(pkt[10:]) > 1 {
@@ -323,8 +336,18 @@ func (r *udpReader) cacheKey(pkt []byte) (key []byte, qend int, ok bool) {
 			}
 			code := binary.BigEndian.Uint16(pkt[j:])
 			olen := int(binary.BigEndian.Uint16(pkt[j+2:]))
-			if code == dns.EDNS0NSID || code == dns.EDNS0COOKIE || j+4+olen > len(pkt) {
+			if code == dns.EDNS0NSID || j+4+olen > len(pkt) {
 				return nil, 0, false
+			}
+			if code == dns.EDNS0COOKIE {
+				// Not part of the key (the cached reply's cookie is
+				// rewritten for each client), but its presence is; a
+				// malformed or second one takes the slow path (FORMERR).
+				if r.cookie != nil || olen < clientCookieLen || olen > 40 || olen > clientCookieLen && olen < 16 {
+					return nil, 0, false
+				}
+				r.cookie = pkt[j+4 : j+4+olen]
+				edns |= 4
 			}
 			if code == dns.EDNS0SUBNET {
 				// The reply echoes ECS and may depend on it: key on it.
