@@ -79,14 +79,25 @@ func raiseFDLimit(t *testing.T, n uint64) {
 // digTCP runs `dig +tcp` from src and returns how long the answer took.
 func digTCP(t *testing.T, src, addr string) time.Duration {
 	t.Helper()
+	return digFrom(t, src, addr, "+tcp")
+}
+
+// digUDP is digTCP over UDP.
+func digUDP(t *testing.T, src, addr string) time.Duration {
+	t.Helper()
+	return digFrom(t, src, addr, "+notcp")
+}
+
+func digFrom(t *testing.T, src, addr, transport string) time.Duration {
+	t.Helper()
 	host, port, _ := strings.Cut(addr, ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	out, err := exec.CommandContext(ctx, "dig", "@"+host, "-p", port, "-b", src, "+tcp", "+time=1", "+tries=1", "+norec", "example.com", "SOA").CombinedOutput()
+	out, err := exec.CommandContext(ctx, "dig", "@"+host, "-p", port, "-b", src, transport, "+time=1", "+tries=1", "+norec", "example.com", "SOA").CombinedOutput()
 	took := time.Since(start)
 	if err != nil || !strings.Contains(string(out), "status: NOERROR") {
-		t.Fatalf("dig +tcp from %s: %v\n%s", src, err, out)
+		t.Fatalf("dig %s from %s: %v\n%s", transport, src, err, out)
 	}
 	return took
 }
@@ -188,6 +199,9 @@ func TestTCPHeld(t *testing.T) {
 				cut <- time.Since(start)
 			}()
 
+			if took := digUDP(t, "127.0.0.2", addr); took > time.Second {
+				t.Errorf("dig over UDP took %v while %d TCP connections are held", took, held)
+			}
 			for _, src := range []string{"127.0.0.2", "127.0.1.2", "127.0.0.2"} {
 				took := digTCP(t, src, addr)
 				t.Logf("dig +tcp from %s: answered in %v", src, took.Round(time.Millisecond))
