@@ -54,12 +54,16 @@ func fuzzSeeds() [][]byte {
 // FuzzServe (DNS-50) feeds arbitrary packets to the UDP reader (reply cache
 // and all) and to the TCP path, as they come off the wire: no panic
 // (recovered ones count too), and every reply unpacks, keeps the ID, has
-// QR set and fits a UDP reply into 1232 bytes.
+// QR set and fits a UDP reply into 1232 bytes; the RRL slip reply made of
+// it unpacks too.
 func FuzzServe(f *testing.F) {
 	for _, pkt := range fuzzSeeds() {
 		f.Add(pkt)
 	}
 	s := newTestServer(f)
+	// Every reply is checked whole; the limiter's reading of replies and
+	// its slip replies are fuzzed on each reply below.
+	s.rrl = nil
 	r := &udpReader{s: s, buf: make([]byte, dns.MaxMsgSize), out: make([]byte, 0, dns.MaxMsgSize), hseed: s.hseed}
 	r.q.buf = make([]byte, 0, dns.MaxMsgSize)
 	r.w.r = r
@@ -85,9 +89,20 @@ func FuzzServe(f *testing.F) {
 				t.Fatalf("UDP reply of %d bytes", len(out))
 			}
 		}
-		check("udp", r.handle(pkt))
+		out := r.handle(pkt)
+		check("udp", out)
+		if out != nil {
+			rrlClassify(out)
+			for _, bad := range []bool{false, true} {
+				slip := slipReply(nil, out, bad)
+				m := new(dns.Msg)
+				if err := m.Unpack(slip); err != nil || m.Id != uint16(pkt[0])<<8|uint16(pkt[1]) || len(m.Answer)+len(m.Ns) != 0 {
+					t.Fatalf("slip reply %x to %x: %v", slip, out, err)
+				}
+			}
+		}
 		q := s.pool.Get().(*query)
-		out, _, _ := s.respond(q, tw, pkt, s.snap.Load())
+		out, _, _ = s.respond(q, tw, pkt, s.snap.Load())
 		check("tcp", out)
 		s.pool.Put(q)
 	})
