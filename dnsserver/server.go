@@ -1,7 +1,9 @@
 // Package dnsserver is the authoritative DNS server: UDP and TCP listeners
 // that answer every query from an immutable Snapshot behind an atomic
-// pointer, with EDNS0, Client Subnet, NSID, truncation and the negative
-// answers of RFC 2308.
+// pointer, with EDNS0, Client Subnet, NSID, DNS Cookies, truncation and the
+// negative answers of RFC 2308, and made to face the Internet: response-rate
+// limiting of UDP (rrl.go), TCP connection limits no client can monopolise
+// (tcp.go), and no panic from any packet.
 package dnsserver
 
 import (
