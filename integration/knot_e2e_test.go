@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/gslbd/gslb/dnsserver"
+	"github.com/gslbd/gslb/dnsserver/dnstest"
 )
 
 // diffZone is a static zone both servers load: the README's example zone
@@ -68,6 +72,13 @@ func freeLoopbackPort(t *testing.T) int {
 // content); it returns the address.
 func startKnot(t *testing.T, zones map[string]string) string {
 	t.Helper()
+	return startKnotCookies(t, zones, "")
+}
+
+// startKnotCookies is startKnot with the DNS Cookie secret given (hex, 16
+// bytes; "" for Knot's random one).
+func startKnotCookies(t *testing.T, zones map[string]string, secret string) string {
+	t.Helper()
 	if _, err := exec.LookPath("knotd"); err != nil {
 		t.Skip("knotd is not installed (apt-get install knot; .ci/run installs it): the differential check against Knot is skipped")
 	}
@@ -76,7 +87,11 @@ func startKnot(t *testing.T, zones map[string]string) string {
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "server:\n    listen: 127.0.0.1@%d\n    rundir: %s\ndatabase:\n    storage: %s\nlog:\n  - target: stderr\n    any: error\n", port, dir, dir)
 	// DNS Cookies as we have them on (Knot needs its module for that).
-	fmt.Fprintf(&conf, "mod-cookies:\n  - id: default\ntemplate:\n  - id: default\n    storage: %s\n    semantic-checks: off\n    global-module: mod-cookies/default\nzone:\n", dir)
+	fmt.Fprintf(&conf, "mod-cookies:\n  - id: default\n")
+	if secret != "" {
+		fmt.Fprintf(&conf, "    secret: 0x%s\n", secret)
+	}
+	fmt.Fprintf(&conf, "template:\n  - id: default\n    storage: %s\n    semantic-checks: off\n    global-module: mod-cookies/default\nzone:\n", dir)
 	for origin, content := range zones {
 		writeFile(t, dir, origin+"zone", content)
 		fmt.Fprintf(&conf, "  - domain: %s\n    file: %szone\n", origin, origin)
@@ -370,5 +385,58 @@ func TestAmplificationVsKnot(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+var cookieRE = regexp.MustCompile(`(?i)COOKIE: ([0-9a-f]+)`)
+
+// TestCookieInteropKnot: with the same secret, a server cookie Knot hands
+// out is valid at gslb and one gslb hands out is valid at Knot: RFC 9018
+// cookies, as a cluster of mixed servers behind one anycast address needs.
+func TestCookieInteropKnot(t *testing.T) {
+	need(t, "kdig")
+	const secret = "e5e973e5a6b2a43f48e7dc849e37bfcf"
+	zone := diffZone(t)
+	knot := startKnotCookies(t, map[string]string{"example.com.": zone}, secret)
+	key, _ := hex.DecodeString(secret)
+	srv := dnstest.Start(t, map[string]string{"example.com.zone": zone}, dnsserver.Config{CookieSecret: key})
+	const client = "2464c4abcf10c957"
+
+	// Knot answers a client cookie with BADCOOKIE and its server cookie
+	// (kdig then retries with it): that cookie, sent to gslb, is valid,
+	// so gslb echoes it rather than making a new one.
+	r := runDig(t, "kdig", knot, "+cookie="+client, "example.com", "SOA")
+	m := cookieRE.FindAllStringSubmatch(r.Raw, -1)
+	if len(m) == 0 {
+		t.Fatalf("no cookie from Knot:\n%s", r.Raw)
+	}
+	fromKnot := strings.ToLower(m[len(m)-1][1])
+	q := new(dns.Msg)
+	q.SetQuestion("example.com.", dns.TypeSOA)
+	q.SetEdns0(1232, false)
+	q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: fromKnot})
+	rep := dnstest.Exchange(t, srv.Addr, "udp", q)
+	got := ""
+	for _, o := range rep.IsEdns0().Option {
+		if c, ok := o.(*dns.EDNS0_COOKIE); ok {
+			got = c.Cookie
+		}
+	}
+	if rep.Rcode != dns.RcodeSuccess || got != fromKnot {
+		t.Errorf("Knot's cookie %s at gslb: rcode %s, cookie %s (want it echoed: valid)", fromKnot, dns.RcodeToString[rep.Rcode], got)
+	}
+
+	// gslb's cookie, sent to Knot, needs no BADCOOKIE round.
+	q.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "fc93fc62807ddb86"}}
+	rep = dnstest.Exchange(t, srv.Addr, "udp", q)
+	fromUs := ""
+	for _, o := range rep.IsEdns0().Option {
+		if c, ok := o.(*dns.EDNS0_COOKIE); ok {
+			fromUs = c.Cookie
+		}
+	}
+	r = runDig(t, "kdig", knot, "+cookie="+fromUs, "example.com", "SOA")
+	if r.Status != "NOERROR" || strings.Contains(r.Raw, "bad cookie") {
+		t.Errorf("gslb's cookie %s at Knot: %s\n%s", fromUs, r.Status, r.Raw)
 	}
 }
