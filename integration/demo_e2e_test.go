@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -66,6 +67,30 @@ func TestDemoAsUser(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("gslb demo %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+	}
+	// The demo's control refuses what a web page could send: a
+	// cross-origin form post, and JSON from another origin.
+	for _, tc := range []struct{ ctype, origin, site string }{
+		{"text/plain", "http://evil.example", "cross-site"},
+		{"application/json", "http://evil.example", ""},
+	} {
+		req, _ := http.NewRequest("POST", "http://"+d.state.Control+"/demo/kill", strings.NewReader(`{"region":"eu-west"}`))
+		req.Header.Set("Content-Type", tc.ctype)
+		req.Header.Set("Origin", tc.origin)
+		if tc.site != "" {
+			req.Header.Set("Sec-Fetch-Site", tc.site)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("demo control, %s from %s: %d (CORS %q), want 403 and no CORS header", tc.ctype, tc.origin, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+	if out := run(euLine); strings.TrimSpace(out) != "127.0.0.12" {
+		t.Errorf("after the refused cross-origin kill, EU clients get %q, want eu-west's 127.0.0.12", strings.TrimSpace(out))
 	}
 	if !strings.Contains(printed, "gslb demo kill eu-west") {
 		t.Fatalf("the demo does not say how to kill a region:\n%s", printed)

@@ -27,14 +27,17 @@ func (n *Node) startCluster(ctx context.Context) error {
 		return err
 	}
 	if cl.SecretFile != "" {
-		if err := store.CheckSecret(secret); err != nil {
+		if err := store.CheckSecret(secret); err != nil && !(secret == "" && cl.TLS != nil) {
 			return fmt.Errorf("cluster.secret_file: %v (`gslb secret` prints a good one)", err)
 		}
 	}
 	sc := store.Config{
 		NodeID: n.name, DataDir: filepath.Join(n.cfg.Data, "raft"), RaftAddr: cl.Raft, AdvertiseAddr: cl.Advertise,
 		Secret: secret, NonVoter: cl.NonVoter, Logger: n.log.With("component", "store"),
-		CheckZone: n.checkZoneContent,
+		CheckZone: n.checkZoneContent, ClusterID: cl.ClusterID,
+	}
+	if t := cl.TLS; t != nil {
+		sc.TLS = &store.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
 	}
 	for _, p := range cl.Peers {
 		sc.Peers = append(sc.Peers, store.Peer{ID: p.ID, Addr: p.Raft, Voter: !p.NonVoter})
@@ -85,13 +88,15 @@ func (n *Node) startCluster(ctx context.Context) error {
 	}
 	// Warm start: what this node already has (zones, overrides, every
 	// prober's last verdicts) is served at once, before any new commit.
+	// Subscribed first, so that a commit published meanwhile is not missed.
+	commits := s.Subscribe()
 	st := s.State()
 	n.overrides.Store(newOverrideSet(st.Overrides(), time.Now()))
 	if n.health != nil {
 		n.feedRemoteReports(st)
 	}
 	n.syncZones(st, "start")
-	n.goRun(func() { n.followState(ctx) })
+	n.goRun(func() { n.followState(ctx, commits) })
 	if n.cfg.Zones != "" {
 		n.goRun(func() { n.submitZonesUntilAccepted(ctx) })
 	}
@@ -140,8 +145,7 @@ func (n *Node) checkZoneContent(name string, content []byte) error {
 
 // followState applies every committed change. A commit that changes no
 // zone only refreshes the health view (overrides, other probers' reports).
-func (n *Node) followState(ctx context.Context) {
-	ch := n.store.Subscribe()
+func (n *Node) followState(ctx context.Context, ch <-chan struct{}) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -115,9 +115,22 @@ type ClusterConfig struct {
 	// not listed in peers asks it to be added (as a non-voter with
 	// non_voter: true) when it starts.
 	Join string `yaml:"join"`
+	// TLS makes nodes authenticate with the operator's own PKI (mutual
+	// TLS): instead of the secret, or on top of it.
+	TLS *TLSConfig `yaml:"tls"`
+	// ClusterID names the cluster (default: derived from the secret);
+	// required with tls and no secret.
+	ClusterID string `yaml:"cluster_id"`
 	// Fast uses short Raft timeouts (heartbeat and election 300ms), for
 	// nodes on one machine or one LAN (the demo uses it).
 	Fast bool `yaml:"fast"`
+}
+
+// TLSConfig is cluster.tls: PEM files for mutual TLS between nodes.
+type TLSConfig struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 type PeerConfig struct {
@@ -201,8 +214,14 @@ func (c *Config) Validate() error {
 		} else if _, _, err := net.SplitHostPort(cl.Raft); err != nil {
 			bad("cluster.raft", "%q is not host:port", cl.Raft)
 		}
-		if cl.Secret == "" && cl.SecretFile == "" {
-			bad("cluster.secret", "must be set (or cluster.secret_file)")
+		if cl.Secret == "" && cl.SecretFile == "" && cl.TLS == nil {
+			bad("cluster.secret", "must be set (or cluster.secret_file, or cluster.tls)")
+		}
+		if cl.TLS != nil && cl.Secret == "" && cl.SecretFile == "" && cl.ClusterID == "" {
+			bad("cluster.cluster_id", "must be set when nodes authenticate with cluster.tls alone")
+		}
+		if t := cl.TLS; t != nil && (t.CAFile == "" || t.CertFile == "" || t.KeyFile == "") {
+			bad("cluster.tls", "ca_file, cert_file and key_file are all required")
 		}
 		if cl.Secret != "" && cl.SecretFile != "" {
 			bad("cluster.secret_file", "give cluster.secret or cluster.secret_file, not both")

@@ -19,6 +19,8 @@ func TestConfigErrors(t *testing.T) {
 		{"admin beyond loopback without a token", "dns: [\"127.0.0.1:53\"]\nzones: /tmp\nadmin: 0.0.0.0:9153\n", "admin: 0.0.0.0:9153 is not a loopback address: set admin_token or admin_token_file"},
 		{"token and token file", "dns: [\"127.0.0.1:53\"]\nzones: /tmp\nadmin: 127.0.0.1:9153\nadmin_token: a\nadmin_token_file: /x\n", "admin_token_file: give admin_token or admin_token_file, not both"},
 		{"weak secret", "node: a\ndata: /tmp/x\ndns: [\"127.0.0.1:53\"]\ncluster:\n  raft: 127.0.0.1:7946\n  secret: aaaaaaaaaaaaaaaa\n  peers: [{id: a, raft: \"127.0.0.1:7946\"}]\n", "cluster.secret: "},
+		{"tls alone without cluster_id", "node: a\ndata: /tmp/x\ndns: [\"127.0.0.1:53\"]\ncluster:\n  raft: 127.0.0.1:7946\n  tls: {ca_file: ca.pem, cert_file: a.pem, key_file: a.key}\n  peers: [{id: a, raft: \"127.0.0.1:7946\"}]\n", "cluster.cluster_id: must be set when nodes authenticate with cluster.tls alone"},
+		{"tls incomplete", "node: a\ndata: /tmp/x\ndns: [\"127.0.0.1:53\"]\ncluster:\n  raft: 127.0.0.1:7946\n  cluster_id: prod\n  tls: {ca_file: ca.pem}\n  peers: [{id: a, raft: \"127.0.0.1:7946\"}]\n", "cluster.tls: ca_file, cert_file and key_file are all required"},
 		{"dns of the wrong shape", "dns: {a: b}\nzones: /tmp\n", "line 1: want an address or a list of addresses"},
 		{"no dns", "zones: /tmp\n", "dns: at least one address is required"},
 		{"bad dns", "dns: [\"localhost\"]\nzones: /tmp\n", `dns[0]: "localhost" is not host:port`},

@@ -150,11 +150,15 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			if f.health != nil {
 				f.health.ok("state")
 			}
+			// Publish the state before saying the entries are done:
+			// WaitRestored returns on done, and its caller reads State.
+			if next != nil {
+				f.state.Store(next)
+			}
 			if len(logs) > 0 {
 				f.setDone(logs[len(logs)-1].Index)
 			}
 			if next != nil {
-				f.state.Store(next)
 				if f.applyDur != nil {
 					f.applyDur(time.Since(start))
 				}
