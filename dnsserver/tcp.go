@@ -205,11 +205,23 @@ func (t *tcpTable) idle(tc *tcpConn, base time.Duration) (time.Duration, bool) {
 		return 0, false
 	}
 	t.pushIdle(tc)
+	return t.timeout(base), true
+}
+
+// timeout is the idle timeout at the table's fill; t.mu is held.
+func (t *tcpTable) timeout(base time.Duration) time.Duration {
 	d := base
 	if half := t.max / 2; t.n > half && half > 0 {
 		d = time.Duration(int64(base) * int64(t.max-t.n) / int64(t.max-half))
 	}
-	return max(d, min(minIdle, base)), true
+	return max(d, min(minIdle, base))
+}
+
+// firstWait is how long a new connection may wait for its first query.
+func (t *tcpTable) firstWait(base time.Duration) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.timeout(base)
 }
 
 // close stops admitting and closes every idle connection; busy ones close
@@ -273,7 +285,7 @@ func (s *Server) serveTCPConn(tc *tcpConn) {
 		small [512]byte
 		reply []byte
 	)
-	wait := s.cfg.TCPIdleTimeout
+	wait := s.tcpt.firstWait(s.cfg.TCPIdleTimeout)
 	for {
 		tc.c.SetReadDeadline(time.Now().Add(wait))
 		n, err := io.ReadAtLeast(tc.c, hdr[:], 1)
