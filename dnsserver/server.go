@@ -84,6 +84,7 @@ type Server struct {
 	stats    stats
 	views    views // health and RTTs for the snapshots' views (view.go)
 	panicLog pacer // of recovered panics
+	packLog  pacer // of replies that did not pack
 	cookies  cookieSecrets
 	rrl      *rrl // nil when off
 
@@ -358,7 +359,9 @@ func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapsho
 		restoreCase(out, r.Question[0].Name)
 	}
 	if err != nil {
-		s.log.Error("packing reply", "err", err, "qname", q.qname)
+		if since, total, ok := s.packLog.event(time.Now()); ok {
+			s.log.Error("packing reply", "err", err, "qname", q.qname, "errors", since, "total", total)
+		}
 		fail := new(dns.Msg)
 		fail.SetRcode(r, dns.RcodeServerFailure)
 		out, _ = fail.Pack()
