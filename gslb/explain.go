@@ -17,152 +17,138 @@ import (
 // policy sees, the RTTs of a latency record, every candidate pool with its
 // members' health in the View, the policy's choice and the answer, which
 // comes from Record.Answer itself so the two never disagree. It is plain
-// data, ready for encoding/json.
+// data; the admin API's JSON shape of it is api.Explanation.
 type Explanation struct {
-	Record  string            `json:"record"` // owner name of the GSLB record
-	Source  string            `json:"source"` // zone file and line
-	Type    string            `json:"type"`   // "A" or "AAAA"
-	Client  ClientFacts       `json:"client"`
-	Policy  string            `json:"policy"`
-	Options map[string]string `json:"options,omitempty"`
+	Record  string // owner name of the GSLB record
+	Source  string // zone file and line
+	Type    string // "A" or "AAAA"
+	Client  ClientFacts
+	Policy  string
+	Options map[string]string
 	// Order is the region preference of a geo or latency record for the
 	// client; nil for policies that do not look at the client's place.
-	Order *RegionOrder `json:"order,omitempty"`
+	Order *RegionOrder
 	// Latency is the RTT row of the client's network (latency records).
-	Latency *LatencyFacts `json:"latency,omitempty"`
+	Latency *LatencyFacts
 	// Pools are the record's pools, in the order the policy prefers them
 	// for this client (record order for failover, weighted and all).
-	Pools  []PoolFacts  `json:"pools"`
-	Choice ChoiceFacts  `json:"choice"`
-	Answer AnswerFacts  `json:"answer"`
-	Notes  []string     `json:"notes,omitempty"`
+	Pools  []PoolFacts
+	Choice ChoiceFacts
+	Answer AnswerFacts
+	Notes  []string
 	client Client       // as given
 	geo    geodata.Info // the client's database record
 }
 
 // ClientFacts is who the answer is for and what the geo database knows.
 type ClientFacts struct {
-	Addr netip.Addr `json:"addr"`
+	Addr netip.Addr
 	// Bits is the ECS source prefix length, or the address length for a
 	// query's source address.
-	Bits        uint8   `json:"bits"`
-	Network     string  `json:"network,omitempty"` // the database network that matched
-	Country     string  `json:"country,omitempty"`
-	Continent   string  `json:"continent,omitempty"`
-	Subdivision string  `json:"subdivision,omitempty"`
-	Located     bool    `json:"located"`
-	Lat         float64 `json:"lat,omitempty"`
-	Lon         float64 `json:"lon,omitempty"`
-	GeoError    string  `json:"geo_error,omitempty"`
+	Bits        uint8
+	Network     string // the database network that matched
+	Country     string
+	Continent   string
+	Subdivision string
+	Located     bool
+	Lat         float64
+	Lon         float64
+	GeoError    string
 }
 
 // RegionOrder is the preference of regions for a client.
 type RegionOrder struct {
-	Source string `json:"source"` // "geo" or "latency"
+	Source string // "geo" or "latency"
 	// Network is the client network the order holds for: the merged geo
 	// map's network, or the measured client network.
-	Network string       `json:"network"`
-	Rule    string       `json:"rule"`
-	Regions []RegionStep `json:"regions"`
+	Network string
+	Rule    string
+	Regions []RegionStep
 	// RecordOrder: the client is not located, so after Regions come the
 	// record's other pools in the order the record lists them.
-	RecordOrder bool `json:"record_order"`
+	RecordOrder bool
 }
 
 // RegionStep is one region of an order and why it stands there.
 type RegionStep struct {
-	Region     string        `json:"region"`
-	DistanceKm float64       `json:"distance_km,omitempty"` // great-circle, when both ends are located
-	RTT        time.Duration `json:"rtt_ns,omitempty"`      // latency records: measured RTT
-	Why        string        `json:"why"`
+	Region     string
+	DistanceKm float64       // great-circle, when both ends are located
+	RTT        time.Duration // latency records: measured RTT
+	Why        string
 }
 
 // LatencyFacts is the RTT table's row for the client's network.
 type LatencyFacts struct {
-	Network  string        `json:"network"`
-	Measured bool          `json:"measured"`
-	Best     string        `json:"best,omitempty"` // the best region, with hysteresis
-	At       time.Time     `json:"at,omitzero"`    // when the row was measured
-	RTTs     []RegionRTT   `json:"rtts,omitempty"`
-	Note     string        `json:"note,omitempty"`
-	Margin   float64       `json:"margin,omitempty"`
-	MinGain  time.Duration `json:"min_gain_ns,omitempty"`
+	Network  string
+	Measured bool
+	Best     string    // the best region, with hysteresis
+	At       time.Time // when the row was measured
+	RTTs     []RegionRTT
+	Note     string
+	Margin   float64
+	MinGain  time.Duration
 }
 
 // RegionRTT is one measured RTT from a region to the client's network.
 type RegionRTT struct {
-	Region string        `json:"region"`
-	RTT    time.Duration `json:"rtt_ns"`
+	Region string
+	RTT    time.Duration
 }
 
 // PoolFacts is one pool of the record as the policy sees it.
 type PoolFacts struct {
-	Pool   string `json:"pool"`
-	Region string `json:"region"`
-	Weight int    `json:"weight"` // the record's weight for the pool
+	Pool   string
+	Region string
+	Weight int // the record's weight for the pool
 	// Up: the pool can be chosen for this family (a healthy member).
-	Up bool `json:"up"`
+	Up bool
 	// Candidate: the policy may choose the pool for this client at all.
-	Candidate bool   `json:"candidate"`
-	Why       string `json:"why,omitempty"` // why it stands at this place
+	Candidate bool
+	Why       string // why it stands at this place
 	// Probability is the chance of a weighted draw (or, with sticky=prefix,
 	// the share of client networks) choosing the pool.
-	Probability float64       `json:"probability,omitempty"`
-	CNAME       string        `json:"cname,omitempty"`
-	Check       string        `json:"check,omitempty"` // e.g. "http://:80/healthz"
-	Members     []MemberFacts `json:"members"`
+	Probability float64
+	CNAME       string
+	Check       string // e.g. "http://:80/healthz"
+	Members     []MemberFacts
 	// Src is the zone's pool, for callers that add probers' votes.
-	Src *zones.Pool `json:"-"`
+	Src *zones.Pool
 }
 
 // MemberFacts is one pool member and its health in the View.
 type MemberFacts struct {
-	Addr   netip.Addr `json:"addr"`
-	Weight int        `json:"weight"`
-	Up     bool       `json:"up"` // handed out in the View
+	Addr   netip.Addr
+	Weight int
+	Up     bool // handed out in the View
 	// Family is false for a member of the other address family.
-	Family bool   `json:"family"`
-	Note   string `json:"note,omitempty"`
-	// Verdict and Votes are filled in by a caller that knows the probers.
-	Verdict string `json:"verdict,omitempty"`
-	Votes   []Vote `json:"votes,omitempty"`
-}
-
-// Vote is one prober's view of a member.
-type Vote struct {
-	Prober  string        `json:"prober"`
-	Region  string        `json:"region,omitempty"`
-	Up      bool          `json:"up"`
-	Fresh   bool          `json:"fresh"`
-	Suspect bool          `json:"suspect"`
-	Reason  string        `json:"reason,omitempty"`
-	RTT     time.Duration `json:"rtt_ns,omitempty"`
+	Family bool
+	Note   string
 }
 
 // ChoiceFacts is the policy's choice.
 type ChoiceFacts struct {
-	Pool   string `json:"pool,omitempty"` // empty: every pool (all), a random draw, or none
-	Region string `json:"region,omitempty"`
+	Pool   string // empty: every pool (all), a random draw, or none
+	Region string
 	// Rule is how the policy chose: "first healthy in region order",
 	// "first healthy in record order", "weighted draw", "rendezvous hash",
 	// "every healthy pool", "empty=...".
-	Rule string `json:"rule"`
-	Why  string `json:"why"`
+	Rule string
+	Why  string
 }
 
 // AnswerFacts is what DNS answers, from Record.Answer.
 type AnswerFacts struct {
 	// Addrs is empty when the answer is drawn per query (Random).
-	Addrs    []netip.Addr `json:"addrs"`
-	CNAME    string       `json:"cname,omitempty"`
-	ServFail bool         `json:"servfail,omitempty"`
-	TTL      uint32       `json:"ttl"`
-	TTLWhy   string       `json:"ttl_why"`
-	Scope    uint8        `json:"scope"`
-	ScopeWhy string       `json:"scope_why"`
+	Addrs    []netip.Addr
+	CNAME    string
+	ServFail bool
+	TTL      uint32
+	TTLWhy   string
+	Scope    uint8
+	ScopeWhy string
 	// Random: two queries may get different answers; Note says how.
-	Random bool   `json:"random,omitempty"`
-	Note   string `json:"note,omitempty"`
+	Random bool
+	Note   string
 }
 
 // earthKm is the mean radius of the earth, for distances in km.

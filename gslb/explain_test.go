@@ -274,31 +274,6 @@ func TestExplainWeightedFallbackAAAA(t *testing.T) {
 	}
 }
 
-// TestExplainJSON: an explanation survives encoding/json both ways (the
-// admin API and the command).
-func TestExplainJSON(t *testing.T) {
-	db := geoDB(t)
-	r := compile(t, "www 30 IN GSLB geo pools=web-eu,web-us,web-ap\n", gslb.Env{Geo: db, Health: downSet{"10.2.0.1": true}})
-	e := r.Explain(gslb.IPv4, *client("198.51.100.0/24"), db)
-	b, err := json.Marshal(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back gslb.Explanation
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatal(err)
-	}
-	b2, _ := json.Marshal(&back)
-	if string(b) != string(b2) {
-		t.Errorf("round trip differs:\n%s\n%s", b, b2)
-	}
-	for _, want := range []string{`"addrs":["10.1.0.1","10.1.0.2"]`, `"scope":24`, `"ttl":15`, `"country":"DE"`, `"pool":"web-us"`} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("JSON lacks %s:\n%s", want, b)
-		}
-	}
-}
-
 func join(a []netip.Addr) string {
 	var s []string
 	for _, x := range a {

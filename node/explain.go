@@ -7,21 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gslbd/gslb/api"
 	"github.com/gslbd/gslb/dnsserver"
 	"github.com/gslbd/gslb/geodata"
 	"github.com/gslbd/gslb/gslb"
 	"github.com/gslbd/gslb/probes"
 )
-
-// ExplainResponse is GET /api/v1/explain: the explanation of one GSLB
-// answer, with the query name, the in-zone CNAMEs and wildcards followed to
-// the record, and the state index the snapshot was built from.
-type ExplainResponse struct {
-	Query      string   `json:"query"`
-	Chain      []string `json:"chain"` // the query name first, then each CNAME target
-	StateIndex uint64   `json:"state_index"`
-	*gslb.Explanation
-}
 
 // votes returns every prober's view of every target this node knows of,
 // or nil with probes disabled.
@@ -66,10 +57,11 @@ func ExplainHandler(snap func() *dnsserver.Snapshot, geo *geodata.DB, votes func
 			return
 		}
 		e := rec.ExplainView(fam, c, geo, s.View())
+		ae := toAPI(e)
 		if votes != nil {
-			addVotes(e, votes())
+			addVotes(ae, e, votes())
 		}
-		writeJSON(w, ExplainResponse{Query: name, Chain: chain, StateIndex: s.Index, Explanation: e})
+		writeJSON(w, api.ExplainResponse{Query: name, Chain: chain, StateIndex: s.Index, Explanation: ae})
 	}
 }
 
@@ -117,21 +109,22 @@ func ParseClient(client, subnet string) (gslb.Client, error) {
 }
 
 // addVotes fills in each checked member's cluster verdict and every
-// prober's vote, and says when the snapshot disagrees with the verdict.
-func addVotes(e *gslb.Explanation, kvs []probes.KeyView) {
+// prober's vote, and says when the answers disagree with the verdict. src
+// is the explanation ae was made from (for each pool's check).
+func addVotes(ae *api.Explanation, src *gslb.Explanation, kvs []probes.KeyView) {
 	byKey := make(map[string]probes.KeyView, len(kvs))
 	for _, kv := range kvs {
 		byKey[kv.Key] = kv
 	}
-	for i := range e.Pools {
-		p := &e.Pools[i]
+	for i := range ae.Pools {
+		p, zp := &ae.Pools[i], src.Pools[i].Src
 		for j := range p.Members {
 			m := &p.Members[j]
-			if p.Src == nil || p.Src.Check.Scheme == "" {
+			if zp == nil || zp.Check.Scheme == "" {
 				m.Verdict = "not checked: always up"
 				continue
 			}
-			kv, ok := byKey[probes.Target{Check: p.Src.Check, Addr: m.Addr}.Key()]
+			kv, ok := byKey[probes.Target{Check: zp.Check, Addr: m.Addr}.Key()]
 			if !ok || !kv.Known {
 				m.Verdict = "unknown: no verdict yet, counts as up"
 			} else {
@@ -144,17 +137,53 @@ func addVotes(e *gslb.Explanation, kvs []probes.KeyView) {
 				}
 				switch {
 				case kv.Up && !m.Up && m.Weight > 0:
-					m.Note = joinNote(m.Note, "down in the snapshot although the verdict is up: an operator override (drain, force-down)")
+					m.Note = joinNote(m.Note, "down in the answers although the verdict is up: an operator override (drain, force-down)")
 				case !kv.Up && m.Up:
-					m.Note = joinNote(m.Note, "up in the snapshot although the verdict is down: an operator override (force-up), or the snapshot predates the verdict")
+					m.Note = joinNote(m.Note, "up in the answers although the verdict is down: an operator override (force-up)")
 				}
 			}
 			for _, pv := range kv.Probers {
-				m.Votes = append(m.Votes, gslb.Vote{Prober: pv.Prober, Region: pv.Region, Up: pv.Up,
+				m.Votes = append(m.Votes, api.Vote{Prober: pv.Prober, Region: pv.Region, Up: pv.Up,
 					Fresh: pv.Fresh, Suspect: pv.Suspect, Reason: pv.Reason, RTT: pv.RTT})
 			}
 		}
 	}
+}
+
+// toAPI is the admin API's shape of an explanation.
+func toAPI(e *gslb.Explanation) *api.Explanation {
+	c := e.Client
+	out := &api.Explanation{Record: e.Record, Source: e.Source, Type: e.Type, Policy: e.Policy, Options: e.Options, Notes: e.Notes,
+		Client: api.ClientFacts{Addr: c.Addr, Bits: c.Bits, Network: c.Network, Country: c.Country, Continent: c.Continent,
+			Subdivision: c.Subdivision, Located: c.Located, Lat: c.Lat, Lon: c.Lon, GeoError: c.GeoError},
+		Choice: api.ChoiceFacts{Pool: e.Choice.Pool, Region: e.Choice.Region, Rule: e.Choice.Rule, Why: e.Choice.Why},
+		Answer: api.AnswerFacts{Addrs: e.Answer.Addrs, CNAME: e.Answer.CNAME, ServFail: e.Answer.ServFail, TTL: e.Answer.TTL,
+			TTLWhy: e.Answer.TTLWhy, Scope: e.Answer.Scope, ScopeWhy: e.Answer.ScopeWhy, Random: e.Answer.Random, Note: e.Answer.Note},
+		Pools: []api.PoolFacts{},
+	}
+	if o := e.Order; o != nil {
+		ao := &api.RegionOrder{Source: o.Source, Network: o.Network, Rule: o.Rule, RecordOrder: o.RecordOrder, Regions: []api.RegionStep{}}
+		for _, r := range o.Regions {
+			ao.Regions = append(ao.Regions, api.RegionStep{Region: r.Region, DistanceKm: r.DistanceKm, RTT: r.RTT, Why: r.Why})
+		}
+		out.Order = ao
+	}
+	if l := e.Latency; l != nil {
+		al := &api.LatencyFacts{Network: l.Network, Measured: l.Measured, Best: l.Best, At: l.At, Note: l.Note, Margin: l.Margin, MinGain: l.MinGain}
+		for _, r := range l.RTTs {
+			al.RTTs = append(al.RTTs, api.RegionRTT{Region: r.Region, RTT: r.RTT})
+		}
+		out.Latency = al
+	}
+	for _, p := range e.Pools {
+		ap := api.PoolFacts{Pool: p.Pool, Region: p.Region, Weight: p.Weight, Up: p.Up, Candidate: p.Candidate, Why: p.Why,
+			Probability: p.Probability, CNAME: p.CNAME, Check: p.Check, Members: []api.MemberFacts{}}
+		for _, m := range p.Members {
+			ap.Members = append(ap.Members, api.MemberFacts{Addr: m.Addr, Weight: m.Weight, Up: m.Up, Family: m.Family, Note: m.Note})
+		}
+		out.Pools = append(out.Pools, ap)
+	}
+	return out
 }
 
 func joinNote(a, b string) string {

@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/gslbd/gslb/gslb"
+	"github.com/gslbd/gslb/api"
 	"github.com/gslbd/gslb/node"
 )
 
@@ -73,7 +73,7 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	} else {
 		v.Set("subnet", *subnet)
 	}
-	var resp node.ExplainResponse
+	var resp api.ExplainResponse
 	raw, err := client(*server, *token).Do(context.Background(), "GET", "/api/v1/explain?"+v.Encode(), nil, &resp)
 	if err != nil {
 		fmt.Fprintf(stderr, "gslb explain: %v\n", err)
@@ -92,7 +92,7 @@ func explain(args []string, stdout, stderr io.Writer) int {
 }
 
 // printExplain prints an explanation as numbered steps.
-func printExplain(w io.Writer, r *node.ExplainResponse) {
+func printExplain(w io.Writer, r *api.ExplainResponse) {
 	e := r.Explanation
 	step := 0
 	head := func(title string) {
@@ -295,7 +295,7 @@ func printExplain(w io.Writer, r *node.ExplainResponse) {
 	}
 }
 
-func formatVotes(vs []gslb.Vote) string {
+func formatVotes(vs []api.Vote) string {
 	var out []string
 	for _, v := range vs {
 		s := v.Prober + ":" + upDownWord(v.Up)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/gslbd/gslb/api"
 	"github.com/gslbd/gslb/dnsserver"
 	"github.com/gslbd/gslb/dnsserver/dnstest"
 	"github.com/gslbd/gslb/geodata"
@@ -149,7 +150,7 @@ func TestExplainHandler(t *testing.T) {
 				}
 				return
 			}
-			var er node.ExplainResponse
+			var er api.ExplainResponse
 			if err := json.Unmarshal(body, &er); err != nil {
 				t.Fatalf("GET ?%s: %v: %s", tc.query, err, body)
 			}
@@ -343,7 +344,7 @@ func TestExplainMatchesDNS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var er node.ExplainResponse
+			var er api.ExplainResponse
 			err = json.NewDecoder(resp.Body).Decode(&er)
 			resp.Body.Close()
 			if err != nil || er.Explanation == nil {
