@@ -95,10 +95,10 @@ func Run(args []string) int {
 	}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: gslb demo [flags]\n       gslb demo kill REGION\n       gslb demo start REGION\n\nRuns a three-region cluster on loopback (Ctrl-C stops it); kill and start,\nfrom another terminal, kill a region (node, proxy, backends) and revive it.")
+		fmt.Fprintln(fs.Output(), "usage: gslb demo [--port PORT] [--interval DURATION] [--fails N]\n       gslb demo kill REGION\n       gslb demo start REGION\n\nRuns a three-region cluster on loopback (Ctrl-C stops it); kill and start,\nfrom another terminal, kill a region (node, proxy, backends) and revive it.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	basePort := fs.Int("port", 5353, "DNS port of the demo nodes (other ports follow from it)")
+	basePort := fs.Int("port", 5353, "DNS `PORT` of the demo nodes (other ports follow from it)")
 	interval := fs.Duration("interval", time.Second, "health-check interval of the demo pools")
 	fails := fs.Int("fails", 2, "consecutive failures before a member is down")
 	if err := fs.Parse(args); err != nil {
@@ -459,8 +459,11 @@ Ctrl-C stops everything.
 
 // demoControl is `gslb demo kill|start REGION`.
 func demoControl(action string, args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintf(os.Stderr, "usage: gslb demo %s REGION\n", action)
+	if len(args) != 1 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		fmt.Fprintf(os.Stderr, "usage: gslb demo %s REGION\n\n%s a region of the running demo: its node, proxy and backends.\n", action, map[string]string{"kill": "Kills", "start": "Starts again"}[action])
+		if len(args) == 1 {
+			return 0
+		}
 		return 2
 	}
 	path, err := stateFile(false)

@@ -271,7 +271,7 @@ func (r *Record) ExplainView(f Family, c Client, geo *geodata.DB, v *View) *Expl
 	}
 	e.Answer.TTLWhy = fmt.Sprintf("the record's TTL %d", r.TTL)
 	if v.halfTTL(r) {
-		e.Answer.TTLWhy = fmt.Sprintf("half the record's TTL %d: a member of the record's pools is down (ST-10)", r.TTL)
+		e.Answer.TTLWhy = fmt.Sprintf("half the record's TTL %d: a member of the record's pools is down", r.TTL)
 	}
 	e.Answer.ScopeWhy = r.explainScope(ans, pi, geoBits, &c, v)
 	only := -1 // the one pool a weighted draw can give, if just one

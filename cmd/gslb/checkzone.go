@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,17 +17,13 @@ func runCheckZone(args []string) int {
 // checkZone loads every file, links them as one zone set and compiles their
 // GSLB records, printing "FILE: OK (zone ORIGIN, serial N)" or every error.
 func checkZone(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check-zone", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	origin := fs.String("origin", "", "zone name, when only one file is given and its name does not say it")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gslb check-zone [-origin NAME] FILE...\n\nChecks zone files, together as one zone set, and prints OK or every error.")
-		fs.PrintDefaults()
+	fs := newFlagSet("check-zone", "[--origin NAME] FILE...",
+		"Checks zone files, together as one zone set, and prints OK or every error\nas FILE:LINE: problem.", stderr)
+	origin := fs.String("origin", "", "zone `NAME`, when only one file is given and its name does not say it")
+	files, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	files := fs.Args()
 	if len(files) == 0 {
 		fs.Usage()
 		return 2

@@ -24,8 +24,8 @@ func defaultServer() string {
 }
 
 // ctlFlags is the flag set every operator command shares.
-func ctlFlags(name string) (fs *flag.FlagSet, server, token *string, asJSON *bool) {
-	fs = flag.NewFlagSet(name, flag.ContinueOnError)
+func ctlFlags(name, synopsis, about string) (fs *flag.FlagSet, server, token *string, asJSON *bool) {
+	fs = newFlagSet(name, synopsis, about, os.Stderr)
 	server = fs.String("server", defaultServer(), "admin `ADDR` of a node (env GSLB_ADMIN)")
 	token = tokenFlag(fs)
 	asJSON = fs.Bool("json", false, "print the raw JSON")
@@ -62,12 +62,9 @@ func parseArgs(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool
 // runStatus is `gslb status`: the node, the cluster, every member's
 // verdict with each prober's vote, and the RTT matrix.
 func runStatus(args []string) int {
-	fs, server, token, asJSON := ctlFlags("status")
-	if pos, code, ok := parseArgs(fs, args); !ok || len(pos) > 0 {
-		if ok {
-			fmt.Fprintf(os.Stderr, "gslb status: unexpected argument %q\n", pos[0])
-			return 2
-		}
+	fs, server, token, asJSON := ctlFlags("status", "[--server ADDR] [--token TOKEN] [--json]",
+		"Shows a node's view: Raft role, leader and quorum, zones and serials, regions,\nevery pool member with its verdict and each prober's vote, overrides, RTTs.")
+	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
 	st, raw, err := client(*server, *token).Status(context.Background())
@@ -222,12 +219,9 @@ func upDownWord(up bool) string {
 
 // runEvents is `gslb events`: recent health transitions, oldest first.
 func runEvents(args []string) int {
-	fs, server, token, asJSON := ctlFlags("events")
-	if pos, code, ok := parseArgs(fs, args); !ok || len(pos) > 0 {
-		if ok {
-			fmt.Fprintf(os.Stderr, "gslb events: unexpected argument %q\n", pos[0])
-			return 2
-		}
+	fs, server, token, asJSON := ctlFlags("events", "[--server ADDR] [--token TOKEN] [--json]",
+		"Shows recent health transitions, oldest first.")
+	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
 	evs, raw, err := client(*server, *token).Events(context.Background())
@@ -248,15 +242,20 @@ func runEvents(args []string) int {
 	return 0
 }
 
+// overrideAbout says what each override command does, in its usage.
+var overrideAbout = map[string]string{
+	"drain":      "Takes a region, pool or member out of the answers of every node.",
+	"undrain":    "Undoes drain, force-up or force-down.",
+	"force-up":   "Treats a region, pool or member as healthy whatever the probes say.",
+	"force-down": "Treats a region, pool or member as down whatever the probes say.",
+}
+
 // runOverride is `gslb drain|undrain|force-up|force-down region|pool|member NAME`.
 func runOverride(action string) func([]string) int {
 	return func(args []string) int {
-		fs, server, token, _ := ctlFlags(action)
-		dur := fs.Duration("for", 0, "expire the override after this long (default: until undone)")
-		fs.Usage = func() {
-			fmt.Fprintf(fs.Output(), "usage: gslb %s [flags] region|pool|member NAME\n\nA member is an address (every pool that has it) or POOL/ADDRESS.\n", action)
-			fs.PrintDefaults()
-		}
+		fs, server, token, _ := ctlFlags(action, "region|pool|member NAME [--for DURATION] [--server ADDR] [--token TOKEN]",
+			overrideAbout[action]+"\nA member is an address (every pool that has it) or POOL/ADDRESS.")
+		dur := fs.Duration("for", 0, "expire the override after `DURATION` (default: until undone)")
 		pos, code, ok := parseArgs(fs, args)
 		if !ok {
 			return code
@@ -280,12 +279,9 @@ func runOverride(action string) func([]string) int {
 
 // runLeave is `gslb leave`: the node at --server leaves its cluster.
 func runLeave(args []string) int {
-	fs, server, token, _ := ctlFlags("leave")
-	if pos, code, ok := parseArgs(fs, args); !ok || len(pos) > 0 {
-		if ok {
-			fmt.Fprintf(os.Stderr, "gslb leave: unexpected argument %q\n", pos[0])
-			return 2
-		}
+	fs, server, token, _ := ctlFlags("leave", "[--server ADDR] [--token TOKEN]",
+		"Makes the node at --server leave its cluster. To rejoin, start it again with\na fresh data directory.")
+	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
 	if err := client(*server, *token).Leave(context.Background()); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -25,31 +24,17 @@ func runExplain(args []string) int {
 // [--server ADDR] [--json]`: it asks a node's admin API why NAME answers
 // what it answers, and prints the steps.
 func explain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("explain", "NAME [A|AAAA] --client IP | --subnet PREFIX [--server ADDR] [--token TOKEN] [--json]",
+		"Explains, step by step, why a node answers NAME as it does for the client.", stderr)
 	server := fs.String("server", defaultServer(), "admin `ADDR` of a node (env GSLB_ADMIN)")
 	clientIP := fs.String("client", "", "the client's `IP` address, as the source of a query")
 	subnet := fs.String("subnet", "", "the client's `PREFIX`, as an EDNS client subnet (e.g. 192.0.2.0/24)")
 	asJSON := fs.Bool("json", false, "print the raw JSON")
 	token := tokenFlag(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gslb explain NAME [A|AAAA] --client IP | --subnet PREFIX [--server ADDR] [--json]\n\nExplains, step by step, why a node answers NAME as it does for the client.")
-		fs.PrintDefaults()
-	}
 	// Flags may come before, between or after NAME and TYPE.
-	var pos []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if err == flag.ErrHelp {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	pos, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) < 1 || len(pos) > 2 || (*clientIP == "") == (*subnet == "") {
 		fs.Usage()

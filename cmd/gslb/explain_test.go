@@ -234,7 +234,7 @@ func TestExplainCommand(t *testing.T) {
 			"   web-ap  ap-south  1       up     10.3.0.1       up (not checked: always up)",
 			"   web-eu: region eu-west is #1 in the order; check http://:80/healthz\n",
 			"\n5. Choice\n   pool  web-us (region us-east)\n   rule  first healthy in region order\n   why   web-us (region us-east) is the first pool in the client's region order with a healthy A member; skipped (down): web-eu\n",
-			"\n6. Answer\n   answer     A 10.1.0.1, 10.1.0.2\n   TTL        15: half the record's TTL 30: a member of the record's pools is down (ST-10)\n   ECS scope  /24: the geo map network 198.51.100.0/24",
+			"\n6. Answer\n   answer     A 10.1.0.1, 10.1.0.2\n   TTL        15: half the record's TTL 30: a member of the record's pools is down\n   ECS scope  /24: the geo map network 198.51.100.0/24",
 		}, ""},
 		{"flags first, AAAA, subnet, CNAME", []string{"--server", addr, "--subnet", "2001:db8::/48", "alias.example.com", "AAAA"}, 0, []string{
 			"alias.example.com AAAA for 2001:db8::/48 (state index 42)\n",

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -19,25 +18,18 @@ func runGeo(args []string) int {
 // database network that matched, country, continent, subdivision, location
 // and which database answered.
 func geo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("geo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("geo", "[--geoip FILE] IP...", "Prints what the geo database knows about each address.", stderr)
 	path := fs.String("geoip", "", "GeoIP2/GeoLite2/DB-IP City or Country `FILE` (default: the embedded country database)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gslb geo [--geoip FILE] IP...\n\nPrints what the geo database knows about each address.")
-		fs.PrintDefaults()
+	ips, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() == 0 {
+	if len(ips) == 0 {
 		fs.Usage()
 		return 2
 	}
-	addrs := make([]netip.Addr, 0, fs.NArg())
-	for _, s := range fs.Args() {
+	addrs := make([]netip.Addr, 0, len(ips))
+	for _, s := range ips {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
 			fmt.Fprintf(stderr, "gslb geo: bad address %q: want an IPv4 or IPv6 address\n", s)

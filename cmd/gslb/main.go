@@ -19,21 +19,29 @@ type command struct {
 }
 
 // commands is the explicit table of subcommands.
-var commands = map[string]command{
-	"serve":      {runServe, "run a node: DNS server (and the rest of the stack)"},
-	"check-zone": {runCheckZone, "check zone files and print OK or every error"},
-	"demo":       {demo.Run, "run a three-region cluster on loopback; demo kill|start REGION"},
-	"geo":        {runGeo, "print what the geo database knows about an address"},
-	"proxy":      {runProxy, "run only the region proxy (L7 HTTP / L4 TCP balancer)"},
-	"status":     {runStatus, "show a node's view: cluster, zones, members with every prober's vote, RTTs"},
-	"events":     {runEvents, "show recent health transitions"},
-	"leave":      {runLeave, "make a node leave its cluster"},
-	"drain":      {runOverride("drain"), "take a region, pool or member out of answers"},
-	"undrain":    {runOverride("undrain"), "undo drain, force-up or force-down"},
-	"force-up":   {runOverride("force-up"), "treat a region, pool or member as healthy whatever the probes say"},
-	"force-down": {runOverride("force-down"), "treat a region, pool or member as down"},
-	"explain":    {runExplain, "explain why a GSLB name answers what it answers for a client, step by step"},
-	"secret":     {runSecret, "print a new random cluster secret"},
+var commands map[string]command
+
+func init() {
+	// Assigned in init because completion reads the table (an
+	// initialization cycle otherwise).
+	commands = map[string]command{
+		"serve":      {runServe, "run a node: DNS server (and the rest of the stack)"},
+		"check-zone": {runCheckZone, "check zone files and print OK or every error"},
+		"demo":       {demo.Run, "run a three-region cluster on loopback; demo kill|start REGION"},
+		"geo":        {runGeo, "print what the geo database knows about an address"},
+		"proxy":      {runProxy, "run only the region proxy (L7 HTTP / L4 TCP balancer)"},
+		"status":     {runStatus, "show a node's view: cluster, zones, members with every prober's vote, RTTs"},
+		"events":     {runEvents, "show recent health transitions"},
+		"leave":      {runLeave, "make a node leave its cluster"},
+		"drain":      {runOverride("drain"), "take a region, pool or member out of answers"},
+		"undrain":    {runOverride("undrain"), "undo drain, force-up or force-down"},
+		"force-up":   {runOverride("force-up"), "treat a region, pool or member as healthy whatever the probes say"},
+		"force-down": {runOverride("force-down"), "treat a region, pool or member as down"},
+		"explain":    {runExplain, "explain why a GSLB name answers what it answers for a client, step by step"},
+		"secret":     {runSecret, "print a new random cluster secret"},
+		"version":    {runVersion, "print the version, commit, build date and Go version"},
+		"completion": {runCompletion, "print a bash or zsh completion script"},
+	}
 }
 
 func main() {
@@ -41,12 +49,24 @@ func main() {
 }
 
 func run(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage()
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage()
 		return 0
+	case "help": // gslb help [COMMAND]
+		if len(args) > 1 {
+			if c, ok := commands[args[1]]; ok {
+				return c.run([]string{"-h"})
+			}
+		}
+		usage()
+		return 0
+	case "-v", "-version", "--version":
+		return runVersion(nil)
 	}
 	c, ok := commands[args[0]]
 	if !ok {
@@ -67,5 +87,5 @@ func usage() {
 	for _, n := range names {
 		fmt.Fprintf(os.Stderr, "  %-11s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(os.Stderr, "\nRun 'gslb COMMAND -h' for a command's flags.")
+	fmt.Fprintln(os.Stderr, "\nRun 'gslb COMMAND -h' for a command's flags; 'gslb --version' for the version.")
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,17 +22,18 @@ import (
 // on SIGHUP (keeping the running one if the new one is bad) and drains on
 // SIGTERM or SIGINT.
 func runProxy(args []string) int {
-	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	cfgPath := fs.String("config", "", "config file with a proxy: section (required)")
-	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9100)")
+	fs := newFlagSet("proxy", "--config FILE [--metrics ADDR] [--check] [--debug]",
+		"Runs only the region proxy (L7 HTTP / L4 TCP balancer) of the config's proxy:\nsection. SIGHUP reloads the config (a bad one is refused and the running one\nkept); SIGTERM or SIGINT drains and stops.", os.Stderr)
+	cfgPath := fs.String("config", "", "config `FILE` with a proxy: section (required)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on this `ADDR` (e.g. 127.0.0.1:9100)")
 	check := fs.Bool("check", false, "validate the config and exit")
 	debug := fs.Bool("debug", false, "log at debug level")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until exit")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this `FILE` until exit")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *cfgPath == "" {
-		fmt.Fprintln(os.Stderr, "gslb proxy: -config FILE is required")
+		fmt.Fprintln(os.Stderr, "gslb proxy: --config FILE is required")
 		fs.Usage()
 		return 2
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,17 +15,9 @@ func runSecret(args []string) int {
 // secret prints a new random cluster secret (256 bits from crypto/rand),
 // for cluster.secret or the file cluster.secret_file names.
 func secret(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("secret", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gslb secret\n\nPrints a new random cluster secret. Give every node of a cluster the same one\n(cluster.secret, or a file named by cluster.secret_file, mode 0600).")
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return 2
+	fs := newFlagSet("secret", "", "Prints a new random cluster secret. Give every node of a cluster the same one\n(cluster.secret, or a file named by cluster.secret_file, mode 0600).", stderr)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	fmt.Fprintln(stdout, store.NewSecret())
 	return 0

@@ -29,8 +29,9 @@ func (l *listFlag) Set(v string) error {
 }
 
 func runServe(args []string) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	configPath := fs.String("config", "", "node config file (YAML); flags given as well override its keys")
+	fs := newFlagSet("serve", "[--config node.yaml] [flags]",
+		"Runs a node. Without --config, --dns and --zones are required; flags given with\n--config override its keys (the key each flag overrides is in brackets).", os.Stderr)
+	configPath := fs.String("config", "", "node config `FILE` (YAML); flags given as well override its keys")
 	var dnsAddrs listFlag
 	fs.Var(&dnsAddrs, "dns", "DNS listen address, UDP and TCP (repeat or comma-separate; port 0 picks a free port) [dns]")
 	zonesDir := fs.String("zones", "", "directory of zone files (*.zone), reloaded on SIGHUP and when a file changes [zones]")
@@ -43,19 +44,8 @@ func runServe(args []string) int {
 	region := fs.String("region", "", "the region this node runs in [region]")
 	data := fs.String("data", "", "data directory (the cluster state) [data]")
 	probesOn := fs.String("probes", "", "true or false: health-check pool members (default true) [probes.enabled]")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: gslb serve [-config node.yaml] [flags]\n\nRuns a node. Without -config, --dns and --zones are required.\nThe config key each flag overrides is in brackets.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "gslb serve: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	cfg := node.DefaultConfig()
 	if *configPath != "" {
