@@ -189,7 +189,14 @@ func New(cfg Config) (_ *Store, err error) {
 		rc.NoSnapshotRestoreOnStart = false
 	}
 	s.startRestore(stateRebuilt || behind, snapIndex)
-	if s.raft, err = raft.NewRaft(rc, s.fsm, watchedLogs{s.logs, s.health}, watchedStable{s.logs, s.health, s.done}, s.snaps, s.trans); err != nil {
+	// The recent log entries stay in memory: the leader reads the entry
+	// before each AppendEntries it sends (every CommitTimeout per
+	// follower, even idle), which otherwise is a bbolt read and a decode.
+	logs, err := raft.NewLogCache(logCacheSize, watchedLogs{s.logs, s.health})
+	if err != nil {
+		return nil, err
+	}
+	if s.raft, err = raft.NewRaft(rc, s.fsm, logs, watchedStable{s.logs, s.health, s.done}, s.snaps, s.trans); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	closers = append(closers, func() error { return s.raft.Shutdown().Error() })
@@ -702,6 +709,9 @@ func (s *Store) reconcileMembers() {
 		}
 	}
 }
+
+// logCacheSize is how many recent log entries are kept in memory.
+const logCacheSize = 512
 
 // Members returns the current Raft configuration.
 func (s *Store) Members() ([]Peer, error) {
