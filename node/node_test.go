@@ -20,6 +20,8 @@ import (
 
 	"github.com/gslbd/gslb/api"
 	"github.com/gslbd/gslb/dnsserver/dnstest"
+	"github.com/gslbd/gslb/probes"
+	"github.com/gslbd/gslb/store"
 )
 
 const testZone = `$ORIGIN example.com.
@@ -389,4 +391,78 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestRemoteVerdicts: other regions' probers' verdicts, committed through
+// the store, reach this node's answers (store -> reports -> aggregator ->
+// health view), without a new snapshot; a heartbeat with no transition
+// changes nothing a query sees.
+func TestRemoteVerdicts(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer backend.Close()
+	_, port, _ := net.SplitHostPort(backend.Listener.Addr().String())
+	zone := strings.Replace(testZone, "$POOL web-eu region=eu-west members=198.51.100.10",
+		"$POOL web-eu region=eu-west members=127.0.0.1 check=http://:"+port+"/\n"+
+			"$POOL spare region=us-east members=127.0.0.1 check=http://:"+port+"/spare", 1)
+	zdir, data := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(zdir, "example.com.zone"), []byte(zone), 0o644)
+	raft := freeAddr(t)
+	cfg := DefaultConfig()
+	cfg.Node, cfg.Region, cfg.Data, cfg.Zones = "n1", "us-east", data, zdir
+	cfg.DNS, cfg.ZonesPoll = StringList{"127.0.0.1:0"}, 0
+	cfg.Cluster = &ClusterConfig{Raft: raft, Secret: "Zq3vN8xK2mW7pL4rT9yB6cF1hJ5dG0sA", Fast: true,
+		Peers: []PeerConfig{{ID: "n1", Raft: raft, Region: "us-east"}}}
+	n, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop(context.Background())
+	waitFor(t, "web-eu (127.0.0.1, checked up here) answering", func() bool {
+		return slices.Equal(answerOf(t, n, "admin.example.com."), []string{"127.0.0.1"})
+	})
+	// The probers also see a second target up: a prober that sees every
+	// target down is suspect (partitioned itself) and does not count.
+	var key, spare string
+	for _, tg := range probes.TargetsFromZones(n.loader.Zones()...) {
+		if strings.HasSuffix(tg.String(), "/spare") {
+			spare = tg.Key()
+		} else {
+			key = tg.Key()
+		}
+	}
+	snap := n.dns.Snapshot()
+	report := func(up bool, transition bool) {
+		t.Helper()
+		now := time.Now().UTC()
+		for _, p := range []string{"p-eu", "p-ap"} {
+			b := &store.ReportBatch{Prober: p, Heartbeat: &store.Heartbeat{Prober: p, Region: p, At: now, Every: 5 * time.Second}}
+			if transition {
+				b.Transitions = []store.Transition{{Prober: p, Region: p, Key: key, Up: up, Reason: "test", At: now},
+					{Prober: p, Region: p, Key: spare, Up: true, Reason: "test", At: now}}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := n.store.Submit(ctx, b)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	report(false, true) // two of three probers: down
+	waitFor(t, "web-eu down by the remote probers' majority", func() bool {
+		return slices.Equal(answerOf(t, n, "admin.example.com."), []string{"192.0.2.10"})
+	})
+	if n.dns.Snapshot() != snap {
+		t.Errorf("a remote verdict built a new snapshot; want only a new health view")
+	}
+	view := n.dns.View()
+	report(false, false) // heartbeats only
+	time.Sleep(100 * time.Millisecond)
+	if n.dns.View() != view {
+		t.Errorf("a heartbeat with no transition published a new health view")
+	}
+	report(true, true)
+	waitFor(t, "web-eu back", func() bool {
+		return slices.Equal(answerOf(t, n, "admin.example.com."), []string{"127.0.0.1"})
+	})
 }
