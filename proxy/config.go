@@ -255,11 +255,6 @@ var algorithms = map[string]bool{
 	AlgIPHash: true, AlgURIHash: true, AlgHeaderHash: true, AlgConsistentHash: true,
 }
 
-// file is the top level of a config file read by LoadFile.
-type file struct {
-	Proxy *Config `yaml:"proxy"`
-}
-
 // Parse reads YAML whose top level has a `proxy:` key and validates that
 // section. Other top-level keys (the rest of the node config) are ignored;
 // unknown keys inside the proxy section are errors.

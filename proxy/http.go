@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gslbd/gslb/internal/balance"
@@ -468,10 +467,6 @@ func (h *handler) upgrade(w http.ResponseWriter, r *http.Request, resp *http.Res
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
-}
-
-func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (p *Proxy) accessLog(st *state, r *http.Request, rt *route, b *Backend, status int, start time.Time, rid string, client netip.Addr) {

@@ -382,7 +382,7 @@ func TestReloadUnderLoad(t *testing.T) {
 func TestWebSocketEcho(t *testing.T) {
 	ws := httpBackendFunc(t, func(w http.ResponseWriter, r *http.Request) {
 		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			http.Error(w, "upgrade required", 426)
+			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
 			return
 		}
 		conn, brw, err := http.NewResponseController(w).Hijack()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket names in the state database. The applied index lives in meta and is
@@ -488,7 +489,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	var s *State
 	err := f.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
-			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return err
 			}
 			if _, err := tx.CreateBucket(name); err != nil {

@@ -79,14 +79,6 @@ func (d *shardDraft[K, V]) put(k K, v V) {
 	sh[k] = v
 }
 
-func (d *shardDraft[K, V]) del(k K) {
-	sh := d.shard(k)
-	if _, ok := sh[k]; ok {
-		d.next.n--
-		delete(sh, k)
-	}
-}
-
 // result returns the built map (the base when nothing changed).
 func (d *shardDraft[K, V]) result() shardMap[K, V] {
 	if !d.init {

@@ -196,7 +196,7 @@ func (s *Store) Stats() Stats {
 	if st.LeaderCommitIndex > st.AppliedIndex {
 		st.Behind = st.LeaderCommitIndex - st.AppliedIndex
 	}
-	ok, err, since := s.health.status()
+	ok, since, err := s.health.status()
 	st.CanApply, st.CannotApplySince = ok, since
 	if err != nil {
 		st.ApplyError = err.Error()

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // boltOptions are the options of both databases (see DESIGN.md).
@@ -80,8 +81,8 @@ func openState(dir string, log *slog.Logger) (f *fsm, rebuilt bool, err error) {
 // means its content is damaged.
 func isBoltDamage(err error) bool {
 	var ld *loadError
-	return errors.Is(err, bolt.ErrInvalid) || errors.Is(err, bolt.ErrChecksum) ||
-		errors.Is(err, bolt.ErrVersionMismatch) || errors.Is(err, bolt.ErrInvalidMapping) ||
+	return errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) ||
+		errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, berrors.ErrInvalidMapping) ||
 		errors.As(err, &ld) || errors.Is(err, errPanicked)
 }
 
@@ -187,15 +188,15 @@ func (h *diskHealth) ok(db string) {
 	}
 }
 
-// status returns whether every database accepts writes, and if not, the
-// last error and since when.
-func (h *diskHealth) status() (canApply bool, lastErr error, since time.Time) {
+// status returns whether every database accepts writes, and if not, since
+// when and the last error.
+func (h *diskHealth) status() (canApply bool, since time.Time, lastErr error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.failing) == 0 {
-		return true, nil, time.Time{}
+		return true, time.Time{}, nil
 	}
-	return false, h.lastErr, h.since
+	return false, h.since, h.lastErr
 }
 
 // watchedLogs is the Raft log store with its write errors recorded in a
