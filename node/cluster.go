@@ -33,7 +33,7 @@ func (n *Node) startCluster(ctx context.Context) error {
 	}
 	sc := store.Config{
 		NodeID: n.name, DataDir: filepath.Join(n.cfg.Data, "raft"), RaftAddr: cl.Raft, AdvertiseAddr: cl.Advertise,
-		Secret: secret, NonVoter: cl.NonVoter, Logger: n.log.With("component", "store"),
+		Secret: secret, NonVoter: cl.NonVoter, Logger: n.log,
 		CheckZone: n.checkZoneContent, ClusterID: cl.ClusterID,
 	}
 	if t := cl.TLS; t != nil {

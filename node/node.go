@@ -106,7 +106,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Node, err err
 		Env: gslb.Env{Geo: n.geo, Latency: &gslb.LatencyTable{}}}
 	n.reg.MustRegister(n.loader)
 	if cfg.probesEnabled() {
-		n.health = newHealth(n.name, cfg.Region, cfg.Probes.MaxConcurrent, n.reg, log.With("component", "probes"))
+		n.health = newHealth(n.name, cfg.Region, cfg.Probes.MaxConcurrent, n.reg, log)
 	}
 	n.loader.Env.Health = nodeHealth{n}
 	// From here on every snapshot swapped in is answered with the node's
@@ -130,7 +130,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Node, err err
 		}
 	}
 	if cfg.Proxy != nil {
-		if n.proxy, err = proxy.New(*cfg.Proxy, log.With("component", "proxy")); err != nil {
+		if n.proxy, err = proxy.New(*cfg.Proxy, log); err != nil {
 			return nil, err
 		}
 		if err := n.proxy.Start(ctx); err != nil {
