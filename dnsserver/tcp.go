@@ -329,13 +329,17 @@ func (s *Server) serveTCPConn(tc *tcpConn) {
 		if big != nil {
 			tcpBufs.Put(big)
 		}
+		// Idle again before the reply goes out: a client that reads the
+		// reply and opens another connection finds this one in the idle
+		// list in the order its queries were answered.
+		var ok bool
+		wait, ok = s.tcpt.idle(tc, s.cfg.TCPIdleTimeout)
 		if out != nil {
 			if _, err := tc.c.Write(reply); err != nil {
 				return
 			}
 		}
-		var ok bool
-		if wait, ok = s.tcpt.idle(tc, s.cfg.TCPIdleTimeout); !ok {
+		if !ok {
 			return
 		}
 	}
