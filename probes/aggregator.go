@@ -26,15 +26,20 @@ type AggregatorConfig struct {
 // per target key. It is a Sink: feed it the local prober's reports directly,
 // and (later) the reports the replicated store carries from other nodes.
 //
-// The verdict on a key counts the probers that reported within 3×Every and
-// are not suspect. A prober is suspect while it sees every one of its targets
-// down (it is more likely cut off than everyone else dead), and is not
-// counted until it sees something up again. The check's quorum= decides:
-// majority (down only when more than half of the counted probers see it
-// down; a tie stays up), any (up if one sees it up), all (up only if all
-// do), or N (up if at least min(N, counted) see it up). With no prober
-// counted (all silent or suspect), a key keeps its last verdict, and a key
-// never decided stays unknown, which callers treat as up.
+// The verdict on a key counts the probers that are fresh: they reported
+// within 3×Every and the cluster has not marked them silent (SetSilent: the
+// node that runs them stopped answering Raft), so a dead region's last
+// votes, up or down, stop counting as soon as the cluster knows it is dead.
+// A prober is suspect while it sees every one of its targets down (it is
+// more likely cut off than everyone else dead): it is not counted while a
+// fresh prober that is not suspect reports on the key, and counts when none
+// does, so that a node alone whose prober sees every member down applies
+// the records' empty= mode instead of freezing its last verdicts. The
+// check's quorum= decides: majority (down only when more than half of the
+// counted probers see it down; a tie stays up), any (up if one sees it up),
+// all (up only if all do), or N (up if at least min(N, counted) see it up).
+// With no fresh prober, a key keeps its last verdict, and a key never
+// decided stays unknown, which callers treat as up.
 //
 // Its methods are safe for concurrent use.
 type Aggregator struct {
@@ -43,6 +48,7 @@ type Aggregator struct {
 
 	mu       sync.Mutex
 	probers  map[string]*proberState
+	silent   map[string]bool // probers whose node the cluster cannot reach
 	verdicts map[string]*verdict
 	events   []Event // ring
 	nextEv   int
@@ -117,6 +123,7 @@ func NewAggregator(cfg AggregatorConfig) *Aggregator {
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "probes"),
 		probers:  make(map[string]*proberState),
+		silent:   make(map[string]bool),
 		verdicts: make(map[string]*verdict),
 	}
 }
@@ -242,11 +249,19 @@ func (a *Aggregator) recomputeAll(now time.Time) bool {
 // decide recomputes the verdict on key k and reports whether it changed;
 // a.mu must be held.
 func (a *Aggregator) decide(k string, now time.Time) bool {
-	var quorum zones.Quorum
-	var n, up int
+	var quorum, squorum zones.Quorum
+	var n, up, sn, sup int // counted probers, and suspect ones
 	for _, ps := range a.probers {
 		s, ok := ps.statuses[k]
-		if !ok || !ps.fresh(now) || ps.suspect() {
+		if !ok || !ps.fresh(now) || a.silent[ps.name] {
+			continue
+		}
+		if ps.suspect() {
+			squorum = s.Quorum
+			sn++
+			if s.Up {
+				sup++
+			}
 			continue
 		}
 		quorum = s.Quorum
@@ -254,6 +269,9 @@ func (a *Aggregator) decide(k string, now time.Time) bool {
 		if s.Up {
 			up++
 		}
+	}
+	if n == 0 { // only suspect probers, if any: they are all there is
+		quorum, n, up = squorum, sn, sup
 	}
 	if n == 0 {
 		return false // no prober counts: keep the last verdict
@@ -274,6 +292,29 @@ func (a *Aggregator) decide(k string, now time.Time) bool {
 		a.log.Info("verdict changed", "target", k, "up", u, "probers_up", up, "probers", n)
 	}
 	return true
+}
+
+// SetSilent marks the prober named prober as silent (its node stopped
+// answering the cluster) or not: a silent prober's votes do not count, so
+// the verdicts follow the probers that are still there without waiting for
+// its reports to age out. The node calls it from the store's view of each
+// member's last contact.
+func (a *Aggregator) SetSilent(prober string, silent bool) {
+	a.mu.Lock()
+	if a.silent[prober] == silent {
+		a.mu.Unlock()
+		return
+	}
+	if silent {
+		a.silent[prober] = true
+	} else {
+		delete(a.silent, prober)
+	}
+	changed := a.recomputeAll(time.Now())
+	a.mu.Unlock()
+	if changed {
+		a.notify()
+	}
 }
 
 // rearm sets the ageing timer to the moment the next fresh prober goes
@@ -407,7 +448,7 @@ func (a *Aggregator) Snapshot() []KeyView {
 	defer a.mu.Unlock()
 	byKey := make(map[string]*KeyView)
 	for _, ps := range a.probers {
-		fresh, suspect := ps.fresh(now), ps.suspect()
+		fresh, suspect := ps.fresh(now) && !a.silent[ps.name], ps.suspect()
 		for k, s := range ps.statuses {
 			kv := byKey[k]
 			if kv == nil {

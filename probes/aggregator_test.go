@@ -176,22 +176,83 @@ func TestAllProbersSilentKeepsVerdicts(t *testing.T) {
 }
 
 func TestEveryProberSeesEverythingDown(t *testing.T) {
-	// A prober that sees everything down never counts, even alone: every
-	// verdict keeps its last state, and one never decided stays unknown
-	// (fail-open), the same answer the policies give when all is down.
+	// When every fresh prober sees everything down, the suspect probers are
+	// all there is and they count: every verdict goes down, and the
+	// records apply their empty= mode (fail open by default) instead of
+	// freezing the last verdicts (issue 16: a node alone).
 	a := probes.NewAggregator(probes.AggregatorConfig{Logger: quiet})
 	defer a.Close()
 	a.Report(full("a", "m1", "m2"))
 	a.Report(full("a", "!m1", "!m2", "!m3"))
+	wantVerdict(t, a, "m1", false, true)
+	wantVerdict(t, a, "m2", false, true)
+	wantVerdict(t, a, "m3", false, true)
 	a.Report(full("b", "!m1", "!m2", "!m3"))
-	wantVerdict(t, a, "m1", true, true)
-	wantVerdict(t, a, "m2", true, true)
-	wantVerdict(t, a, "m3", false, false)
-	// One member back for b: b counts again, and its views decide.
+	wantVerdict(t, a, "m1", false, true)
+	// One member back for b: b is not suspect any more, so only b counts
+	// while a stays suspect.
 	a.Report(full("b", "!m1", "m2", "!m3"))
 	wantVerdict(t, a, "m1", false, true)
 	wantVerdict(t, a, "m2", true, true)
 	wantVerdict(t, a, "m3", false, true)
+}
+
+func TestSuspectIgnoredBesideOthers(t *testing.T) {
+	// A suspect prober does not count while another one reports on the key.
+	a := probes.NewAggregator(probes.AggregatorConfig{Logger: quiet})
+	defer a.Close()
+	a.Report(full("a", "m1", "m2"))
+	a.Report(full("b", "m1", "m2"))
+	a.Report(full("c", "!m1", "!m2"))
+	a.Report(full("a", "!m1", "m2"))
+	wantVerdict(t, a, "m1", true, true) // a down, b up, c not counted: a tie stays up
+	wantVerdict(t, a, "m2", true, true)
+}
+
+func TestSilentProberDoesNotCount(t *testing.T) {
+	// Two regions killed back to back: the survivor's own view decides as
+	// soon as the cluster marks the dead nodes silent, in both directions,
+	// instead of their last votes holding the verdicts for 3 report periods.
+	synctest.Test(t, func(t *testing.T) {
+		a := probes.NewAggregator(probes.AggregatorConfig{Logger: quiet})
+		defer a.Close()
+		a.Report(full("a", "ma", "mb", "mc"))
+		a.Report(full("b", "ma", "mb", "mc"))
+		a.Report(full("c", "ma", "mb", "mc"))
+		changes := a.Subscribe()
+		// a dies; c sees ma down: c down, b up (a tie with a silent)...
+		a.SetSilent("a", true)
+		a.Report(full("c", "!ma", "mb", "mc"))
+		wantVerdict(t, a, "ma", true, true)
+		a.Report(full("b", "!ma", "mb", "mc"))
+		wantVerdict(t, a, "ma", false, true)
+		// ...then b dies: c alone decides, at once.
+		a.Report(full("c", "!ma", "!mb", "mc"))
+		wantVerdict(t, a, "mb", true, true) // b's last vote still counts
+		<-changes
+		a.SetSilent("b", true)
+		select {
+		case <-changes:
+		default:
+			t.Error("no change signalled when b went silent")
+		}
+		wantVerdict(t, a, "mb", false, true)
+		wantVerdict(t, a, "ma", false, true)
+		wantVerdict(t, a, "mc", true, true)
+		// a comes back: its votes count again, for up too.
+		a.SetSilent("a", false)
+		a.Report(full("a", "ma", "mb", "mc"))
+		a.Report(full("c", "ma", "!mb", "mc"))
+		wantVerdict(t, a, "ma", true, true)
+		wantVerdict(t, a, "mb", true, true) // a up, c down, b silent: a tie stays up
+		for _, kv := range a.Snapshot() {
+			for _, pv := range kv.Probers {
+				if pv.Prober == "b" && pv.Fresh {
+					t.Errorf("%s: silent prober b shown fresh", kv.Key)
+				}
+			}
+		}
+	})
 }
 
 func TestAggregatorReportOrderAndRemoval(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gslbd/gslb/zones"
@@ -61,6 +62,13 @@ func (t Target) interval() time.Duration {
 	return max(iv, zones.MinInterval)
 }
 
+// fastInterval is the re-check interval while the target's state is in
+// doubt: a tenth of the interval, at most 100ms (50ms at the least
+// interval).
+func (t Target) fastInterval() time.Duration {
+	return min(t.interval()/10, 100*time.Millisecond)
+}
+
 // timeout is the check's timeout, or min(interval/2, 2s) when unset.
 func (t Target) timeout() time.Duration {
 	if t.Check.Timeout > 0 {
@@ -96,6 +104,10 @@ type Result struct {
 	RTT time.Duration
 	// CertExpiry is the NotAfter of the server's leaf certificate (https).
 	CertExpiry time.Time
+	// Refused says the connection was refused or reset (or, for dns, the
+	// port was unreachable): the member's host answered that nothing
+	// serves there, a stronger sign of down than a timeout.
+	Refused bool
 }
 
 // CheckerConfig configures a Checker. The zero value is ready to use.
@@ -155,6 +167,7 @@ func (c *Checker) Probe(ctx context.Context, t Target) Result {
 	r.Duration = time.Since(start)
 	if err != nil {
 		r.Up = false
+		r.Refused = isRefused(err) || errors.Is(err, syscall.ECONNRESET)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("timeout after %v: %w", timeout, err)
 		}

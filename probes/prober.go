@@ -34,8 +34,11 @@ type ProberConfig struct {
 	// asked for (default 10m); MaxNetworks bounds how many are (default 1024).
 	NetworkTTL  time.Duration
 	MaxNetworks int
-	Logger      *slog.Logger
-	Metrics     *Metrics
+	// Damping holds flapping targets down; the zero value means
+	// DefaultDamping(), and a negative HalfLife turns damping off.
+	Damping Damping
+	Logger  *slog.Logger
+	Metrics *Metrics
 }
 
 // Node is a region's node, to which a prober measures RTT (ICMP echo, or a
@@ -76,8 +79,11 @@ type target struct {
 	t      Target
 	key    string
 	cancel context.CancelFunc // nil until started
+	wake   chan struct{}      // CheckNow's requests, for the target's goroutine
 	// Guarded by Prober.mu:
 	h          Hysteresis
+	damp       Damping
+	up         bool // the reported state: h.Up() unless damping holds it down
 	rtt        RTTStat
 	since      time.Time
 	reason     string
@@ -106,6 +112,9 @@ func NewProber(cfg ProberConfig) *Prober {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Damping == (Damping{}) {
+		cfg.Damping = DefaultDamping()
 	}
 	p := &Prober{
 		cfg:      cfg,
@@ -154,7 +163,8 @@ func (p *Prober) SetTargets(ts []Target) {
 			tg.t = t // same probe; settings outside the key (quorum) may change
 			continue
 		}
-		tg := &target{t: t, key: k, h: Hysteresis{Fails: t.fails(), Passes: t.passes()}}
+		tg := &target{t: t, key: k, h: Hysteresis{Fails: t.fails(), Passes: t.passes()}, damp: p.cfg.Damping,
+			up: true, wake: make(chan struct{}, 1)}
 		p.targets[k] = tg
 		if p.ctx != nil {
 			p.start(tg)
@@ -290,30 +300,53 @@ func (p *Prober) start(tg *target) {
 	}()
 }
 
-// loop probes one target every interval. The first probe comes at a random
-// point of the first interval, and each later one is jittered by ±5%, so
-// that targets loaded together spread out instead of probing in step.
+// loop probes one target every interval, and at the short interval while
+// its state is in doubt (fast confirmation, as HAProxy's fastinter): a
+// failure while up, or a success while down, is re-checked until fails (or
+// passes) is reached or a result agrees with the state again. The first
+// check comes within the short interval, so that a starting node knows its
+// targets at once; the regular schedule then starts at a random point of
+// the first interval and each later check is jittered by ±5%, so that
+// targets loaded together spread out instead of probing in step. Fast
+// re-checks and CheckNow leave the regular schedule alone: in a steady
+// state a target is checked once per interval.
 func (p *Prober) loop(ctx context.Context, tg *target) {
 	p.mu.Lock()
 	t := tg.t
 	p.mu.Unlock()
-	iv := t.interval()
-	first := rand.N(iv)
-	due := time.Now().Add(first)
+	iv, fast := t.interval(), t.fastInterval()
+	now := time.Now()
+	first := rand.N(fast)
+	due := now.Add(first + rand.N(iv))
+	next := now.Add(first)
 	timer := time.NewTimer(first)
 	defer timer.Stop()
+	var last time.Time // when the last check started
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		case <-tg.wake:
+			// Asked to check now: at most one check per short interval.
+			if e := last.Add(fast); time.Now().Before(e) {
+				if e.Before(next) {
+					next = e
+					timer.Reset(time.Until(e))
+				}
+				continue
+			}
 		}
 		p.mu.Lock()
 		t = tg.t
 		p.mu.Unlock()
-		// The next probe is due one jittered interval after this one was
-		// due, not after it ended, so slow probes do not stretch the period.
-		due = due.Add(iv + time.Duration((rand.Float64()-0.5)*0.1*float64(iv)))
+		iv, fast = t.interval(), t.fastInterval()
+		if now := time.Now(); !now.Before(due) {
+			// The next regular check is due one jittered interval after
+			// this one was due, not after it ended, so slow probes do not
+			// stretch the period.
+			due = due.Add(iv + time.Duration((rand.Float64()-0.5)*0.1*float64(iv)))
+		}
 		// Wait for a concurrency slot; each interval spent waiting is a
 		// missed probe.
 		slot := time.NewTimer(iv)
@@ -332,50 +365,113 @@ func (p *Prober) loop(ctx context.Context, tg *target) {
 				break wait
 			}
 		}
+		last = time.Now()
 		r := p.probe(ctx, t)
 		<-p.sem
 		if ctx.Err() != nil {
 			return // removed or stopped while probing: the result is moot
 		}
-		p.observe(tg, t, r)
-		if now := time.Now(); due.Before(now) {
+		doubt := p.observe(tg, t, r)
+		now := time.Now()
+		if due.Before(now) {
 			due = now // the probe outlasted its interval: probe again at once
 		}
-		timer.Reset(time.Until(due))
+		next = due
+		if f := now.Add(fast); doubt && f.Before(next) {
+			next = f
+		}
+		timer.Reset(next.Sub(now))
 	}
 }
 
-// observe applies one result to tg and reports a transition.
-func (p *Prober) observe(tg *target, t Target, r Result) {
+// CheckNow asks for a check of the targets with these keys at once: another
+// region saw one of them flip, or the node or proxy that fronts them went
+// silent or changed its health. Each target is checked at most once per
+// short interval (a request within it is served at its end), and a check
+// that disagrees with the state goes on at the short interval as any other.
+// Unknown keys are ignored. CheckNow never blocks.
+func (p *Prober) CheckNow(keys ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range keys {
+		if tg := p.targets[k]; tg != nil {
+			select {
+			case tg.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// Status returns the prober's own view of the target with key k, and
+// whether it has been probed at least once.
+func (p *Prober) Status(k string) (Status, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	tg := p.targets[k]
+	if tg == nil || !tg.h.Known() {
+		return Status{}, false
+	}
+	return tg.status(), true
+}
+
+// observe applies one result to tg, reports a transition, and says whether
+// the target's state is in doubt (to be re-checked at the short interval).
+func (p *Prober) observe(tg *target, t Target, r Result) (doubt bool) {
 	m := p.cfg.Metrics
 	m.observe(t.Check.Scheme, r)
 	now := time.Now()
 	p.mu.Lock()
 	if p.targets[tg.key] != tg { // removed by SetTargets while probing
 		p.mu.Unlock()
-		return
+		return false
 	}
 	first := !tg.h.Known()
-	changed := tg.h.Observe(r.Up)
+	blip := tg.h.Up() && tg.h.InDoubt() && r.Up // a failure while up, not confirmed
+	var flipped bool
+	if !r.Up && r.Refused {
+		flipped = tg.h.ObserveRefused()
+	} else {
+		flipped = tg.h.Observe(r.Up)
+	}
+	switch {
+	case flipped && !tg.h.Up():
+		tg.damp.Down(now)
+	case blip:
+		tg.damp.Blip(now)
+	case !r.Up:
+		tg.damp.Failed(now)
+	}
+	held := tg.h.Up() && tg.damp.Suppressed(now)
+	changed := tg.up != (tg.h.Up() && !held)
+	tg.up = tg.h.Up() && !held
+	doubt = tg.h.InDoubt()
 	if r.RTT > 0 {
 		tg.rtt.Add(r.RTT)
 	}
 	tg.reason = r.Reason
+	if held {
+		tg.reason = fmt.Sprintf("held down: flapping (penalty %.1f, released below %.1f); last check: %s",
+			tg.damp.Penalty(now), tg.damp.Reuse, r.Reason)
+	}
 	if !r.CertExpiry.IsZero() {
 		tg.certExpiry = r.CertExpiry
 	}
 	if first || changed {
 		tg.since = now
 	}
-	up := tg.h.Up()
+	up := tg.up
 	p.mu.Unlock()
 
+	if flipped && !changed {
+		p.log.Info("target flipped but is held down: flapping", "target", t.String(), "up", !up, "reason", r.Reason)
+	}
 	m.setUp(p.cfg.Name, tg.key, up)
 	if !r.CertExpiry.IsZero() {
 		m.setCertExpiry(p.cfg.Name, tg.key, r.CertExpiry.Unix())
 	}
 	if !first && !changed {
-		return
+		return doubt
 	}
 	m.setLastChange(p.cfg.Name, tg.key, float64(now.UnixNano())/1e9)
 	if changed {
@@ -383,6 +479,7 @@ func (p *Prober) observe(tg *target, t Target, r Result) {
 		p.log.Info("target state changed", "target", t.String(), "up", up, "reason", r.Reason)
 	}
 	p.sendDelta(tg)
+	return doubt
 }
 
 // status returns tg's Status; p.mu must be held.
@@ -390,7 +487,7 @@ func (tg *target) status() Status {
 	return Status{
 		Key:        tg.key,
 		Target:     tg.t.String(),
-		Up:         tg.h.Up(),
+		Up:         tg.up,
 		Since:      tg.since,
 		Reason:     tg.reason,
 		Quorum:     tg.t.Check.Quorum,

@@ -1,0 +1,334 @@
+package probes_test
+
+import (
+	"context"
+	"math"
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gslbd/gslb/probes"
+	"github.com/gslbd/gslb/zones"
+)
+
+// scripted is a ProberConfig.Probe whose result is a function of the
+// (fake) time, recording when each probe ran and the reported transitions.
+type scripted struct {
+	mu     sync.Mutex
+	result func(now time.Time) probes.Result
+	probes []time.Time
+	deltas []probes.Status // transitions reported, in order
+	at     []time.Time     // when each was reported
+}
+
+func (s *scripted) probe(_ context.Context, _ probes.Target) probes.Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.probes = append(s.probes, time.Now())
+	return s.result(time.Now())
+}
+
+func (s *scripted) Report(r probes.Report) {
+	if r.Full {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deltas = append(s.deltas, r.Statuses...)
+	s.at = append(s.at, time.Now())
+}
+
+func (s *scripted) set(f func(time.Time) probes.Result) {
+	s.mu.Lock()
+	s.result = f
+	s.mu.Unlock()
+}
+
+// since returns the probe times at or after t0.
+func (s *scripted) since(t0 time.Time) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []time.Time
+	for _, at := range s.probes {
+		if !at.Before(t0) {
+			out = append(out, at)
+		}
+	}
+	return out
+}
+
+func (s *scripted) state() (up bool, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.deltas) == 0 {
+		return true, 0
+	}
+	return s.deltas[len(s.deltas)-1].Up, len(s.deltas)
+}
+
+var (
+	ok      = func(time.Time) probes.Result { return probes.Result{Up: true, Reason: "HTTP 200"} }
+	failing = func(time.Time) probes.Result { return probes.Result{Reason: "HTTP 503"} }
+	refused = func(time.Time) probes.Result { return probes.Result{Reason: "connection refused", Refused: true} }
+)
+
+// defaultTarget is an http check with the zones defaults (interval 5s,
+// fails 3, passes 2).
+func defaultTarget(a netip.Addr) probes.Target {
+	return probes.Target{Check: zones.Check{Scheme: "http", Port: 80, Path: "/healthz",
+		Interval: zones.DefaultInterval, Fails: zones.DefaultFails, Passes: zones.DefaultPasses}, Addr: a}
+}
+
+const fastinter = 100 * time.Millisecond // the defaults' short interval
+
+func startScripted(t *testing.T, s *scripted, damping probes.Damping, ts ...probes.Target) *probes.Prober {
+	p := probes.NewProber(probes.ProberConfig{Name: "a", Probe: s.probe, Sink: s, Damping: damping, Logger: quiet})
+	p.SetTargets(ts)
+	runProber(t, p)
+	return p
+}
+
+var noDamping = probes.Damping{HalfLife: -1}
+
+func TestFastConfirmation(t *testing.T) {
+	// One failure while up is re-checked at the short interval until fails
+	// is reached, one success while down until passes is; a result that
+	// agrees with the state ends the doubt, and the regular schedule (one
+	// check per interval) is what is left in a steady state.
+	for _, tc := range []struct {
+		Name      string
+		fail      func(time.Time) probes.Result
+		wantFails int
+	}{
+		{"timeout or error status: fails=3 checks", failing, 3},
+		{"refused: counts twice, 2 checks", refused, 2},
+	} {
+		t.Run(tc.Name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := &scripted{result: ok}
+				iv := zones.DefaultInterval
+				startScripted(t, s, noDamping, defaultTarget(addr(1)))
+				time.Sleep(2 * iv)
+				tw := time.Now()
+				time.Sleep(10 * iv)
+				synctest.Wait()
+				if n := len(s.since(tw)); n < 9 || n > 11 {
+					t.Errorf("%d checks in 10 steady intervals, want 10±1", n)
+				}
+				s.set(tc.fail)
+				t0 := time.Now()
+				time.Sleep(iv*11/10 + fastinter*time.Duration(tc.wantFails)) // the interval is jittered by ±5%
+				synctest.Wait()
+				var got []time.Time
+				s.mu.Lock()
+				for _, at := range s.probes {
+					if !at.Before(t0) && len(s.at) > 1 && !at.After(s.at[1]) {
+						got = append(got, at)
+					}
+				}
+				s.mu.Unlock()
+				if up, n := s.state(); up || n != 2 {
+					t.Fatalf("after %d failing checks: reported up=%v after %d reports, want down", len(got), up, n)
+				}
+				if len(got) != tc.wantFails {
+					t.Fatalf("%d checks to go down, want %d", len(got), tc.wantFails)
+				}
+				for i := 1; i < len(got); i++ {
+					if d := got[i].Sub(got[i-1]); d != fastinter {
+						t.Errorf("re-check %d came %v after the previous one, want the short interval %v", i, d, fastinter)
+					}
+				}
+				// Down and failing: back to one check per interval.
+				t1 := time.Now()
+				time.Sleep(10 * iv)
+				synctest.Wait()
+				if n := len(s.since(t1)); n < 9 || n > 11 {
+					t.Errorf("%d checks in 10 intervals while down, want 10±1", n)
+				}
+				// Back: passes=2 checks a short interval apart.
+				s.set(ok)
+				t2 := time.Now()
+				time.Sleep(iv*11/10 + 2*fastinter)
+				synctest.Wait()
+				got = s.since(t2)
+				if up, _ := s.state(); !up || len(got) < 2 || got[1].Sub(got[0]) != fastinter {
+					t.Errorf("coming back: up=%v after checks at %v, want up after 2 a short interval apart", up, got)
+				}
+			})
+		})
+	}
+}
+
+func TestBlipIsNotConfirmed(t *testing.T) {
+	// A single failure between successes costs one extra check and no
+	// transition.
+	synctest.Test(t, func(t *testing.T) {
+		s := &scripted{result: ok}
+		iv := zones.DefaultInterval
+		startScripted(t, s, noDamping, defaultTarget(addr(1)))
+		time.Sleep(2 * iv)
+		synctest.Wait()
+		var once sync.Once
+		s.set(func(time.Time) probes.Result {
+			r := ok(time.Time{})
+			once.Do(func() { r = failing(time.Time{}) })
+			return r
+		})
+		t0 := time.Now()
+		time.Sleep(10 * iv)
+		synctest.Wait()
+		if up, n := s.state(); !up || n != 1 {
+			t.Errorf("after one failure: up=%v, %d reports, want up and only the first", up, n)
+		}
+		if n := len(s.since(t0)); n < 10 || n > 12 {
+			t.Errorf("%d checks in 10 intervals with one blip, want 11±1", n)
+		}
+	})
+}
+
+func TestCheckNow(t *testing.T) {
+	// CheckNow checks at once, at most once per short interval, and leaves
+	// the regular schedule alone.
+	synctest.Test(t, func(t *testing.T) {
+		s := &scripted{result: ok}
+		iv := zones.DefaultInterval
+		m := defaultTarget(addr(1))
+		p := startScripted(t, s, noDamping, m)
+		// Right after a regular check, so that the next one is an interval
+		// away, and a short interval after it.
+		time.Sleep(2 * iv)
+		for n := len(s.since(time.Time{})); len(s.since(time.Time{})) == n; {
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+		}
+		time.Sleep(fastinter)
+		t0 := time.Now()
+		p.CheckNow(m.Key(), "no such key")
+		synctest.Wait()
+		if got := s.since(t0); len(got) != 1 || !got[0].Equal(t0) {
+			t.Fatalf("CheckNow: checks at %v, want one at once (%v)", got, t0)
+		}
+		p.CheckNow(m.Key())
+		p.CheckNow(m.Key())
+		synctest.Wait()
+		if n := len(s.since(t0)); n != 1 {
+			t.Fatalf("CheckNow again at once: %d checks, want the second deferred", n)
+		}
+		time.Sleep(fastinter)
+		synctest.Wait()
+		if got := s.since(t0); len(got) != 2 || got[1].Sub(t0) != fastinter {
+			t.Fatalf("deferred CheckNow: checks at %v, want the second a short interval later", got)
+		}
+		// A CheckNow that finds the member down starts the fast confirmation.
+		s.set(refused)
+		time.Sleep(time.Second)
+		t1 := time.Now()
+		p.CheckNow(m.Key())
+		time.Sleep(fastinter)
+		synctest.Wait()
+		if up, _ := s.state(); up {
+			t.Errorf("refused after CheckNow and one re-check: still up (checks %v)", s.since(t1))
+		}
+		// The regular schedule goes on: about one check per interval.
+		s.set(failing)
+		t2 := time.Now()
+		time.Sleep(10 * iv)
+		synctest.Wait()
+		if n := len(s.since(t2)); n < 9 || n > 11 {
+			t.Errorf("%d checks in 10 intervals after CheckNow, want 10±1", n)
+		}
+	})
+}
+
+func TestDampingFlappingMember(t *testing.T) {
+	// A member alternating 200/503 every 700 ms, with the default checks
+	// and damping: after the first outage and return it is held down, and
+	// then its state changes at most once per 30 s while it flaps; once it
+	// stops, it comes back within HalfLife × log2(Max/Reuse) plus an
+	// interval. Each Go scheduler order gives the same fake-time run.
+	synctest.Test(t, func(t *testing.T) {
+		began := time.Now()
+		flap := func(now time.Time) probes.Result {
+			if (now.Sub(began)/(700*time.Millisecond))%2 == 1 {
+				return failing(now)
+			}
+			return ok(now)
+		}
+		s := &scripted{result: flap}
+		startScripted(t, s, probes.Damping{}, defaultTarget(addr(1)))
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		s.mu.Lock()
+		deltas, at := append([]probes.Status(nil), s.deltas...), append([]time.Time(nil), s.at...)
+		s.mu.Unlock()
+		var changes []time.Duration
+		for i := range deltas[1:] { // the first is the first result, not a change
+			changes = append(changes, at[i+1].Sub(began))
+		}
+		t.Logf("reported changes over 10 minutes of flapping: %v", changes)
+		if len(changes) > 3+10*60/30 {
+			t.Errorf("%d changes in 10 minutes", len(changes))
+		}
+		// After the first three changes, never two within 30 s.
+		for i := 4; i < len(changes); i++ {
+			if changes[i]-changes[i-1] < 30*time.Second {
+				t.Errorf("changes at %v and %v while flapping: less than 30 s apart", changes[i-1], changes[i])
+			}
+		}
+		if up, _ := s.state(); up {
+			t.Errorf("a member flapping for 10 minutes is reported up, want held down")
+		}
+		// It stops flapping and stays up: it comes back.
+		s.set(ok)
+		t0 := time.Now()
+		d := probes.DefaultDamping()
+		hold := time.Duration(float64(d.HalfLife)*math.Log2(d.Max/d.Reuse)) + zones.DefaultInterval + time.Second
+		time.Sleep(hold)
+		synctest.Wait()
+		if up, _ := s.state(); !up {
+			t.Errorf("still held down %v after the flapping stopped", time.Since(t0))
+		}
+		// It really goes down: reported down at once, damping or not.
+		s.set(refused)
+		t1 := time.Now()
+		time.Sleep(zones.DefaultInterval*11/10 + fastinter)
+		synctest.Wait()
+		if up, _ := s.state(); up {
+			t.Errorf("a member refusing for %v after flapping is still up", time.Since(t1))
+		}
+	})
+}
+
+func TestDampingOutageAndReturn(t *testing.T) {
+	// One outage and its return are never damped; a second outage soon
+	// after holds the second return until the penalty decays.
+	synctest.Test(t, func(t *testing.T) {
+		d := probes.DefaultDamping()
+		now := time.Now()
+		d.Down(now)
+		now = now.Add(2 * time.Second) // and back up
+		if d.Suppressed(now) {
+			t.Fatalf("one outage and return suppressed (penalty %.2f)", d.Penalty(now))
+		}
+		now = now.Add(5 * time.Second)
+		d.Down(now) // down again
+		if !d.Suppressed(now) {
+			t.Fatalf("a second outage 7 s after the first is not suppressed (penalty %.2f)", d.Penalty(now))
+		}
+		rel := d.ReleaseAt(now)
+		if !d.Suppressed(rel.Add(-10 * time.Millisecond)) {
+			t.Errorf("released before ReleaseAt (%v later)", rel.Sub(now))
+		}
+		if d.Suppressed(rel) {
+			t.Errorf("still suppressed at ReleaseAt (%v later, penalty %.2f)", rel.Sub(now), d.Penalty(rel))
+		}
+		// An outage a long time after: not suppressed.
+		later := rel.Add(10 * time.Minute)
+		d.Down(later)
+		if d.Suppressed(later.Add(time.Second)) {
+			t.Errorf("an outage and return long after the flapping are suppressed")
+		}
+	})
+}
