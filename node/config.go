@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/gslbd/gslb/dnsserver"
 	"github.com/gslbd/gslb/proxy"
 	"github.com/gslbd/gslb/store"
 )
@@ -23,11 +25,11 @@ import (
 // is documented in the README. The zero value of a field is its documented
 // default.
 type Config struct {
-	Node   string     `yaml:"node"`
-	Region string     `yaml:"region"`
-	DNS    StringList `yaml:"dns"`
-	NSID   string     `yaml:"nsid"`
-	Admin  string     `yaml:"admin"`
+	Node   string    `yaml:"node"`
+	Region string    `yaml:"region"`
+	DNS    DNSConfig `yaml:"dns"`
+	NSID   string    `yaml:"nsid"`
+	Admin  string    `yaml:"admin"`
 	// AdminToken guards the admin API; required when Admin is not a
 	// loopback address. AdminTokenFile reads it from a file instead.
 	AdminToken     string `yaml:"admin_token"`
@@ -66,6 +68,85 @@ func (l *StringList) UnmarshalYAML(v *yaml.Node) error {
 	}
 	*l = s
 	return nil
+}
+
+// DNSConfig is the dns key: the listen addresses (as a plain list, or
+// under listen:) and the front's limits.
+type DNSConfig struct {
+	Listen StringList `yaml:"listen"`
+	// UDPSize is the EDNS payload size advertised (default 1232).
+	UDPSize uint16    `yaml:"udp_size"`
+	TCP     TCPConfig `yaml:"tcp"`
+	RRL     RRLConfig `yaml:"rrl"`
+	// CookieSecret is the DNS cookie secret, 32 hex digits (default: from
+	// the cluster secret, so every node accepts every node's cookies; a
+	// single node without one: random per start).
+	CookieSecret string `yaml:"cookie_secret"`
+}
+
+// TCPConfig is dns.tcp (zero: dnsserver's defaults).
+type TCPConfig struct {
+	MaxConns        int           `yaml:"max_conns"`
+	MaxConnsPerAddr int           `yaml:"max_conns_per_addr"`
+	MaxConnsPerNet  int           `yaml:"max_conns_per_net"`
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	ReadTimeout     time.Duration `yaml:"read_timeout"`
+}
+
+// RRLConfig is dns.rrl: response-rate limiting (on by default).
+type RRLConfig struct {
+	Enabled       *bool    `yaml:"enabled"`
+	Rate          int      `yaml:"rate"`
+	Slip          int      `yaml:"slip"`
+	IPv4Prefix    int      `yaml:"ipv4_prefix"`
+	IPv6Prefix    int      `yaml:"ipv6_prefix"`
+	Exempt        []string `yaml:"exempt"`
+	LogOnly       bool     `yaml:"log_only"`
+	LimitLoopback bool     `yaml:"limit_loopback"`
+}
+
+// UnmarshalYAML takes an address, a list of addresses, or the mapping.
+func (d *DNSConfig) UnmarshalYAML(v *yaml.Node) error {
+	if v.Kind == yaml.ScalarNode || v.Kind == yaml.SequenceNode {
+		return d.Listen.UnmarshalYAML(v)
+	}
+	type plain DNSConfig
+	var p plain
+	if err := v.Decode(&p); err != nil {
+		return err
+	}
+	*d = DNSConfig(p)
+	return nil
+}
+
+// server is the dnsserver configuration of d; cookie is the cookie secret
+// to use when d names none.
+func (d *DNSConfig) server(nsid string, cookie []byte) (dnsserver.Config, error) {
+	c := dnsserver.Config{Addrs: d.Listen, NSID: nsid, UDPSize: d.UDPSize,
+		MaxTCPConns: d.TCP.MaxConns, MaxTCPConnsPerAddr: d.TCP.MaxConnsPerAddr, MaxTCPConnsPerNet: d.TCP.MaxConnsPerNet,
+		TCPIdleTimeout: d.TCP.IdleTimeout, ReadTimeout: d.TCP.ReadTimeout, CookieSecret: cookie}
+	if d.CookieSecret != "" {
+		b, err := hex.DecodeString(d.CookieSecret)
+		if err != nil || len(b) != 16 {
+			return c, errors.New("dns.cookie_secret: want 32 hex digits")
+		}
+		c.CookieSecret = b
+	}
+	r := d.RRL
+	c.RRL = dnsserver.RRL{Off: r.Enabled != nil && !*r.Enabled, Rate: r.Rate, Slip: r.Slip, IPv4Bits: r.IPv4Prefix,
+		IPv6Bits: r.IPv6Prefix, LogOnly: r.LogOnly, LimitLoopback: r.LimitLoopback}
+	for i, e := range r.Exempt {
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			a, aerr := netip.ParseAddr(e)
+			if aerr != nil {
+				return c, fmt.Errorf("dns.rrl.exempt[%d]: %q is not a network or an address", i, e)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.RRL.Exempt = append(c.RRL.Exempt, p.Masked())
+	}
+	return c, nil
 }
 
 // DefaultConfig returns a Config with the defaults of the keys that are
@@ -170,10 +251,16 @@ func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if len(c.DNS) == 0 {
+	if len(c.DNS.Listen) == 0 {
 		bad("dns", "at least one address is required (e.g. 127.0.0.1:5353)")
 	}
-	for i, a := range c.DNS {
+	if _, err := c.DNS.server("", nil); err != nil {
+		errs = append(errs, err)
+	}
+	if r := c.DNS.RRL; r.Rate < 0 || r.IPv4Prefix < 0 || r.IPv4Prefix > 32 || r.IPv6Prefix < 0 || r.IPv6Prefix > 128 {
+		bad("dns.rrl", "rate must not be negative, ipv4_prefix 0-32, ipv6_prefix 0-128")
+	}
+	for i, a := range c.DNS.Listen {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			bad(fmt.Sprintf("dns[%d]", i), "%q is not host:port", a)
 		}

@@ -10,6 +10,8 @@ package node
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,7 +89,12 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Node, err err
 	if nsid == "" {
 		nsid = cfg.Node
 	}
-	if n.dns, err = dnsserver.New(dnsserver.Config{Addrs: cfg.DNS, NSID: nsid, Logger: log}); err != nil {
+	dc, err := cfg.DNS.server(nsid, cookieSecret(cfg))
+	if err != nil {
+		return nil, err
+	}
+	dc.Logger = log
+	if n.dns, err = dnsserver.New(dc); err != nil {
 		return nil, err
 	}
 	n.name = cfg.Node
@@ -305,6 +312,24 @@ func (n *Node) Stop(ctx context.Context) error {
 		n.geo.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// cookieSecret is the DNS cookie secret every node of a cluster shares,
+// derived from the cluster secret (nil: a single node, or a cluster
+// authenticated by TLS files only: dnsserver makes a random one).
+func cookieSecret(cfg *Config) []byte {
+	if cfg.Cluster == nil {
+		return nil
+	}
+	secret, err := cfg.Cluster.secret()
+	if err != nil || secret == "" {
+		return nil
+	}
+	k, err := hkdf.Key(sha256.New, []byte(secret), []byte("gslb dns cookie"), "server cookie secret (RFC 9018)", 16)
+	if err != nil {
+		return nil
+	}
+	return k
 }
 
 // openGeo opens the database named by path, or the embedded default.

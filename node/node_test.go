@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -47,7 +48,7 @@ func startTestNode(t *testing.T, edit func(*Config)) (*Node, string) {
 	}
 	off := false
 	cfg := DefaultConfig()
-	cfg.DNS = StringList{"127.0.0.1:0"}
+	cfg.DNS.Listen = StringList{"127.0.0.1:0"}
 	cfg.Zones = dir
 	cfg.Admin = "127.0.0.1:0"
 	cfg.ZonesPoll = 0
@@ -235,7 +236,7 @@ func TestAdminTokenFile(t *testing.T) {
 		t.Errorf("drain with the file's token: %d %s", code, body)
 	}
 	cfg := DefaultConfig()
-	cfg.DNS, cfg.Zones, cfg.Admin, cfg.AdminTokenFile = StringList{"127.0.0.1:0"}, t.TempDir(), "127.0.0.1:0", filepath.Join(t.TempDir(), "none")
+	cfg.DNS.Listen, cfg.Zones, cfg.Admin, cfg.AdminTokenFile = StringList{"127.0.0.1:0"}, t.TempDir(), "127.0.0.1:0", filepath.Join(t.TempDir(), "none")
 	if _, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "admin_token_file") {
 		t.Errorf("start with a missing token file: %v, want an error naming admin_token_file", err)
 	}
@@ -336,7 +337,7 @@ func TestClusterNode(t *testing.T) {
 	mk := func(zones string) *Config {
 		cfg := DefaultConfig()
 		cfg.Node, cfg.Region, cfg.Data, cfg.Zones = "n1", "us-east", data, zones
-		cfg.DNS, cfg.Admin, cfg.ZonesPoll = StringList{"127.0.0.1:0"}, "127.0.0.1:0", 0
+		cfg.DNS.Listen, cfg.Admin, cfg.ZonesPoll = StringList{"127.0.0.1:0"}, "127.0.0.1:0", 0
 		cfg.Probes.Enabled = &off
 		cfg.Cluster = &ClusterConfig{Raft: raft, Secret: "Zq3vN8xK2mW7pL4rT9yB6cF1hJ5dG0sA", Fast: true,
 			Peers: []PeerConfig{{ID: "n1", Raft: raft, Region: "us-east"}}}
@@ -409,7 +410,7 @@ func TestRemoteVerdicts(t *testing.T) {
 	raft := freeAddr(t)
 	cfg := DefaultConfig()
 	cfg.Node, cfg.Region, cfg.Data, cfg.Zones = "n1", "us-east", data, zdir
-	cfg.DNS, cfg.ZonesPoll = StringList{"127.0.0.1:0"}, 0
+	cfg.DNS.Listen, cfg.ZonesPoll = StringList{"127.0.0.1:0"}, 0
 	cfg.Cluster = &ClusterConfig{Raft: raft, Secret: "Zq3vN8xK2mW7pL4rT9yB6cF1hJ5dG0sA", Fast: true,
 		Peers: []PeerConfig{{ID: "n1", Raft: raft, Region: "us-east"}}}
 	n, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -465,4 +466,46 @@ func TestRemoteVerdicts(t *testing.T) {
 	waitFor(t, "web-eu back", func() bool {
 		return slices.Equal(answerOf(t, n, "admin.example.com."), []string{"127.0.0.1"})
 	})
+}
+
+// TestDNSConfig: the dns key as a mapping reaches the DNS server (here a
+// response-rate limit of 5 per second that counts loopback clients too and
+// drops instead of slipping), and nodes of one cluster share their DNS
+// cookie secret, derived from the cluster secret.
+func TestDNSConfig(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "example.com.zone"), []byte(testZone), 0o644)
+	path := filepath.Join(t.TempDir(), "node.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf("dns:\n  listen: [\"127.0.0.1:0\"]\n  rrl: {rate: 5, slip: -1, limit_loopback: true}\nzones: %q\nzones_poll: 0s\nprobes: {enabled: false}\n", dir)), 0o644)
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop(context.Background())
+	c := &dns.Client{Timeout: 200 * time.Millisecond}
+	m := new(dns.Msg)
+	m.SetQuestion("static.example.com.", dns.TypeA)
+	answered := 0
+	for i := 0; i < 40; i++ {
+		if _, _, err := c.Exchange(m, n.DNSAddrs()[0].String()); err == nil {
+			answered++
+		}
+	}
+	if answered == 0 || answered >= 40 {
+		t.Errorf("%d of 40 back-to-back queries answered with dns.rrl.rate 5, want some but not all", answered)
+	}
+
+	a := &Config{Cluster: &ClusterConfig{Secret: "Zq3vN8xK2mW7pL4rT9yB6cF1hJ5dG0sA"}}
+	b := &Config{Cluster: &ClusterConfig{Secret: "Zq3vN8xK2mW7pL4rT9yB6cF1hJ5dG0sA"}}
+	other := &Config{Cluster: &ClusterConfig{Secret: "Yq3vN8xK2mW7pL4rT9yB6cF1hJ5dG0sA"}}
+	if ka, kb, ko := cookieSecret(a), cookieSecret(b), cookieSecret(other); len(ka) != 16 || !bytes.Equal(ka, kb) || bytes.Equal(ka, ko) {
+		t.Errorf("cookie secrets: %x %x %x, want 16 bytes, equal for one cluster secret, different for another", ka, kb, ko)
+	}
+	if cookieSecret(&Config{}) != nil {
+		t.Error("a single node got a derived cookie secret; want a random one from dnsserver")
+	}
 }

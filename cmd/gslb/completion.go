@@ -14,7 +14,7 @@ import (
 // commandFlags lists each command's flags for shell completion.
 // TestCompletionFlags keeps it equal to what each command's -h prints.
 var commandFlags = map[string][]string{
-	"serve":      {"--config", "--dns", "--zones", "--nsid", "--log-level", "--zones-poll", "--geoip", "--admin", "--node", "--region", "--data", "--probes"},
+	"serve":      {"--config", "--dns", "--zones", "--nsid", "--log-level", "--zones-poll", "--geoip", "--admin", "--node", "--region", "--data", "--probes", "--rrl-rate", "--rrl-log-only"},
 	"check-zone": {"--origin"},
 	"demo":       {"--port", "--interval", "--fails"},
 	"geo":        {"--geoip"},

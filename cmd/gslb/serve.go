@@ -44,6 +44,8 @@ func runServe(args []string) int {
 	region := fs.String("region", "", "the region this node runs in [region]")
 	data := fs.String("data", "", "data directory (the cluster state) [data]")
 	probesOn := fs.String("probes", "", "true or false: health-check pool members (default true) [probes.enabled]")
+	rrlRate := fs.Int("rrl-rate", 0, "response-rate limit: replies per second per source network and answer (default 200; -1 turns it off) [dns.rrl.rate]")
+	rrlLogOnly := fs.Bool("rrl-log-only", false, "count and log what response-rate limiting would drop, drop nothing [dns.rrl.log_only]")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -59,7 +61,7 @@ func runServe(args []string) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["dns"] {
-		cfg.DNS = node.StringList(dnsAddrs)
+		cfg.DNS.Listen = node.StringList(dnsAddrs)
 	}
 	str := func(name string, dst *string, v string) {
 		if set[name] {
@@ -76,6 +78,17 @@ func runServe(args []string) int {
 	str("data", &cfg.Data, *data)
 	if set["zones-poll"] {
 		cfg.ZonesPoll = *poll
+	}
+	if set["rrl-rate"] {
+		if *rrlRate < 0 {
+			off := false
+			cfg.DNS.RRL.Enabled = &off
+		} else {
+			cfg.DNS.RRL.Rate = *rrlRate
+		}
+	}
+	if set["rrl-log-only"] {
+		cfg.DNS.RRL.LogOnly = *rrlLogOnly
 	}
 	if set["probes"] {
 		on := *probesOn == "true"
