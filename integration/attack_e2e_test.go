@@ -324,12 +324,61 @@ func floodUDP(t *testing.T, src, addr string, n int) (full, slipped int) {
 	return full, slipped
 }
 
-// TestUDPFlood: response-rate limiting as the binary runs it by default.
-// Loopback clients are exempt (they cannot be another host), so a flood
-// from 127.0.0.1 is answered in full; the flood limited to the rate plus
-// slips, with another /24 answered meanwhile, runs over real sockets in
-// dnsserver's TestRRLFlood until the node exposes RRL.LimitLoopback.
+// TestUDPFlood: response-rate limiting as the binary runs it. By default
+// loopback clients are exempt (they cannot be another host), so a flood
+// from 127.0.0.1 is answered in full. With dns.rrl.limit_loopback and a
+// rate of 20 in the node config, a flood of 2,000 back-to-back queries from
+// 127.0.0.1 gets at most the rate plus the slips (every 2nd limited reply
+// an empty TC reply), while a second source network (127.0.1.0/24) asking
+// at the same time is answered in full.
 func TestUDPFlood(t *testing.T) {
+	t.Run("limited", func(t *testing.T) {
+		dir := t.TempDir()
+		copyFile(t, exampleZone, dir)
+		cfg := writeFile(t, t.TempDir(), "node.yaml", fmt.Sprintf(`dns:
+  listen: ["127.0.0.1:0"]
+  rrl: {rate: 20, slip: 2, limit_loopback: true}
+zones: %q
+zones_poll: 0s
+admin: "127.0.0.1:0"
+probes: {enabled: false}
+`, dir))
+		p := start(t, "serve", "-config", cfg)
+		addr, admin := p.ready["dns"], p.ready["admin"]
+		const n = 2000
+		var other struct{ full, slipped int }
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			m := new(dns.Msg)
+			m.SetQuestion("mail.example.com.", dns.TypeA)
+			cl := &dns.Client{Timeout: time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP("127.0.1.2")}}}
+			for i := 0; i < 15; i++ {
+				if r, _, err := cl.Exchange(m, addr); err == nil && !r.Truncated && len(r.Answer) == 1 {
+					other.full++
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		full, slipped := floodUDP(t, "127.0.0.1", addr, n)
+		<-done
+		dropped := metric(t, admin, `gslb_dns_rrl_limited_total{action="dropped",class="answer"}`)
+		t.Logf("%d queries from 127.0.0.1 with rate 20: %d answered, %d slipped, %v dropped; 127.0.1.2: %d of 15 answered", n, full, slipped, dropped, other.full)
+		// The flood takes well under 2 s: at most a few seconds' worth of
+		// the rate is answered; about half the rest slips.
+		if full > 100 || slipped < n/4 || dropped < n/4 {
+			t.Errorf("flood with rate 20: %d answered, %d slipped, %v dropped of %d", full, slipped, dropped, n)
+		}
+		if other.full != 15 {
+			t.Errorf("another network was answered %d of 15 times during the flood", other.full)
+		}
+	})
+	t.Run("loopback exempt by default", func(t *testing.T) {
+		testUDPFloodDefault(t)
+	})
+}
+
+func testUDPFloodDefault(t *testing.T) {
 	addr, admin := startTarget(t)
 	const n = 2000
 	full, slipped := floodUDP(t, "127.0.0.1", addr, n)
