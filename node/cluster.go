@@ -97,6 +97,7 @@ func (n *Node) startCluster(ctx context.Context) error {
 	}
 	n.syncZones(st, "start")
 	n.goRun(func() { n.followState(ctx, commits) })
+	n.startClusterFailover(ctx)
 	if n.cfg.Zones != "" {
 		n.goRun(func() { n.submitZonesUntilAccepted(ctx) })
 	}
@@ -155,6 +156,7 @@ func (n *Node) followState(ctx context.Context, ch <-chan struct{}) {
 			n.overrides.Store(newOverrideSet(st.Overrides(), time.Now()))
 			if n.health != nil {
 				n.feedRemoteReports(st)
+				n.recheckOnCommit(st)
 			}
 			if !n.syncZones(st, "cluster") {
 				n.healthChanged()

@@ -133,6 +133,7 @@ type health struct {
 	prober *probes.Prober
 	agg    *probes.Aggregator
 	sink   *fanout
+	fo     failover // failover hints (failover.go)
 }
 
 // fanout delivers the local prober's reports to the aggregator and, in a

@@ -145,6 +145,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Node, err err
 		}
 		n.reg.MustRegister(n.proxy)
 	}
+	n.startFailover(ctx)
 	if cfg.Admin != "" {
 		if n.admin, err = startAdmin(cfg.Admin, n.Handler(), log); err != nil {
 			return nil, err

@@ -1,0 +1,242 @@
+package node
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/gslbd/gslb/probes"
+	"github.com/gslbd/gslb/store"
+)
+
+// Failover hints: the signals a node has before its own checks are due,
+// each turned into an immediate re-check (Prober.CheckNow), never into a
+// verdict. The checks stay the only evidence; the hints only make every
+// prober look at once, so that the quorum forms in one round trip instead
+// of in each prober's own schedule.
+//
+//   - Another prober's committed transition that disagrees with this
+//     prober's view: re-check that member now (every region learns at once).
+//   - A member of the cluster that stopped answering Raft (the leader's
+//     last contact with it, or a follower's with the leader, grows stale):
+//     re-check the pools it fronts (pools in its region, and pools whose
+//     members are its addresses), and stop counting its prober's votes;
+//     when it answers again, re-check them too and count it again.
+//   - This node's region proxy changing its aggregate health: re-check the
+//     pools it fronts, so that its region's verdict changes the moment the
+//     proxy sees its servers go (or come back).
+
+// failover is the node's state for the hints.
+type failover struct {
+	mu     sync.Mutex
+	seen   map[[2]string]time.Time // (prober, key) -> At of the last transition looked at
+	silent map[string]bool         // member ID -> marked silent
+	leader string                  // the leader at the last look
+}
+
+// recheckOnCommit re-checks at once each member whose committed
+// transition, from another prober and not looked at before, disagrees with
+// this prober's view (or that this prober has no view of yet). Called on
+// every commit.
+func (n *Node) recheckOnCommit(st *store.State) {
+	if n.health == nil {
+		return
+	}
+	f := &n.health.fo
+	var keys []string
+	f.mu.Lock()
+	if f.seen == nil {
+		f.seen = map[[2]string]time.Time{}
+	}
+	for _, t := range st.Transitions() {
+		if t.Prober == n.name {
+			continue
+		}
+		k := [2]string{t.Prober, t.Key}
+		if prev, ok := f.seen[k]; ok && !t.At.After(prev) {
+			continue
+		}
+		f.seen[k] = t.At
+		if own, ok := n.health.prober.Status(t.Key); !ok || own.Up != t.Up {
+			keys = append(keys, t.Key)
+		}
+	}
+	f.mu.Unlock()
+	if len(keys) > 0 {
+		n.health.prober.CheckNow(keys...)
+	}
+}
+
+// raftTimeout is the cluster's Raft heartbeat timeout: a member not heard
+// from for that long is one Raft itself would give up on.
+func (n *Node) raftTimeout() time.Duration {
+	if n.cfg.Cluster != nil && n.cfg.Cluster.Fast {
+		return 300 * time.Millisecond
+	}
+	return time.Second
+}
+
+// watchMembers turns the store's view of each member's last contact into
+// hints. A contact older than half the heartbeat timeout re-checks the
+// member's pools (cheap, so early); one older than the timeout also marks
+// its prober silent in the aggregator. For members whose contact a
+// follower learns from the leader (polled once per heartbeat timeout) the
+// thresholds are one timeout longer.
+func (n *Node) watchMembers(ctx context.Context) {
+	hb := n.raftTimeout()
+	tick := time.NewTicker(hb / 6)
+	defer tick.Stop()
+	hinted := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		st := n.store.Stats()
+		now := time.Now()
+		n.health.fo.mu.Lock()
+		lostLeader := n.health.fo.leader != "" && st.Leader != n.health.fo.leader
+		formerLeader := n.health.fo.leader
+		n.health.fo.leader = st.Leader
+		n.health.fo.mu.Unlock()
+		for _, m := range st.Members {
+			if m.Self {
+				continue
+			}
+			var stale, dead, known bool
+			switch {
+			case !m.LastContact.IsZero():
+				age, slack := now.Sub(m.LastContact), time.Duration(0)
+				if m.ReportedBy != n.name {
+					slack = hb
+				}
+				known, stale, dead = true, age > hb/2+slack, age > hb+slack
+			case lostLeader && m.ID == formerLeader:
+				known, stale, dead = true, true, true
+			}
+			if !known {
+				continue // no view of it now: keep what was decided
+			}
+			if stale != hinted[m.ID] {
+				hinted[m.ID] = stale
+				n.recheckFronted(m.ID, m.Addr, "member "+map[bool]string{true: "silent", false: "back"}[stale])
+			}
+			n.markSilent(m.ID, dead)
+		}
+	}
+}
+
+// markSilent tells the aggregator whether the member's prober is silent,
+// logging the changes.
+func (n *Node) markSilent(id string, silent bool) {
+	n.health.fo.mu.Lock()
+	if n.health.fo.silent == nil {
+		n.health.fo.silent = map[string]bool{}
+	}
+	changed := n.health.fo.silent[id] != silent
+	n.health.fo.silent[id] = silent
+	n.health.fo.mu.Unlock()
+	if !changed {
+		return
+	}
+	n.log.Info("cluster member's prober "+map[bool]string{true: "not counted: the member stopped answering", false: "counted again"}[silent], "member", id)
+	n.health.agg.SetSilent(id, silent)
+}
+
+// recheckFronted re-checks at once the pools that the member with Raft ID
+// id and Raft address raftAddr fronts: the pools of its region, and those
+// with a member at one of its addresses.
+func (n *Node) recheckFronted(id, raftAddr, why string) {
+	var region string
+	addrs := map[netip.Addr]bool{}
+	addHost := func(hp string) {
+		if h, _, err := net.SplitHostPort(hp); err == nil {
+			if a, err := netip.ParseAddr(h); err == nil && !a.IsUnspecified() {
+				addrs[a.Unmap()] = true
+			}
+		}
+	}
+	addHost(raftAddr)
+	if cl := n.cfg.Cluster; cl != nil {
+		for _, p := range cl.Peers {
+			if p.ID == id {
+				region = p.Region
+				addHost(p.Raft)
+				addHost(p.DNS)
+			}
+		}
+	}
+	if keys := n.frontedKeys(region, addrs); len(keys) > 0 {
+		n.log.Debug("re-checking the pools a node fronts", "member", id, "why", why, "targets", len(keys))
+		n.health.prober.CheckNow(keys...)
+	}
+}
+
+// frontedKeys lists the check keys of the pools in region (if not empty)
+// and of the pools with a member in addrs.
+func (n *Node) frontedKeys(region string, addrs map[netip.Addr]bool) []string {
+	var keys []string
+	for _, z := range n.loader.Zones() {
+		for _, p := range z.Pools {
+			if p.Check.Scheme == "" {
+				continue
+			}
+			inRegion := region != "" && p.Region == region
+			for _, m := range p.Members {
+				if inRegion || addrs[m.Addr.Unmap()] {
+					keys = append(keys, probes.Target{Check: p.Check, Addr: m.Addr}.Key())
+				}
+			}
+		}
+	}
+	return keys
+}
+
+// watchProxy re-checks the pools this node's region proxy fronts when its
+// aggregate health changes (Proxy.Healthy is two atomic loads per group).
+func (n *Node) watchProxy(ctx context.Context) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	was := n.proxy.Healthy()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ok := n.proxy.Healthy()
+		if ok == was {
+			continue
+		}
+		was = ok
+		addrs := map[netip.Addr]bool{}
+		for _, a := range n.proxy.Addrs() {
+			if ap, err := netip.ParseAddrPort(a); err == nil && !ap.Addr().IsUnspecified() {
+				addrs[ap.Addr().Unmap()] = true
+			}
+		}
+		if keys := n.frontedKeys(n.cfg.Region, addrs); len(keys) > 0 {
+			n.log.Info("region proxy health changed: re-checking its pools", "healthy", ok, "targets", len(keys))
+			n.health.prober.CheckNow(keys...)
+		}
+	}
+}
+
+// startFailover starts the hints that need no cluster (the proxy's); the
+// cluster's start with startClusterFailover.
+func (n *Node) startFailover(ctx context.Context) {
+	if n.health != nil && n.proxy != nil {
+		n.goRun(func() { n.watchProxy(ctx) })
+	}
+}
+
+// startClusterFailover starts watching the cluster's members; called once
+// the store is open.
+func (n *Node) startClusterFailover(ctx context.Context) {
+	if n.health != nil {
+		n.goRun(func() { n.watchMembers(ctx) })
+	}
+}
