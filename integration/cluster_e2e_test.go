@@ -71,6 +71,13 @@ func freeBase(t *testing.T, ips []string) int {
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
+	return newClusterWith(t, " interval=1s fails=2 passes=2")
+}
+
+// newClusterWith is newCluster with checkOpts after each region pool's
+// check= (empty: the default checks).
+func newClusterWith(t *testing.T, checkOpts string) *cluster {
+	t.Helper()
 	ips := []string{"127.0.0.31", "127.0.0.32", "127.0.0.33"}
 	if ln, err := net.Listen("tcp", "127.0.0.32:0"); err != nil {
 		t.Skipf("this test needs the whole 127/8 loopback (as Linux has): %v", err)
@@ -95,7 +102,7 @@ func newCluster(t *testing.T) *cluster {
 	for _, r := range c.regions {
 		_, port, _ := net.SplitHostPort(r.proxy)
 		fmt.Fprintf(&zone, "$REGION %s lat=%v lon=%v serves=%s\n", r.name, r.lat, r.lon, r.serves)
-		fmt.Fprintf(&zone, "$POOL web-%s region=%s members=%s check=http://:%s/health/region interval=1s fails=2 passes=2\n", r.name, r.name, r.ip, port)
+		fmt.Fprintf(&zone, "$POOL web-%s region=%s members=%s check=http://:%s/health/region%s\n", r.name, r.name, r.ip, port, checkOpts)
 	}
 	zone.WriteString("www 5 IN GSLB geo pools=web-us-east,web-eu-west,web-ap-south\n")
 	zone.WriteString("admin 5 IN GSLB failover pools=web-eu-west,web-us-east\n")

@@ -33,7 +33,6 @@ type failover struct {
 	mu     sync.Mutex
 	seen   map[[2]string]time.Time // (prober, key) -> At of the last transition looked at
 	silent map[string]bool         // member ID -> marked silent
-	leader string                  // the leader at the last look
 }
 
 // recheckOnCommit re-checks at once each member whose committed
@@ -89,6 +88,15 @@ func (n *Node) watchMembers(ctx context.Context) {
 	tick := time.NewTicker(hb / 6)
 	defer tick.Stop()
 	hinted := map[string]bool{}
+	// The last contact known of each member, with its slack: when the view
+	// goes away (this leader stepped down, the leader died), the member
+	// ages from there, so that a survivor that lost its quorum still
+	// learns that the others are gone.
+	type contact struct {
+		at    time.Time
+		slack time.Duration
+	}
+	seen := map[string]contact{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -97,29 +105,23 @@ func (n *Node) watchMembers(ctx context.Context) {
 		}
 		st := n.store.Stats()
 		now := time.Now()
-		n.health.fo.mu.Lock()
-		lostLeader := n.health.fo.leader != "" && st.Leader != n.health.fo.leader
-		formerLeader := n.health.fo.leader
-		n.health.fo.leader = st.Leader
-		n.health.fo.mu.Unlock()
 		for _, m := range st.Members {
 			if m.Self {
 				continue
 			}
-			var stale, dead, known bool
-			switch {
-			case !m.LastContact.IsZero():
-				age, slack := now.Sub(m.LastContact), time.Duration(0)
+			if !m.LastContact.IsZero() {
+				c := contact{at: m.LastContact}
 				if m.ReportedBy != n.name {
-					slack = hb
+					c.slack = hb // learnt from the leader, polled once per timeout
 				}
-				known, stale, dead = true, age > hb/2+slack, age > hb+slack
-			case lostLeader && m.ID == formerLeader:
-				known, stale, dead = true, true, true
+				seen[m.ID] = c
 			}
-			if !known {
-				continue // no view of it now: keep what was decided
+			c, ok := seen[m.ID]
+			if !ok {
+				continue // never heard of: nothing to say
 			}
+			age := now.Sub(c.at)
+			stale, dead := age > hb/2+c.slack, age > hb+c.slack
 			if stale != hinted[m.ID] {
 				hinted[m.ID] = stale
 				n.recheckFronted(m.ID, m.Addr, "member "+map[bool]string{true: "silent", false: "back"}[stale])
