@@ -72,11 +72,12 @@ var (
 	descTCPCut     = prometheus.NewDesc("gslb_dns_tcp_read_timeouts_total", "TCP queries not complete within the read timeout (connection closed).", nil, nil)
 	descRRL        = prometheus.NewDesc("gslb_dns_rrl_limited_total", "UDP replies over the response-rate limit, by response class and what was done (dropped, slipped as an empty TC reply, or logged only).", []string{"class", "action"}, nil)
 	descZones      = prometheus.NewDesc("gslb_dns_zone_serial", "SOA serial of each zone being served.", []string{"zone"}, nil)
+	descUDPDrops   = prometheus.NewDesc("gslb_dns_udp_receive_drops_total", "UDP queries the kernel dropped because a listening socket's receive buffer was full (from /proc/net/udp).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Server) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descResponses, descCacheHits, descCacheMiss, descCacheOld, descTruncated, descPanics, descZones, descTCPConns, descTCPRefused, descTCPEvicted, descTCPCut, descRRL} {
+	for _, d := range []*prometheus.Desc{descResponses, descCacheHits, descCacheMiss, descCacheOld, descTruncated, descPanics, descZones, descTCPConns, descTCPRefused, descTCPEvicted, descTCPCut, descRRL, descUDPDrops} {
 		ch <- d
 	}
 }
@@ -116,6 +117,7 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	ch <- prometheus.MustNewConstMetric(descUDPDrops, prometheus.CounterValue, float64(s.UDPDrops()))
 	for z, serial := range s.snap.Load().Zones() {
 		ch <- prometheus.MustNewConstMetric(descZones, prometheus.GaugeValue, float64(serial), z)
 	}

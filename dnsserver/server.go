@@ -169,6 +169,7 @@ func (s *Server) Start() error {
 			return fmt.Errorf("dns: listen %s: %w", addr, err)
 		}
 		uc := pc.(*net.UDPConn)
+		sizeBuffers(uc)
 		s.mu.Lock()
 		s.lns = append(s.lns, ln)
 		s.conns = append(s.conns, uc)
