@@ -211,14 +211,16 @@ func (f *reportForwarder) run(ctx context.Context) {
 		cancel()
 		if err != nil {
 			// No quorum: keep the transitions for the next try (the
-			// heartbeat is simply the next one).
+			// heartbeat is simply the next one). Submit already waited an
+			// election's time for a leader, so try again soon: a region
+			// whose node was the leader fails over on this commit.
 			f.mu.Lock()
 			f.queue = append(b.Transitions, f.queue...)
 			f.mu.Unlock()
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(time.Second):
+			case <-time.After(100 * time.Millisecond):
 			}
 			select {
 			case f.wake <- struct{}{}:
