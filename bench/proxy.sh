@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # bench/proxy.sh: wrk through gslb's region proxy, HAProxy and nginx, in one
 # run, over the same three backends, for plain HTTP/1.1, HTTPS (TLS
-# terminated at the proxy) and L4 TCP. The proxies run pinned to one core
-# (PROXY_CPU) and wrk plus the backends to the other (LOAD_CPU).
+# terminated at the proxy) and L4 TCP, and h2load through the three for
+# HTTP/2 over TLS (64 connections x 10 streams). The proxies run pinned to
+# one core (PROXY_CPU) and the load generator plus the backends to the
+# other (LOAD_CPU).
 #
 #   make bench-proxy                      # builds bin/gslb, then runs this
 #   DUR=5s CONNS=64 bash bench/proxy.sh   # shorter run
 #   REPEAT=3 bash bench/proxy.sh          # best of 3 interleaved rounds (busy machine)
 #
-# Prints a Markdown table: requests/s, p99 latency and our requests/s as a
-# ratio of HAProxy's. Loopback only; every port is picked free.
+# Prints Markdown tables: requests/s, p99 latency (h2load reports only the
+# mean) and our requests/s as a ratio of HAProxy's, then requests per CPU
+# second of each proxy process (/proc/PID/stat user + system over the run),
+# with the machine's load average. Loopback only; every port is picked free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +22,8 @@ DUR=${DUR:-15s}
 CONNS=${CONNS:-64}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-MODES=${MODES:-"http https tcp"}
+MODES=${MODES:-"http https h2 tcp"}
+STREAMS=${STREAMS:-10} # h2load: concurrent streams per connection
 REPEAT=${REPEAT:-1} # rounds; the best of each proxy and mode is reported (for a busy machine)
 
 need=()
@@ -26,6 +31,7 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v nginx >/dev/null || need+=(nginx)
 command -v openssl >/dev/null || need+=(openssl)
+command -v h2load >/dev/null || need+=(nghttp2-client)
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
@@ -115,6 +121,22 @@ run_wrk() { # run_wrk URL PID -> "rps p99 requests-per-cpu-second"
   echo "${rps:-0} ${p99:--} $eff"
 }
 
+run_h2load() { # run_h2load URL PID -> "rps mean-latency requests-per-cpu-second"
+  timeout 30 taskset -c "$LOAD_CPU" h2load -t1 -c"$CONNS" -m"$STREAMS" -D 2 "$1" >/dev/null 2>&1 || true # warm-up
+  local t0 t1 out rps mean n eff secs
+  secs=${DUR%s}
+  t0=$(cpu_ticks "$2")
+  out=$(timeout $((secs + 30)) taskset -c "$LOAD_CPU" h2load -t1 -c"$CONNS" -m"$STREAMS" -D "$secs" "$1" 2>&1 || true)
+  t1=$(cpu_ticks "$2")
+  rps=$(awk '/^finished in/ {print $4}' <<<"$out")
+  mean=$(awk '/^time for request:/ {print "mean " $6}' <<<"$out")
+  n=$(awk '/^requests:/ {print $8}' <<<"$out")
+  awk '/^requests:/ && ($10 != 0 || $12 != 0) {print "  h2load: " $0}' <<<"$out" >&2
+  eff=$(awk -v n="${n:-0}" -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { if (t > 0) printf "%.0f", n / (t / hz); else print 0 }')
+  mean=${mean:--}
+  echo "${rps:-0} ${mean// /_} ${eff:-0}"
+}
+
 declare -A RPS P99 EFF PID URL
 
 # measure NAME MODE: one run; keeps the best requests/s (and its p99) and the
@@ -122,7 +144,12 @@ declare -A RPS P99 EFF PID URL
 measure() {
   local name=$1 mode=$2 url=${URL[$1,$2]:-} r p e
   [ -n "$url" ] || return 0
-  read -r r p e < <(run_wrk "$url" "${PID[$name]}")
+  if [ "$mode" = h2 ]; then
+    read -r r p e < <(run_h2load "$url" "${PID[$name]}")
+    p=${p//_/ }
+  else
+    read -r r p e < <(run_wrk "$url" "${PID[$name]}")
+  fi
   [ -n "$e" ] || e=0
   echo "$name $mode: $r req/s, p99 $p, $e requests per CPU second" >&2
   if awk -v a="$r" -v b="${RPS[$name,$mode]:-0}" 'BEGIN { exit !(a > b) }'; then
@@ -155,9 +182,10 @@ taskset -c "$PROXY_CPU" "$BIN" proxy -config "$work/gslb.yaml" >"$work/gslb.out"
 gpid=$!; pids+=($gpid)
 wait_port "$GP" || { cat "$work/gslb.err" >&2; exit 1; }
 PID[gslb]=$gpid; URL[gslb,http]="http://127.0.0.1:$GP/"; URL[gslb,https]="https://127.0.0.1:$GS/"; URL[gslb,tcp]="http://127.0.0.1:$GT/"
+URL[gslb,h2]="https://127.0.0.1:$GS/" # ALPN offers h2 and http/1.1
 
 # HAProxy, configured the same way: round robin, keep-alive to backends.
-HP=$(free_port); HS=$(free_port); HT=$(free_port)
+HP=$(free_port); HS=$(free_port); HT=$(free_port); H2=$(free_port)
 cat >"$work/haproxy.cfg" <<CONF
 global
   nbthread 1
@@ -173,6 +201,7 @@ frontend http
   mode http
   bind 127.0.0.1:$HP
   bind 127.0.0.1:$HS ssl crt $work/haproxy.pem alpn http/1.1
+  bind 127.0.0.1:$H2 ssl crt $work/haproxy.pem alpn h2,http/1.1
   option forwardfor
   default_backend web
 backend web
@@ -196,9 +225,10 @@ taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 
 hpid=$!; pids+=($hpid)
 wait_port "$HP" || { cat "$work/haproxy.log" >&2; exit 1; }
 PID[haproxy]=$hpid; URL[haproxy,http]="http://127.0.0.1:$HP/"; URL[haproxy,https]="https://127.0.0.1:$HS/"; URL[haproxy,tcp]="http://127.0.0.1:$HT/"
+URL[haproxy,h2]="https://127.0.0.1:$H2/"
 
 # nginx, configured the same way.
-NP=$(free_port); NS=$(free_port); NT=$(free_port)
+NP=$(free_port); NS=$(free_port); NT=$(free_port); N2=$(free_port)
 mkdir -p "$work/ng"
 stream=""
 if [ -e /usr/lib/nginx/modules/ngx_stream_module.so ]; then
@@ -223,6 +253,7 @@ http {
   server {
     listen 127.0.0.1:$NP;
     listen 127.0.0.1:$NS ssl;
+    listen 127.0.0.1:$N2 ssl http2;
     ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem;
     location / {
       proxy_pass http://web;
@@ -238,12 +269,13 @@ CONF
 taskset -c "$PROXY_CPU" nginx -p "$work/ng" -c "$work/ng/nginx.conf" -g 'daemon off;' >"$work/ng/out.log" 2>&1 &
 npid=$!; pids+=($npid)
 wait_port "$NP" || { cat "$work/ng/out.log" "$work/ng/error.log" >&2; exit 1; }
-PID[nginx]=$npid; URL[nginx,http]="http://127.0.0.1:$NP/"; URL[nginx,https]="https://127.0.0.1:$NS/"
+PID[nginx]=$npid; URL[nginx,http]="http://127.0.0.1:$NP/"; URL[nginx,https]="https://127.0.0.1:$NS/"; URL[nginx,h2]="https://127.0.0.1:$N2/"
 [ -n "$NT" ] && URL[nginx,tcp]="http://127.0.0.1:$NT/"
 
 # The three proxies are all up (idle ones cost nothing); each round runs
 # every mode through each of them in turn, so that other load on the
 # machine falls on all three alike.
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for name in gslb haproxy nginx; do
   for mode in $MODES; do RPS[$name,$mode]=0; P99[$name,$mode]=-; EFF[$name,$mode]=0; done
 done
@@ -255,22 +287,29 @@ for round in $(seq 1 "$REPEAT"); do
   done
 done
 
+mode_label() {
+  case $1 in
+  tcp) echo "L4 tcp" ;; http) echo "L7 HTTP/1.1" ;; https) echo "L7 HTTPS" ;;
+  h2) echo "L7 HTTP/2 (TLS, h2load)" ;; *) echo "$1" ;;
+  esac
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
-echo "wrk -t1 -c$CONNS -d$DUR (best of $REPEAT), $(nproc) cores, proxies on CPU $PROXY_CPU, wrk + 3 nginx backends on CPU $LOAD_CPU, $(date -u '+%Y-%m-%d %H:%M') UTC, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "wrk -t1 -c$CONNS -d$DUR and h2load -t1 -c$CONNS -m$STREAMS (best of $REPEAT), $(nproc) cores, proxies on CPU $PROXY_CPU, load generator + 3 nginx backends on CPU $LOAD_CPU, $(date -u '+%Y-%m-%d %H:%M') UTC, load average (1, 5, 15 min) at the start: $load0, at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| mode | gslb req/s | gslb p99 | HAProxy req/s | HAProxy p99 | nginx req/s | nginx p99 | gslb / HAProxy |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for mode in $MODES; do
-  label=$mode; [ "$mode" = tcp ] && label="L4 tcp"; [ "$mode" = http ] && label="L7 HTTP/1.1"; [ "$mode" = https ] && label="L7 HTTPS"
+  label=$(mode_label "$mode")
   echo "| $label | ${RPS[gslb,$mode]} | ${P99[gslb,$mode]} | ${RPS[haproxy,$mode]} | ${P99[haproxy,$mode]} | ${RPS[nginx,$mode]} | ${P99[nginx,$mode]} | $(ratio "${RPS[gslb,$mode]}" "${RPS[haproxy,$mode]}") |"
 done
+case " $MODES " in *" h2 "*) echo; echo "HTTP/2: h2load reports no percentiles, so its column shows the mean latency." ;; esac
 echo
 echo "Requests per CPU second of the proxy process (its own user + system time; less sensitive to other load on the machine):"
 echo
 echo "| mode | gslb | HAProxy | nginx | gslb / HAProxy |"
 echo "|---|---:|---:|---:|---:|"
 for mode in $MODES; do
-  label=$mode; [ "$mode" = tcp ] && label="L4 tcp"; [ "$mode" = http ] && label="L7 HTTP/1.1"; [ "$mode" = https ] && label="L7 HTTPS"
+  label=$(mode_label "$mode")
   echo "| $label | ${EFF[gslb,$mode]} | ${EFF[haproxy,$mode]} | ${EFF[nginx,$mode]} | $(ratio "${EFF[gslb,$mode]}" "${EFF[haproxy,$mode]}") |"
 done

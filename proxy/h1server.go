@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,13 +17,20 @@ import (
 	"time"
 )
 
-// h1server serves HTTP/1.x on a cleartext listener with one goroutine per
-// connection and nothing else: net/http's server adds a background read
-// (a goroutine and a failed read syscall) and a cancelable context to every
-// request, which is a large share of a proxy's cost per request. Requests
-// are parsed by http.ReadRequest (the same framing checks as net/http:
-// CL+TE, duplicate Content-Length, bad chunking) and handed to the same
-// http.Handler. https and h2c listeners use net/http.
+// h1server serves HTTP/1.x on a cleartext listener (and HTTP/1.1 over TLS
+// after the handshake) with one goroutine per connection and nothing else:
+// net/http's server adds a background read (a goroutine and a failed read
+// syscall) and a cancelable context to every request, which is a large
+// share of a proxy's cost per request. The common request (HTTP/1.1 GET or
+// HEAD without a body, see parseFast) is parsed from the read buffer into
+// the connection's reused request, header map and response; every other
+// one by http.ReadRequest (the framing checks of net/http: duplicate
+// Content-Length, bad chunking). Both reach the same http.Handler. h2c
+// listeners and HTTP/2 use net/http.
+//
+// RFC 9112 §6.1: a request with both Content-Length and Transfer-Encoding
+// is refused with 400 (net/http would drop the Content-Length and keep the
+// connection open).
 //
 // Unlike net/http, a request's context is not canceled when its client
 // goes away: the proxy notices when it writes the response.
@@ -43,6 +53,20 @@ type h1conn struct {
 	bw     *bufio.Writer
 	remote string
 	idle   atomic.Bool
+
+	// Reused by every request of the connection (one at a time): the
+	// parsed request, its header map and value slices, the response.
+	req    http.Request
+	url    url.URL
+	hdr    http.Header
+	vals   []string
+	head   string // the last request head parseFast copied
+	w      h1response
+	whdr   http.Header
+	pend   []byte
+	fwd    fwdScratch
+	direct direct
+	grown  bool // br was replaced by a larger reader for a long head
 }
 
 // limitReader reads from the connection while headers are read with a
@@ -90,7 +114,7 @@ func (s *h1server) serve(ln net.Listener) error {
 // add registers a new connection; serveConn must follow. It returns nil
 // (and closes c) when the server is shutting down.
 func (s *h1server) add(c net.Conn) *h1conn {
-	hc := &h1conn{c: c, remote: c.RemoteAddr().String()}
+	hc := &h1conn{c: c, remote: c.RemoteAddr().String(), hdr: make(http.Header, 16), whdr: make(http.Header, 16), vals: make([]string, 0, 16)}
 	hc.lr.c = c
 	hc.br = bufio.NewReaderSize(&hc.lr, 4<<10)
 	hc.bw = bufio.NewWriterSize(c, 4<<10)
@@ -131,18 +155,32 @@ func (s *h1server) serveConn(hc *h1conn) {
 			return
 		}
 		hc.idle.Store(false)
-		if s.readHeader > 0 {
-			hc.c.SetReadDeadline(time.Now().Add(s.readHeader))
-		}
-		req, err := http.ReadRequest(hc.br)
+		head, err := hc.readHead(s)
 		if err != nil {
 			s.badRequest(hc, err)
 			return
 		}
-		hc.lr.remain = 1 << 62
-		if s.readHeader > 0 || s.idle > 0 {
-			hc.c.SetReadDeadline(time.Time{})
+		if head != nil && hasCLAndTE(head) {
+			s.simpleError(hc, http.StatusBadRequest)
+			return
 		}
+		req, fast := hc.parseFast(head)
+		if fast {
+			// No body and no upgrade: nothing more is read from the
+			// client for this request, so the idle deadline can stay
+			// until the next one sets its own.
+			hc.br.Discard(len(head))
+		} else {
+			req, err = http.ReadRequest(hc.br)
+			if err != nil {
+				s.badRequest(hc, err)
+				return
+			}
+			if s.readHeader > 0 || s.idle > 0 {
+				hc.c.SetReadDeadline(time.Time{})
+			}
+		}
+		hc.lr.remain = 1 << 62
 		req.RemoteAddr = hc.remote
 		if req.ProtoMajor != 1 {
 			s.simpleError(hc, http.StatusHTTPVersionNotSupported)
@@ -152,7 +190,9 @@ func (s *h1server) serveConn(hc *h1conn) {
 			s.simpleError(hc, http.StatusBadRequest)
 			return
 		}
-		w := &h1response{hc: hc, req: req, header: make(http.Header, 8)}
+		clear(hc.whdr)
+		w := &hc.w
+		*w = h1response{hc: hc, req: req, header: hc.whdr, pending: hc.pend[:0]}
 		body := req.Body
 		if req.ContentLength != 0 && hasToken(req.Header, "Expect", "100-continue") {
 			req.Body = &continueReader{rc: body, w: w}
@@ -176,6 +216,9 @@ func (s *h1server) serveConn(hc *h1conn) {
 		if err := w.finish(); err != nil {
 			return
 		}
+		if cap(w.pending) <= maxPending {
+			hc.pend = w.pending[:0]
+		}
 		if w.closeAfter || req.Close || (req.ProtoMinor == 0 && !hasToken(req.Header, "Connection", "keep-alive")) {
 			if cw, ok := hc.c.(interface{ CloseWrite() error }); ok {
 				cw.CloseWrite()
@@ -183,6 +226,150 @@ func (s *h1server) serveConn(hc *h1conn) {
 			return
 		}
 	}
+}
+
+// readHead waits for a request head in the read buffer (under the
+// read-header deadline when it did not come in one piece) and returns it
+// unconsumed. A head longer than the buffer moves the connection to a
+// reader as large as max_header_bytes allows; nil means it does not fit
+// even there (http.ReadRequest then answers 431).
+func (hc *h1conn) readHead(s *h1server) ([]byte, error) {
+	if buf, _ := hc.br.Peek(hc.br.Buffered()); len(buf) > 0 {
+		if n := headEnd(buf); n >= 0 {
+			return buf[:n], nil
+		}
+	}
+	if s.readHeader > 0 {
+		hc.c.SetReadDeadline(time.Now().Add(s.readHeader))
+	}
+	head, err := peekHead(hc.br)
+	if head == nil && err == nil && !hc.grown {
+		hc.grown = true
+		hc.br = bufio.NewReaderSize(hc.br, s.maxHeaderBytes+4096)
+		head, err = peekHead(hc.br)
+	}
+	if err != nil && hc.br.Buffered() > 0 {
+		err = nil // let http.ReadRequest report what it makes of the bytes
+	}
+	return head, err
+}
+
+// hasCLAndTE reports whether a request head has both Content-Length and
+// Transfer-Encoding fields (RFC 9112 §6.1).
+func hasCLAndTE(head []byte) bool {
+	var cl, te bool
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n')
+		if i < 0 {
+			break
+		}
+		line := head[:i]
+		head = head[i+1:]
+		c := bytes.IndexByte(line, ':')
+		if c < 0 {
+			continue
+		}
+		name := bytes.TrimRight(line[:c], " \t")
+		cl = cl || equalFoldASCII(name, "content-length")
+		te = te || equalFoldASCII(name, "transfer-encoding")
+	}
+	return cl && te
+}
+
+// parseFast parses the common request from its head: HTTP/1.1, GET or
+// HEAD, a plain origin-form target (see plainTarget), one plain Host, at
+// most 64 well-formed fields, and none of the fields that bring a body or
+// change the connection (Content-Length, Transfer-Encoding, Expect,
+// Upgrade, a Connection other than keep-alive or close). The request, its
+// URL, header map and value slices are the connection's, reused; the
+// strings point into one copy of the head (shared with the previous
+// request when the bytes are the same, as they often are on keep-alive
+// connections). Anything else returns false and is left to
+// http.ReadRequest, which reads the same bytes.
+func (hc *h1conn) parseFast(head []byte) (*http.Request, bool) {
+	var method string
+	switch {
+	case bytes.HasPrefix(head, []byte("GET /")):
+		method = http.MethodGet
+	case bytes.HasPrefix(head, []byte("HEAD /")):
+		method = http.MethodHead
+	default:
+		return nil, false
+	}
+	line := bytes.IndexByte(head, '\n')
+	if line < 0 || !bytes.HasSuffix(head[:line+1], []byte(" HTTP/1.1\r\n")) {
+		return nil, false
+	}
+	if string(head) != hc.head {
+		hc.head = string(head)
+	}
+	s := hc.head
+	target := s[len(method)+1 : line-len(" HTTP/1.1\r")]
+	if !plainTarget(target) {
+		return nil, false
+	}
+	h := hc.hdr
+	clear(h)
+	hc.vals = hc.vals[:0]
+	host, hosts, closeConn := "", 0, false
+	rest := head[line+1:]
+	for n := 0; ; n++ {
+		f, r, ok, bad := nextField(rest)
+		if bad || n == 64 {
+			return nil, false
+		}
+		if !ok {
+			break
+		}
+		// f's bytes are at the same offsets in s.
+		off := len(head) - len(rest)
+		name := s[off : off+len(f.name)]
+		voff := off + (cap(rest) - cap(f.value))
+		value := s[voff : voff+len(f.value)]
+		rest = r
+		switch {
+		case equalFoldASCII(f.name, "host"):
+			host = value
+			hosts++
+			continue
+		case equalFoldASCII(f.name, "content-length"), equalFoldASCII(f.name, "transfer-encoding"),
+			equalFoldASCII(f.name, "expect"), equalFoldASCII(f.name, "upgrade"):
+			return nil, false
+		case equalFoldASCII(f.name, "connection"):
+			switch {
+			case equalFoldASCII(f.value, "close"):
+				closeConn = true
+			case equalFoldASCII(f.value, "keep-alive"):
+			default:
+				return nil, false
+			}
+		}
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		if vv, dup := h[key]; dup {
+			h[key] = append(vv, value)
+			continue
+		}
+		hc.vals = append(hc.vals, value)
+		h[key] = hc.vals[len(hc.vals)-1 : len(hc.vals) : len(hc.vals)]
+	}
+	if hosts != 1 || !plainHost(host) {
+		return nil, false
+	}
+	path, query, hasQuery := strings.Cut(target, "?")
+	hc.url = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	hc.req = http.Request{
+		Method:     method,
+		URL:        &hc.url,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		Body:       http.NoBody,
+		Close:      closeConn,
+		Host:       host,
+		RequestURI: target,
+	}
+	return &hc.req, true
 }
 
 func (s *h1server) badRequest(hc *h1conn, err error) {
@@ -334,7 +521,7 @@ func (w *h1response) WriteHeader(code int) {
 func (w *h1response) writeStatus(code int) {
 	bw := w.hc.bw
 	bw.WriteString("HTTP/1.1 ")
-	bw.WriteString(strconv.Itoa(code))
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 	bw.WriteByte(' ')
 	bw.WriteString(http.StatusText(code))
 	bw.WriteString("\r\n")
@@ -378,15 +565,21 @@ func writeHeaderBlock(bw *bufio.Writer, h http.Header) {
 		if strings.HasPrefix(k, http.TrailerPrefix) || k == "Trailer" && len(vv) == 0 {
 			continue
 		}
-		for _, v := range vv {
-			if strings.ContainsAny(v, "\r\n") {
-				continue
-			}
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+		writeField(bw, k, vv)
+	}
+}
+
+// writeField writes a header field line per value, leaving out values
+// with a CR or LF (which would end the field early).
+func writeField(bw *bufio.Writer, k string, vv []string) {
+	for _, v := range vv {
+		if strings.ContainsAny(v, "\r\n") {
+			continue
 		}
+		bw.WriteString(k)
+		bw.WriteString(": ")
+		bw.WriteString(v)
+		bw.WriteString("\r\n")
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -36,9 +37,11 @@ var hopHeaders = []string{
 func removeHopHeaders(h http.Header) {
 	for _, f := range h["Connection"] {
 		for sf := range strings.SplitSeq(f, ",") {
-			if sf = textproto.TrimString(sf); sf != "" {
-				h.Del(sf)
+			sf = textproto.TrimString(sf)
+			if sf == "" || strings.EqualFold(sf, "close") || strings.EqualFold(sf, "keep-alive") {
+				continue // no such field, or one removed below
 			}
+			h.Del(sf)
 		}
 	}
 	for _, k := range hopHeaders {
@@ -74,6 +77,14 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := h.p.state.Load()
+	if _, ok := w.(*h1response); !ok && r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// RFC 9112 §6.1: a request with both Content-Length and
+		// Transfer-Encoding must not leave its connection open. h1server
+		// refuses it; net/http (h2c listeners) drops the Content-Length
+		// and cannot tell us whether there was one, so every chunked
+		// HTTP/1 request there closes its connection after the response.
+		w = &closingWriter{ResponseWriter: w}
+	}
 	switch r.URL.Path {
 	case st.cfg.HealthPath:
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -126,6 +137,36 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.forward(w, r, st, rt, client)
 }
 
+// closingWriter adds Connection: close to the response.
+type closingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (c *closingWriter) WriteHeader(code int) {
+	if !c.wrote && code >= 200 {
+		c.wrote = true
+		c.Header().Set("Connection", "close")
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *closingWriter) Write(p []byte) (int, error) {
+	if !c.wrote {
+		c.WriteHeader(http.StatusOK)
+	}
+	return c.ResponseWriter.Write(p)
+}
+
+func (c *closingWriter) Flush() {
+	if !c.wrote {
+		c.WriteHeader(http.StatusOK)
+	}
+	http.NewResponseController(c.ResponseWriter).Flush()
+}
+
+func (c *closingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
 func (rt *route) limitKey(r *http.Request, client netip.Addr) string {
 	switch k := rt.limiter.cfg.Key; {
 	case k == "route":
@@ -155,35 +196,67 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// fwdScratch keeps what setForwarded computed for the last request of a
+// connection (same client, usually the same Host) and the value slices it
+// set, so that the next requests on it allocate nothing. Owned by one
+// connection's goroutine.
+type fwdScratch struct {
+	client    netip.Addr
+	ip        string
+	host      string
+	tls       bool
+	forwarded string // for=...;host=...;proto=... of client, host, tls
+	vals      [4]string
+}
+
+// one returns a one-element value slice backed by the scratch's slot i
+// (or a new one without scratch).
+func (sc *fwdScratch) one(i int, v string) []string {
+	if sc == nil {
+		return []string{v}
+	}
+	sc.vals[i] = v
+	return sc.vals[i : i+1 : i+1]
+}
+
 // setForwarded sets X-Forwarded-For/-Proto/-Host and Forwarded (RFC 7239)
 // on the outgoing header: appended to when the peer is trusted, replaced
-// otherwise, so a client cannot spoof its address.
-func setForwarded(hdr http.Header, r *http.Request, client netip.Addr, trusted, tls bool) {
-	ip := client.String()
+// otherwise, so a client cannot spoof its address. sc may be nil.
+func setForwarded(hdr http.Header, r *http.Request, client netip.Addr, trusted, tls bool, sc *fwdScratch) {
 	proto := "http"
 	if tls {
 		proto = "https"
 	}
+	var ip, fwd string
+	if sc != nil && sc.ip != "" && sc.client == client && sc.host == r.Host && sc.tls == tls {
+		ip, fwd = sc.ip, sc.forwarded
+	} else {
+		ip = client.String()
+		node := ip
+		if client.Is6() {
+			node = `"[` + ip + `]"` // RFC 7239 §6: IPv6 is bracketed and quoted
+		}
+		fwd = "for=" + node + ";host=" + quoteForwarded(r.Host) + ";proto=" + proto
+		if sc != nil {
+			sc.client, sc.ip, sc.host, sc.tls, sc.forwarded = client, ip, r.Host, tls, fwd
+		}
+	}
 	if prior := hdr["X-Forwarded-For"]; trusted && len(prior) > 0 {
 		hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
 	} else {
-		hdr["X-Forwarded-For"] = []string{ip}
+		hdr["X-Forwarded-For"] = sc.one(0, ip)
 	}
 	if !trusted || len(hdr["X-Forwarded-Proto"]) == 0 {
-		hdr["X-Forwarded-Proto"] = []string{proto}
+		hdr["X-Forwarded-Proto"] = sc.one(1, proto)
 	}
 	if !trusted || len(hdr["X-Forwarded-Host"]) == 0 {
-		hdr["X-Forwarded-Host"] = []string{r.Host}
+		hdr["X-Forwarded-Host"] = sc.one(2, r.Host)
 	}
-	node := ip
-	if client.Is6() {
-		node = `"[` + ip + `]"` // RFC 7239 §6: IPv6 is bracketed and quoted
-	}
-	fwd := "for=" + node + ";host=" + quoteForwarded(r.Host) + ";proto=" + proto
 	if prior := hdr["Forwarded"]; trusted && len(prior) > 0 {
-		fwd = strings.Join(prior, ", ") + ", " + fwd
+		hdr["Forwarded"] = []string{strings.Join(prior, ", ") + ", " + fwd}
+	} else {
+		hdr["Forwarded"] = sc.one(3, fwd)
 	}
-	hdr["Forwarded"] = []string{fwd}
 }
 
 // quoteForwarded quotes a value unless it is an RFC 7230 token.
@@ -212,6 +285,11 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 	start := time.Now()
 	g := rt.group
 	trusted := len(st.trusted) > 0 && st.isTrusted(client)
+	hw, _ := w.(*h1response) // the connection's own writer and scratch on h1server
+	var sc *fwdScratch
+	if hw != nil {
+		sc = &hw.hc.fwd
+	}
 
 	up := upgradeType(r.Header)
 	te := hasToken(r.Header, "Te", "trailers")
@@ -232,7 +310,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 	if te {
 		hdr["Te"] = []string{"trailers"}
 	}
-	setForwarded(hdr, r, client, trusted, h.tls)
+	setForwarded(hdr, r, client, trusted, h.tls, sc)
 	rid := ""
 	if n := st.cfg.RequestIDHeader; n != "-" {
 		key := textproto.CanonicalMIMEHeaderKey(n)
@@ -260,26 +338,39 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 		}
 	}
 
-	out := new(http.Request)
-	*out = *r
-	u := *r.URL
-	out.URL = &u
-	u.Scheme = "http"
-	if g.cfg.TLS {
-		u.Scheme = "https"
-	}
-	out.RequestURI = ""
-	out.Close = false
-	if up == "" && (r.Body == http.NoBody || r.ContentLength == 0 && r.ProtoMajor == 1) {
-		out.Body = nil
-	}
-	var cb *clientBody
-	if out.Body != nil && out.Body != http.NoBody {
-		cb = &clientBody{rc: out.Body}
-		out.Body = cb
-	}
+	noBody := r.Body == nil || up == "" && (r.Body == http.NoBody || r.ContentLength == 0 && r.ProtoMajor == 1)
 	retryable := idempotent(r) && up == ""
-	fast := retryable && out.Body == nil && !g.cfg.TLS && !g.cfg.H2C
+	// The fast path writes r itself (header rewritten above) and needs no
+	// copy of it; the Transport gets one.
+	fast := retryable && noBody && !g.cfg.TLS && !g.cfg.H2C && (r.Host == "" || plainHost(r.Host))
+	var d *direct
+	if fast && hw != nil && !hw.wroteHeader && r.ProtoMinor == 1 && r.Method != http.MethodHead {
+		d = &hw.hc.direct
+		*d = direct{w: hw}
+	}
+	var out *http.Request
+	var u *url.URL
+	var cb *clientBody
+	if !fast {
+		out = new(http.Request)
+		*out = *r
+		u = new(url.URL)
+		*u = *r.URL
+		out.URL = u
+		u.Scheme = "http"
+		if g.cfg.TLS {
+			u.Scheme = "https"
+		}
+		out.RequestURI = ""
+		out.Close = false
+		if noBody {
+			out.Body = nil
+		}
+		if out.Body != nil && out.Body != http.NoBody {
+			cb = &clientBody{rc: out.Body}
+			out.Body = cb
+		}
+	}
 
 	var tried [6]*Backend
 	var b *Backend
@@ -301,11 +392,35 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
-		u.Host = b.addr
 		if fast {
-			resp, err = b.roundTripH1(out, &st.cfg.Timeouts)
+			host := r.Host
+			if host == "" {
+				host = b.addr
+			}
+			if d != nil {
+				d.cookie, d.cookieVal = "", b.cookieVal
+				if sticky != "" && key.cookie != b.cookieVal {
+					d.cookie = sticky
+				}
+			}
+			resp, err = b.roundTripH1(r, host, &st.cfg.Timeouts, d)
 		} else {
+			u.Host = b.addr
 			resp, err = g.transport.RoundTrip(out)
+		}
+		if d != nil && d.statusSent != 0 {
+			// Written to the client by the fast path, whole or (err) cut
+			// short.
+			status := d.statusSent
+			b.observe(time.Since(start))
+			b.result(status)
+			b.release()
+			rt.m.observe(status, time.Since(start))
+			h.p.accessLog(st, r, rt, b, status, start, rid, client)
+			if err != nil {
+				panic(http.ErrAbortHandler) // so that the client cannot take it for complete
+			}
+			return
 		}
 		if err == nil {
 			break

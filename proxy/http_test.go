@@ -658,17 +658,7 @@ func TestHTTP1Front(t *testing.T) {
 		}
 		t.Logf("GET %s: %d bytes, transfer-encoding %v, content-length %d", path, len(b), resp.TransferEncoding, resp.ContentLength)
 	}
-	raw := func(req string) string {
-		conn, err := net.Dial("tcp", p.Addrs()["http"])
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second)) // safety net only
-		io.WriteString(conn, req)
-		b, _ := io.ReadAll(conn)
-		return string(b)
-	}
+	raw := func(req string) string { return rawExchange(t, p.Addrs()["http"], req) }
 	tests := []struct{ name, req, want string }{
 		{"http/1.0", "GET /a HTTP/1.0\r\n\r\n", "GET /a 0"},
 		{"HEAD", "HEAD /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "Content-Length: 131072"},

@@ -20,7 +20,7 @@ import (
 )
 
 // tcpBackend accepts connections and runs serve on each.
-func tcpBackend(t *testing.T, serve func(net.Conn)) string {
+func tcpBackend(t testing.TB, serve func(net.Conn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

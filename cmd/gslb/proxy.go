@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -22,13 +23,14 @@ import (
 // on SIGHUP (keeping the running one if the new one is bad) and drains on
 // SIGTERM or SIGINT.
 func runProxy(args []string) int {
-	fs := newFlagSet("proxy", "--config FILE [--metrics ADDR] [--check] [--debug]",
+	fs := newFlagSet("proxy", "--config FILE [--metrics ADDR] [--pprof ADDR] [--check] [--debug]",
 		"Runs only the region proxy (L7 HTTP / L4 TCP balancer) of the config's proxy:\nsection. SIGHUP reloads the config (a bad one is refused and the running one\nkept); SIGTERM or SIGINT drains and stops.", os.Stderr)
 	cfgPath := fs.String("config", "", "config `FILE` with a proxy: section (required)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on this `ADDR` (e.g. 127.0.0.1:9100)")
 	check := fs.Bool("check", false, "validate the config and exit")
 	debug := fs.Bool("debug", false, "log at debug level")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this `FILE` until exit")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof (CPU, heap, allocs profiles) on this `ADDR` (e.g. 127.0.0.1:6060)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -80,18 +82,35 @@ func runProxy(args []string) int {
 		return 1
 	}
 	ready := p.ReadyLine()
+	// The optional side listeners: Prometheus metrics, net/http/pprof.
+	type side struct {
+		name, addr string
+		mux        *http.ServeMux
+	}
+	var sides []side
 	if *metricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(p)
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		srv := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		ln, err := listenTCP(*metricsAddr)
+		sides = append(sides, side{"metrics", *metricsAddr, mux})
+	}
+	if *pprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", httppprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+		sides = append(sides, side{"pprof", *pprofAddr, mux})
+	}
+	for _, sd := range sides {
+		srv := &http.Server{Handler: sd.mux, ReadHeaderTimeout: 10 * time.Second}
+		ln, err := listenTCP(sd.addr)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "gslb proxy: metrics: %v\n", err)
+			fmt.Fprintf(os.Stderr, "gslb proxy: %s: %v\n", sd.name, err)
 			return 1
 		}
-		ready += " metrics=" + ln.Addr().String()
+		ready += " " + sd.name + "=" + ln.Addr().String()
 		go srv.Serve(ln)
 		defer srv.Close()
 	}
