@@ -5,31 +5,38 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"text/template"
 	"time"
 )
 
-// commandFlags lists each command's flags for shell completion.
-// TestCompletionFlags keeps it equal to what each command's -h prints.
-var commandFlags = map[string][]string{
-	"serve":      {"--config", "--dns", "--zones", "--nsid", "--log-level", "--zones-poll", "--geoip", "--admin", "--node", "--region", "--data", "--probes", "--rrl-rate", "--rrl-log-only"},
-	"check-zone": {"--origin"},
-	"demo":       {"--port", "--interval", "--fails"},
-	"geo":        {"--geoip"},
-	"proxy":      {"--config", "--metrics", "--check", "--debug", "--cpuprofile"},
-	"status":     {"--server", "--token", "--json"},
-	"events":     {"--server", "--token", "--json"},
-	"leave":      {"--server", "--token", "--json"},
-	"drain":      {"--server", "--token", "--json", "--for"},
-	"undrain":    {"--server", "--token", "--json", "--for"},
-	"force-up":   {"--server", "--token", "--json", "--for"},
-	"force-down": {"--server", "--token", "--json", "--for"},
-	"explain":    {"--server", "--client", "--subnet", "--json", "--token"},
-	"secret":     {},
-	"version":    {},
-	"completion": {},
+// flagLine matches a flag in a command's usage ("  -name ...").
+var flagLine = regexp.MustCompile(`(?m)^  -([a-z][a-z0-9-]*)`)
+
+// commandFlags returns the flags of command name, as "--name", read from
+// the usage it prints for -h: the completion cannot drift from the flags.
+func commandFlags(name string) []string {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil
+	}
+	done := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- b
+	}()
+	old := os.Stderr
+	os.Stderr = w
+	commands[name].run([]string{"-h"})
+	os.Stderr = old
+	w.Close()
+	var flags []string
+	for _, m := range flagLine.FindAllSubmatch(<-done, -1) {
+		flags = append(flags, "--"+string(m[1]))
+	}
+	return flags
 }
 
 func runCompletion(args []string) int { return completion(args, os.Stdout, os.Stderr) }
@@ -69,7 +76,7 @@ func writeScript(w io.Writer, shell string) int {
 		Flags    [][2]string
 	}{Commands: strings.Join(names, " ")}
 	for _, n := range names {
-		data.Flags = append(data.Flags, [2]string{n, strings.Join(commandFlags[n], " ")})
+		data.Flags = append(data.Flags, [2]string{n, strings.Join(commandFlags(n), " ")})
 	}
 	t := template.Must(template.New(shell).Parse(map[string]string{"bash": bashScript, "zsh": zshScript}[shell]))
 	if err := t.Execute(w, data); err != nil {
