@@ -12,9 +12,10 @@
 #     lua-health-checks-interval=1;
 #   - gdnsd (simplefo over http_status) with its defaults.
 # Usage: bash bench/failover.sh [RUNS]   (RUNS per setup, default 5;
-#        about 15 minutes with 5, most of it gdnsd's 100 s and the 36 s that
-#        separate two kills of one gslb region: flap damping holds a member
-#        down after a second outage within 30 s). Loopback only.
+#        about 17 minutes with 5, most of it the 60 s that separate two
+#        kills of one gslb region, and gdnsd's 100 s: flap damping holds a
+#        member down when its outages come less than about 48 s apart).
+#        Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
@@ -96,8 +97,10 @@ gslb_run() {
   for i in $(seq 1 100); do [ "$($q @127.0.0.11)" = 127.0.0.12 ] && [ "$($q @127.0.0.13)" = 127.0.0.12 ] && break; sleep 0.2; done
   sleep 6   # every prober has reported
   for r in $(seq 1 "$runs"); do
-    # Flap damping: a second outage within 30 s holds the member down.
-    local wait=$(( last + 36 - $(date +%s) )); [ "$wait" -gt 0 ] && sleep "$wait"
+    # Flap damping: outages that keep coming less than about 48 s apart
+    # hold the member down (each adds 1 to a penalty halving every 30 s;
+    # held from 1.5).
+    local wait=$(( last + 60 - $(date +%s) )); [ "$wait" -gt 0 ] && sleep "$wait"
     last=$(date +%s)
     gone+=("$(python3 "$poll" "TMPDIR=$tmp bin/gslb demo kill eu-west" 127.0.0.11 127.0.0.11:45353 127.0.0.13:45353)")
     back+=("$(python3 "$poll" "TMPDIR=$tmp bin/gslb demo start eu-west" 127.0.0.12 127.0.0.11:45353 127.0.0.12:45353 127.0.0.13:45353)")
