@@ -117,6 +117,19 @@ func TestClusterOfThreeProbers(t *testing.T) {
 		return probes.KeyView{}, probes.ProberView{}, false
 	}
 
+	// Every prober has reported both members up first: a prober that
+	// sees everything down counts while it is the only one heard from (a
+	// node alone), so c is cut off only once a and b are there.
+	waitFor("every prober reporting", func(kvs []probes.KeyView) bool {
+		for _, k := range []string{k1, k2} {
+			for _, p := range []string{"a", "b", "c"} {
+				if _, pv, ok := view(kvs, k, p); !ok || !pv.Up {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	// c is cut off: it sees both members down and is suspect.
 	views["c"].set(true)
 	waitFor("c partitioned", func(kvs []probes.KeyView) bool {
