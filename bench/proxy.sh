@@ -151,7 +151,9 @@ measure() {
     read -r r p e < <(run_wrk "$url" "${PID[$name]}")
   fi
   [ -n "$e" ] || e=0
-  echo "$name $mode: $r req/s, p99 $p, $e requests per CPU second" >&2
+  local lat="p99 $p"
+  [ "$mode" = h2 ] && lat=$p
+  echo "$name $mode: $r req/s, $lat, $e requests per CPU second" >&2
   if awk -v a="$r" -v b="${RPS[$name,$mode]:-0}" 'BEGIN { exit !(a > b) }'; then
     RPS[$name,$mode]=$r; P99[$name,$mode]=$p
   fi

@@ -338,7 +338,9 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 		}
 	}
 
-	noBody := r.Body == nil || up == "" && (r.Body == http.NoBody || r.ContentLength == 0 && r.ProtoMajor == 1)
+	// HTTP/1 and HTTP/2 requests with a Content-Length of 0 have no body
+	// (net/http's HTTP/2 server says -1 when DATA frames may follow).
+	noBody := r.Body == nil || up == "" && (r.Body == http.NoBody || r.ContentLength == 0 && r.ProtoMajor <= 2)
 	retryable := idempotent(r) && up == ""
 	// The fast path writes r itself (header rewritten above) and needs no
 	// copy of it; the Transport gets one.
@@ -411,11 +413,11 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 		if d != nil && d.statusSent != 0 {
 			// Written to the client by the fast path, whole or (err) cut
 			// short.
-			status := d.statusSent
-			b.observe(time.Since(start))
+			status, took := d.statusSent, time.Since(start)
+			b.observe(took)
 			b.result(status)
 			b.release()
-			rt.m.observe(status, time.Since(start))
+			rt.m.observe(status, took)
 			h.p.accessLog(st, r, rt, b, status, start, rid, client)
 			if err != nil {
 				panic(http.ErrAbortHandler) // so that the client cannot take it for complete
