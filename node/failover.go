@@ -43,13 +43,23 @@ func (n *Node) recheckOnCommit(st *store.State) {
 	if n.health == nil {
 		return
 	}
+	if keys := n.disagreeing(st.Transitions()); len(keys) > 0 {
+		n.health.prober.CheckNow(keys...)
+	}
+}
+
+// disagreeing returns the keys of the transitions ts, from other probers and
+// newer than the last looked at from the same prober and key, that disagree
+// with this prober's view.
+func (n *Node) disagreeing(ts []store.Transition) []string {
 	f := &n.health.fo
 	var keys []string
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.seen == nil {
 		f.seen = map[[2]string]time.Time{}
 	}
-	for _, t := range st.Transitions() {
+	for _, t := range ts {
 		if t.Prober == n.name {
 			continue
 		}
@@ -62,10 +72,7 @@ func (n *Node) recheckOnCommit(st *store.State) {
 			keys = append(keys, t.Key)
 		}
 	}
-	f.mu.Unlock()
-	if len(keys) > 0 {
-		n.health.prober.CheckNow(keys...)
-	}
+	return keys
 }
 
 // raftTimeout is the cluster's Raft heartbeat timeout: a member not heard
