@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,21 +41,55 @@ type failover struct {
 // transition, from another prober and not looked at before, disagrees with
 // this prober's view (or that this prober has no view of yet). Called on
 // every commit.
+//
+// While a member is still in disagreement it is checked again every short
+// interval, for at most recheckFor: a region that restarts commits its
+// first view before its proxy listens, and a re-check that found the
+// proxy not yet there must not wait for the regular schedule.
 func (n *Node) recheckOnCommit(st *store.State) {
 	if n.health == nil {
 		return
 	}
-	if keys := n.disagreeing(st.Transitions()); len(keys) > 0 {
-		n.health.prober.CheckNow(keys...)
+	ts := n.disagreeing(st.Transitions())
+	if len(ts) == 0 {
+		return
 	}
+	want := map[string]bool{}
+	for _, t := range ts {
+		want[t.Key] = t.Up
+	}
+	n.health.prober.CheckNow(slices.Collect(maps.Keys(want))...)
+	go func() {
+		for range int(recheckFor / recheckEvery) {
+			time.Sleep(recheckEvery)
+			var again []string
+			for k, up := range want {
+				if own, ok := n.health.prober.Status(k); !ok || own.Up != up {
+					again = append(again, k)
+				}
+			}
+			if len(again) == 0 {
+				return
+			}
+			n.health.prober.CheckNow(again...)
+		}
+	}()
 }
 
-// disagreeing returns the keys of the transitions ts, from other probers and
-// newer than the last looked at from the same prober and key, that disagree
-// with this prober's view.
-func (n *Node) disagreeing(ts []store.Transition) []string {
+// How long and how often recheckOnCommit checks a member again while it
+// disagrees with another region's committed transition: the default short
+// interval, for a second.
+const (
+	recheckEvery = 100 * time.Millisecond
+	recheckFor   = time.Second
+)
+
+// disagreeing returns the transitions of ts, from other probers and newer
+// than the last looked at from the same prober and key, that disagree with
+// this prober's view.
+func (n *Node) disagreeing(ts []store.Transition) []store.Transition {
 	f := &n.health.fo
-	var keys []string
+	var out []store.Transition
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.seen == nil {
@@ -69,10 +105,10 @@ func (n *Node) disagreeing(ts []store.Transition) []string {
 		}
 		f.seen[k] = t.At
 		if own, ok := n.health.prober.Status(t.Key); !ok || own.Up != t.Up {
-			keys = append(keys, t.Key)
+			out = append(out, t)
 		}
 	}
-	return keys
+	return out
 }
 
 // raftTimeout is the cluster's Raft heartbeat timeout: a member not heard

@@ -129,7 +129,11 @@ func TestDisagreeingTransitions(t *testing.T) {
 			{"down again, later", []store.Transition{{Prober: "eu-west", Key: k, Up: false, At: t0.Add(3 * time.Second)}}, []string{k}},
 			{"a member this prober has no view of", []store.Transition{{Prober: "eu-west", Key: "unknown", Up: true, At: t0}}, []string{"unknown"}},
 		} {
-			if got := n.disagreeing(tc.ts); !slices.Equal(got, tc.want) {
+			var got []string
+			for _, tr := range n.disagreeing(tc.ts) {
+				got = append(got, tr.Key)
+			}
+			if !slices.Equal(got, tc.want) {
 				t.Errorf("%s: disagreeing = %v, want %v", tc.name, got, tc.want)
 			}
 		}
@@ -137,7 +141,10 @@ func TestDisagreeingTransitions(t *testing.T) {
 		mu.Lock()
 		before := checks[k]
 		mu.Unlock()
-		n.health.prober.CheckNow(n.disagreeing([]store.Transition{{Prober: "eu-west", Key: k, Up: false, At: t0.Add(4 * time.Second)}})...)
+		if got := n.disagreeing([]store.Transition{{Prober: "eu-west", Key: k, Up: false, At: t0.Add(4 * time.Second)}}); len(got) != 1 {
+			t.Fatalf("a newer disagreeing transition: %v", got)
+		}
+		n.health.prober.CheckNow(k)
 		synctest.Wait()
 		mu.Lock()
 		after := checks[k]
