@@ -194,15 +194,16 @@ func TestCheckZone(t *testing.T) {
 	}
 }
 
-// TestReadmeExample keeps the README's example zone and the tested file the same.
+// TestReadmeExample keeps the manual's example zone (docs/zones.md) and the
+// tested file the same.
 func TestReadmeExample(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/zones.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	zone, _ := os.ReadFile(exampleZone)
 	if !strings.Contains(string(readme), string(zone)) {
-		t.Fatal("README.md does not contain examples/zones/example.com.zone verbatim")
+		t.Fatal("docs/zones.md does not contain examples/zones/example.com.zone verbatim")
 	}
 }
 

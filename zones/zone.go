@@ -2,7 +2,8 @@
 // GSLB records, into validated, immutable Zone values.
 //
 // A zone file that BIND's named-checkzone accepts loads unchanged; the three
-// extensions are described in the README. Every error names the file and line.
+// extensions are described in docs/zones.md and docs/policies.md. Every
+// error names the file and line.
 package zones
 
 import (

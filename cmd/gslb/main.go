@@ -1,6 +1,7 @@
 // Command gslb is the global server load balancer: an authoritative DNS
 // server that answers by geography, latency, failover and weight, with
-// probers, a replicated store and a region proxy. See the README.
+// probers, a replicated store and a region proxy. See README.md and the
+// manual in docs/.
 package main
 
 import (
