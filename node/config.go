@@ -22,7 +22,7 @@ import (
 
 // Config is a node's configuration: the node config file
 // (`gslb serve -config node.yaml`) and the flags that override it. Every key
-// is documented in the README. The zero value of a field is its documented
+// is documented in docs/operations.md. The zero value of a field is its documented
 // default.
 type Config struct {
 	Node   string    `yaml:"node"`

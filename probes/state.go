@@ -118,7 +118,7 @@ type Damping struct {
 	suppressed           bool
 }
 
-// Damping defaults: see Damping and the README's health-check section.
+// Damping defaults: see Damping and docs/health.md.
 const (
 	DefaultDampingHalfLife = 30 * time.Second
 	DefaultDampingSuppress = 1.5
