@@ -271,10 +271,13 @@ func TestDampingFlappingMember(t *testing.T) {
 		if len(changes) > 3+10*60/30 {
 			t.Errorf("%d changes in 10 minutes", len(changes))
 		}
-		// After the first three changes, never two within 30 s.
+		// Never more than one damping cycle in any 30 s: five changes
+		// always span 30 s or more. (With some schedule jitters the penalty
+		// decays below the reuse level while the member is held; released,
+		// it comes back, goes, comes back and is held again: four changes.)
 		for i := 4; i < len(changes); i++ {
-			if changes[i]-changes[i-1] < 30*time.Second {
-				t.Errorf("changes at %v and %v while flapping: less than 30 s apart", changes[i-1], changes[i])
+			if changes[i]-changes[i-4] < 30*time.Second {
+				t.Errorf("five changes from %v to %v while flapping: within 30 s", changes[i-4], changes[i])
 			}
 		}
 		if up, _ := s.state(); up {
