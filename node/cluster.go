@@ -228,10 +228,16 @@ func (n *Node) submitZones(force bool) error {
 	if n.looked == nil {
 		n.looked = map[string]fileLook{}
 	}
-	st := n.store.State()
-	committed := map[[32]byte]bool{}
-	for _, z := range st.Zones() {
-		committed[sha256.Sum256(z.Content)] = true
+	// The committed contents' hashes, made only when a file changed.
+	var committed map[[32]byte]bool
+	isCommitted := func(h [32]byte) bool {
+		if committed == nil {
+			committed = map[[32]byte]bool{}
+			for _, z := range n.store.State().Zones() {
+				committed[sha256.Sum256(z.Content)] = true
+			}
+		}
+		return committed[h]
 	}
 	var firstErr error
 	for _, f := range files {
@@ -248,7 +254,7 @@ func (n *Node) submitZones(force bool) error {
 			continue
 		}
 		h := sha256.Sum256(data)
-		if committed[h] {
+		if isCommitted(h) {
 			n.looked[f] = look
 			continue // this very content is committed: nothing to parse
 		}
