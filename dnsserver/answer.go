@@ -44,7 +44,7 @@ type query struct {
 
 // resolve answers q from zone z (RFC 1034 §4.3.2, with RFC 4592 wildcards
 // and RFC 6604 rcodes for CNAME chains).
-func (s *Server) resolve(q *query, z *zone, snap *Snapshot) {
+func (s *Server) resolve(q *query, z *servedZone, snap *Snapshot) {
 	m := &q.m
 	m.Authoritative = true
 	name := q.qname
@@ -108,7 +108,7 @@ func (z *zone) cutAbove(name string, qtype uint16) *node {
 // referral answers with the delegation's NS records and their glue, AA clear
 // unless the answer section already holds authoritative data (a CNAME chain
 // into the delegation).
-func (s *Server) referral(q *query, z *zone, cut *node) {
+func (s *Server) referral(q *query, z *servedZone, cut *node) {
 	m := &q.m
 	if len(m.Answer) == 0 {
 		m.Authoritative = false
@@ -139,7 +139,7 @@ func (q *query) glueFits() bool {
 
 // answerNode answers from node n for owner name (n's own name, or the query
 // name for a wildcard). It returns the CNAME target to follow, or "".
-func (s *Server) answerNode(q *query, z *zone, n *node, owner string) string {
+func (s *Server) answerNode(q *query, z *servedZone, n *node, owner string) string {
 	m := &q.m
 	qt := q.qtype
 	if n.cname != nil && qt != dns.TypeCNAME {
@@ -149,8 +149,8 @@ func (s *Server) answerNode(q *query, z *zone, n *node, owner string) string {
 		}
 		return dns.CanonicalName(n.cname.Target)
 	}
-	if n.gslb != nil && (qt == dns.TypeA || qt == dns.TypeAAAA || qt == dns.TypeANY) {
-		return s.answerGSLB(q, z, n.gslb, owner)
+	if n.gslb != 0 && (qt == dns.TypeA || qt == dns.TypeAAAA || qt == dns.TypeANY) {
+		return s.answerGSLB(q, z, z.record(n), owner)
 	}
 	if qt == dns.TypeANY {
 		// RFC 8482 §4.2: one RRset is a complete answer to ANY.
@@ -184,7 +184,7 @@ func (q *query) rename(rr dns.RR, owner string) dns.RR {
 }
 
 // answerGSLB answers A or AAAA from a GSLB record.
-func (s *Server) answerGSLB(q *query, z *zone, r *gslb.Record, owner string) string {
+func (s *Server) answerGSLB(q *query, z *servedZone, r *gslb.Record, owner string) string {
 	m := &q.m
 	fam := gslb.IPv4
 	if q.qtype == dns.TypeAAAA {

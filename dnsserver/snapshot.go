@@ -17,7 +17,7 @@ import (
 // replaces it, so a verdict never rebuilds the zones) and the reply cache.
 // The server swaps the whole Snapshot atomically when the zones change.
 type Snapshot struct {
-	zones map[string]*zone // by lower-case origin
+	zones map[string]*servedZone // by lower-case origin
 	// Index is the state index the snapshot was built from (0 on a node
 	// without a replicated store), for status and metrics.
 	Index uint64
@@ -36,15 +36,36 @@ type Snapshot struct {
 	cache *answerCache
 }
 
-// zone is one served zone, indexed by owner name.
+// servedZone is a built zone as one snapshot serves it: the built form,
+// which snapshots built from one another share, and what belongs to this
+// snapshot alone (the compiled GSLB records its nodes refer to by index).
+type servedZone struct {
+	*zone
+	// gslb are the compiled forms of the zone's GSLB records, in the order
+	// of zones.Zone.Records: node.gslb-1 indexes it.
+	gslb []*gslb.Record
+	snap *Snapshot // the snapshot the zone is part of (for its view)
+}
+
+// record returns the GSLB record of node n in this snapshot, or nil.
+func (z *servedZone) record(n *node) *gslb.Record {
+	if n.gslb == 0 {
+		return nil
+	}
+	return z.gslb[n.gslb-1]
+}
+
+// zone is one built zone, indexed by owner name. It is immutable once built
+// and may be shared by several snapshots (NewSnapshotFrom): nothing in it
+// points at a snapshot or at a compiled GSLB record.
 type zone struct {
+	src    *zones.Zone // what it was built from (NewSnapshotFrom reuses it for the same pointer)
 	origin string
 	file   string
 	soa    *dns.SOA
 	neg    *dns.SOA // the SOA for negative answers: TTL min(SOA TTL, MINIMUM), RFC 2308 §3
 	nodes  map[string]*node
-	cuts   bool      // any delegation below the apex
-	snap   *Snapshot // the snapshot the zone is part of (for its view)
+	cuts   bool // any delegation below the apex
 }
 
 // node is one owner name; an empty non-terminal has no rrsets and no record.
@@ -53,8 +74,10 @@ type node struct {
 	rrsets []rrset
 	cut    bool       // NS records below the apex: a delegation point
 	cname  *dns.CNAME // the CNAME, if any
-	gslb   *gslb.Record
-	wild   *node // the "*" child, for RFC 4592 synthesis
+	// gslb is 1 + the index of the node's GSLB record in zones.Zone.Records
+	// (0: none); servedZone.record binds it to the snapshot's compiled one.
+	gslb int32
+	wild *node // the "*" child, for RFC 4592 synthesis
 }
 
 type rrset struct {
@@ -87,22 +110,46 @@ func (n *node) get(t uint16) []dns.RR {
 // NewSnapshot indexes linked zones and their compiled GSLB set. failed
 // names zones that are configured but could not be loaded.
 func NewSnapshot(zs []*zones.Zone, set *gslb.Set, failed ...string) *Snapshot {
-	s := &Snapshot{zones: make(map[string]*zone, len(zs)), set: set, failed: map[string]bool{}}
+	return NewSnapshotFrom(nil, zs, set, failed...)
+}
+
+// NewSnapshotFrom is NewSnapshot that reuses the built form of every zone
+// of prev (nil: none) whose *zones.Zone is pointer-identical to one in zs:
+// only new or changed zones are indexed again, so a change to one zone of
+// many costs that zone's size, not the total. A reused zone's GSLB records
+// are bound afresh to set (by their index in zones.Zone.Records, through
+// set.Record), so set may be recompiled; prev and every snapshot sharing
+// a built zone stay valid and unchanged. The caller must therefore never
+// modify a *zones.Zone after giving it to a snapshot: a changed zone is a
+// new pointer.
+func NewSnapshotFrom(prev *Snapshot, zs []*zones.Zone, set *gslb.Set, failed ...string) *Snapshot {
+	s := &Snapshot{zones: make(map[string]*servedZone, len(zs)), set: set, failed: map[string]bool{}}
 	s.cache = &answerCache{view: &s.view}
 	s.view.Store(set.DefaultView())
 	for _, f := range failed {
 		s.failed[dns.CanonicalName(f)] = true
 	}
 	for _, z := range zs {
-		zn := buildZone(z, set)
-		zn.snap = s
-		s.zones[z.Origin] = zn
+		var zn *zone
+		if prev != nil {
+			if old := prev.zones[z.Origin]; old != nil && old.src == z {
+				zn = old.zone
+			}
+		}
+		if zn == nil {
+			zn = buildZone(z)
+		}
+		sz := &servedZone{zone: zn, snap: s, gslb: make([]*gslb.Record, len(z.Records))}
+		for i, r := range z.Records {
+			sz.gslb[i] = set.Record(r)
+		}
+		s.zones[z.Origin] = sz
 	}
 	return s
 }
 
-func buildZone(z *zones.Zone, set *gslb.Set) *zone {
-	zn := &zone{origin: z.Origin, file: z.File, soa: z.SOA, nodes: map[string]*node{}}
+func buildZone(z *zones.Zone) *zone {
+	zn := &zone{src: z, origin: z.Origin, file: z.File, soa: z.SOA, nodes: map[string]*node{}}
 	neg := dns.Copy(z.SOA).(*dns.SOA)
 	neg.Hdr.Ttl = min(z.SOA.Hdr.Ttl, z.SOA.Minttl)
 	zn.neg = neg
@@ -144,8 +191,8 @@ func buildZone(z *zones.Zone, set *gslb.Set) *zone {
 			n.cname = rr.(*dns.CNAME)
 		}
 	}
-	for _, r := range z.Records {
-		get(r.Name).gslb = set.Record(r)
+	for i, r := range z.Records {
+		get(r.Name).gslb = int32(i + 1)
 	}
 	for name, n := range zn.nodes {
 		if strings.HasPrefix(name, "*.") {
@@ -216,7 +263,7 @@ func parent(name string) string {
 }
 
 // findZone returns the zone with the longest origin that name is in.
-func (s *Snapshot) findZone(name string) *zone {
+func (s *Snapshot) findZone(name string) *servedZone {
 	for n := name; ; n = parent(n) {
 		if z := s.zones[n]; z != nil {
 			return z
@@ -283,11 +330,37 @@ func (s *Snapshot) GSLBRecord(name string) (rec *gslb.Record, chain []string) {
 		switch {
 		case n.cname != nil:
 			name = dns.CanonicalName(n.cname.Target)
-		case n.gslb != nil:
-			return n.gslb, chain
+		case n.gslb != 0:
+			return z.record(n), chain
 		default:
 			return nil, chain
 		}
 	}
 	return nil, chain
+}
+
+// NameInfo describes name (any case) for the DNSSEC signer: the origin of
+// the zone that holds it ("" if none), whether the owner name exists in
+// that zone (an empty non-terminal exists; a name only a wildcard would
+// answer does not), and the RR types present at it, appended to dst. A
+// name with a GSLB record reports A and AAAA (which of them has addresses
+// depends on the pools and their health at query time). It reads the
+// snapshot only and is safe for concurrent use.
+func (s *Snapshot) NameInfo(name string, dst []uint16) (origin string, exists bool, types []uint16) {
+	name = dns.CanonicalName(name)
+	z := s.findZone(name)
+	if z == nil {
+		return "", false, dst
+	}
+	n := z.nodes[name]
+	if n == nil {
+		return z.origin, false, dst
+	}
+	for i := range n.rrsets {
+		dst = append(dst, n.rrsets[i].t)
+	}
+	if n.gslb != 0 {
+		dst = append(dst, dns.TypeA, dns.TypeAAAA)
+	}
+	return z.origin, true, dst
 }
