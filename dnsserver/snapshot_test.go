@@ -21,7 +21,7 @@ func TestNewSnapshotFromReusesZones(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zs, set := compileZone(t, data, "testdata/example.com.zone")
+	zs, _ := compileZone(t, data, "testdata/example.com.zone")
 	other, err := zones.Parse([]byte("$ORIGIN other.test.\n@ 300 IN SOA ns hm 1 3600 600 86400 60\n@ IN NS ns\nns IN A 192.0.2.1\n"), "other.zone", "", false)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func TestNewSnapshotFromReusesZones(t *testing.T) {
 	if err := zones.Link(all); err != nil {
 		t.Fatal(err)
 	}
-	set, err = gslb.Compile(all, gslb.Env{})
+	set, err := gslb.Compile(all, gslb.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
