@@ -69,6 +69,11 @@ func (t Target) fastInterval() time.Duration {
 	return min(t.interval()/10, 100*time.Millisecond)
 }
 
+// settle is the settle window of flap damping: after the target went
+// down, and after its suppression ended, it is watched at the short
+// interval for this long (ten short intervals: 1s with the defaults).
+func (t Target) settle() time.Duration { return 10 * t.fastInterval() }
+
 // timeout is the check's timeout, or min(interval/2, 2s) when unset.
 func (t Target) timeout() time.Duration {
 	if t.Check.Timeout > 0 {

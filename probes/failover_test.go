@@ -2,6 +2,7 @@ package probes_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/netip"
 	"sync"
@@ -243,63 +244,165 @@ func TestCheckNow(t *testing.T) {
 }
 
 func TestDampingFlappingMember(t *testing.T) {
-	// A member alternating 200/503 every 700 ms, with the default checks
-	// and damping: after the first outage and return it is held down, and
-	// then its state changes at most once per 30 s while it flaps; once it
-	// stops, it comes back within HalfLife × log2(Max/Reuse) plus an
-	// interval. Each Go scheduler order gives the same fake-time run.
+	// PR-02, CH-03 (issue 16): a member alternating 200/503 every 700 ms,
+	// with the default checks and damping, changes state once while it
+	// flaps: its first outage is reported (as any outage, without delay),
+	// its quick return is put on probation, fails it and is held down. It
+	// never comes back while it flaps, whatever the schedule's jitter and
+	// the flapping's phase; once it stops, it comes back within
+	// HalfLife × log2(Max/Reuse), an interval and the settle window; and
+	// when it then really goes down it is reported down at once.
+	for run := range 12 {
+		phase := time.Duration(run) * 117 * time.Millisecond
+		t.Run(fmt.Sprintf("phase %v", phase), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				began := time.Now().Add(-phase)
+				flap := func(now time.Time) probes.Result {
+					if (now.Sub(began)/(700*time.Millisecond))%2 == 1 {
+						return failing(now)
+					}
+					return ok(now)
+				}
+				s := &scripted{result: flap}
+				startScripted(t, s, probes.Damping{}, defaultTarget(addr(1)))
+				time.Sleep(10 * time.Minute)
+				synctest.Wait()
+				s.mu.Lock()
+				deltas, at := append([]probes.Status(nil), s.deltas...), append([]time.Time(nil), s.at...)
+				s.mu.Unlock()
+				var changes []string
+				for i, d := range deltas[1:] { // the first is the first result, not a change
+					changes = append(changes, fmt.Sprintf("%v up=%v", at[i+1].Sub(began), d.Up))
+				}
+				if len(changes) != 1 || deltas[1].Up {
+					t.Fatalf("changes over 10 minutes of flapping: %v, want exactly one, down", changes)
+				}
+				t.Logf("the one change: %v", changes[0])
+				// It stops flapping and stays up: it comes back.
+				s.set(ok)
+				t0 := time.Now()
+				d := probes.DefaultDamping()
+				hold := time.Duration(float64(d.HalfLife)*math.Log2(d.Max/d.Reuse)) + zones.DefaultInterval + 2*time.Second
+				time.Sleep(hold)
+				synctest.Wait()
+				if up, _ := s.state(); !up {
+					t.Errorf("still held down %v after the flapping stopped", time.Since(t0))
+				}
+				// It really goes down: reported down at once, damping or not.
+				s.set(refused)
+				t1 := time.Now()
+				time.Sleep(zones.DefaultInterval*11/10 + fastinter)
+				synctest.Wait()
+				if up, _ := s.state(); up {
+					t.Errorf("a member refusing for %v after flapping is still up", time.Since(t1))
+				}
+			})
+		})
+	}
+}
+
+// outage runs a member that is up, then fails (refused) for length from
+// the first check that sees it, then is up for good, with the default
+// checks and damping; it returns the checks and the reported transitions
+// from the first failed check on.
+func outage(t *testing.T, length time.Duration) (checks []probes.Result, ats []time.Time, deltas []probes.Status, deltaAt []time.Time) {
+	var failedAt time.Time
+	var mu sync.Mutex
+	s := &scripted{}
+	s.set(func(now time.Time) probes.Result {
+		mu.Lock()
+		defer mu.Unlock()
+		var r probes.Result
+		switch {
+		case now.Before(failedAt.Add(length)) && !failedAt.IsZero():
+			r = refused(now)
+		case !failedAt.IsZero():
+			r = ok(now)
+		default:
+			r = ok(now)
+		}
+		if !failedAt.IsZero() {
+			checks, ats = append(checks, r), append(ats, now)
+		}
+		return r
+	})
+	startScripted(t, s, probes.Damping{}, defaultTarget(addr(1)))
+	time.Sleep(2 * zones.DefaultInterval)
+	synctest.Wait()
+	// Fail from the next check on.
+	s.mu.Lock()
+	next := s.result
+	s.mu.Unlock()
+	s.set(func(now time.Time) probes.Result {
+		mu.Lock()
+		if failedAt.IsZero() {
+			failedAt = now
+		}
+		mu.Unlock()
+		return next(now)
+	})
+	time.Sleep(length + 3*zones.DefaultInterval)
+	synctest.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return checks, ats, s.deltas[1:], s.at[1:]
+}
+
+func TestDampingOutageNotDelayed(t *testing.T) {
+	// An outage longer than the settle window is reported down and back
+	// when the hysteresis says so: fails (two refusals) and passes checks
+	// a short interval apart, no probation, no hold.
 	synctest.Test(t, func(t *testing.T) {
-		began := time.Now()
-		flap := func(now time.Time) probes.Result {
-			if (now.Sub(began)/(700*time.Millisecond))%2 == 1 {
-				return failing(now)
-			}
-			return ok(now)
+		checks, ats, deltas, deltaAt := outage(t, 3*time.Second)
+		if len(deltas) != 2 || deltas[0].Up || !deltas[1].Up {
+			t.Fatalf("transitions %v, want down then up", deltas)
 		}
-		s := &scripted{result: flap}
-		startScripted(t, s, probes.Damping{}, defaultTarget(addr(1)))
-		time.Sleep(10 * time.Minute)
-		synctest.Wait()
-		s.mu.Lock()
-		deltas, at := append([]probes.Status(nil), s.deltas...), append([]time.Time(nil), s.at...)
-		s.mu.Unlock()
-		var changes []time.Duration
-		for i := range deltas[1:] { // the first is the first result, not a change
-			changes = append(changes, at[i+1].Sub(began))
+		if !deltaAt[0].Equal(ats[1]) || ats[1].Sub(ats[0]) != fastinter {
+			t.Errorf("down reported at %v after checks at %v, want at the second refusal a short interval after the first", deltaAt[0], ats[:2])
 		}
-		t.Logf("reported changes over 10 minutes of flapping: %v", changes)
-		if len(changes) > 3+10*60/30 {
-			t.Errorf("%d changes in 10 minutes", len(changes))
-		}
-		// Never more than one damping cycle in any 30 s: five changes
-		// always span 30 s or more. (With some schedule jitters the penalty
-		// decays below the reuse level while the member is held; released,
-		// it comes back, goes, comes back and is held again: four changes.)
-		for i := 4; i < len(changes); i++ {
-			if changes[i]-changes[i-4] < 30*time.Second {
-				t.Errorf("five changes from %v to %v while flapping: within 30 s", changes[i-4], changes[i])
+		// Back: the check that passed first, and the next one.
+		for i, r := range checks {
+			if r.Up {
+				if i+1 >= len(ats) || !deltaAt[1].Equal(ats[i+1]) || ats[i+1].Sub(ats[i]) != fastinter {
+					t.Errorf("up reported at %v, want at the second passed check a short interval after the first (%v)", deltaAt[1], ats[i:])
+				}
+				break
 			}
 		}
-		if up, _ := s.state(); up {
-			t.Errorf("a member flapping for 10 minutes is reported up, want held down")
+	})
+}
+
+func TestDampingQuickReturnOnProbation(t *testing.T) {
+	// A member that comes back within the settle window (1s) of being
+	// confirmed down is reported up only after a settle window of passed
+	// checks at the short interval; a failed check on probation holds it
+	// down (TestDampingFlappingMember).
+	synctest.Test(t, func(t *testing.T) {
+		checks, ats, deltas, deltaAt := outage(t, 500*time.Millisecond)
+		if len(deltas) != 2 || deltas[0].Up || !deltas[1].Up {
+			t.Fatalf("transitions %v, want down then up", deltas)
 		}
-		// It stops flapping and stays up: it comes back.
-		s.set(ok)
-		t0 := time.Now()
-		d := probes.DefaultDamping()
-		hold := time.Duration(float64(d.HalfLife)*math.Log2(d.Max/d.Reuse)) + zones.DefaultInterval + time.Second
-		time.Sleep(hold)
-		synctest.Wait()
-		if up, _ := s.state(); !up {
-			t.Errorf("still held down %v after the flapping stopped", time.Since(t0))
+		first := -1
+		for i, r := range checks {
+			if r.Up {
+				first = i
+				break
+			}
 		}
-		// It really goes down: reported down at once, damping or not.
-		s.set(refused)
-		t1 := time.Now()
-		time.Sleep(zones.DefaultInterval*11/10 + fastinter)
-		synctest.Wait()
-		if up, _ := s.state(); up {
-			t.Errorf("a member refusing for %v after flapping is still up", time.Since(t1))
+		if first < 0 {
+			t.Fatal("no passed check")
+		}
+		var passed int
+		for i := first; i < len(ats) && !ats[i].After(deltaAt[1]); i++ {
+			if i > first && ats[i].Sub(ats[i-1]) != fastinter {
+				t.Errorf("probation check %d came %v after the previous one, want the short interval", i-first, ats[i].Sub(ats[i-1]))
+			}
+			passed++
+		}
+		// passes=2 checks bring the hysteresis up; the probation then
+		// lasts ten short intervals.
+		if d := deltaAt[1].Sub(ats[first]); d < 10*fastinter || d > 12*fastinter {
+			t.Errorf("up reported %v after the first passed check (%d checks), want a settle window (10 short intervals) after the hysteresis", d, passed)
 		}
 	})
 }

@@ -81,9 +81,17 @@ type target struct {
 	cancel context.CancelFunc // nil until started
 	wake   chan struct{}      // CheckNow's requests, for the target's goroutine
 	// Guarded by Prober.mu:
-	h          Hysteresis
-	damp       Damping
-	up         bool // the reported state: h.Up() unless damping holds it down
+	h    Hysteresis
+	damp Damping
+	up   bool // the reported state: h.Up() unless damping holds it down
+	// Flap damping's settle windows (see settle): until watch, a passed
+	// check after going down puts the target on probation; prove is set
+	// while it is on probation or suppressed, and cleared when it is
+	// reported up; probation is when its passed checks began (zero: not
+	// begun).
+	watch      time.Time
+	prove      bool
+	probation  time.Time
 	rtt        RTTStat
 	since      time.Time
 	reason     string
@@ -442,10 +450,16 @@ func (p *Prober) observe(tg *target, t Target, r Result) (doubt bool) {
 	case !r.Up:
 		tg.damp.Failed(now)
 	}
-	held := tg.h.Up() && tg.damp.Suppressed(now)
+	held, settling := tg.settle(t, r, now)
 	changed := tg.up != (tg.h.Up() && !held)
 	tg.up = tg.h.Up() && !held
-	doubt = tg.h.InDoubt()
+	if changed && !tg.up && tg.damp.HalfLife > 0 {
+		tg.watch, settling = now.Add(t.settle()), true
+	}
+	if tg.up {
+		tg.prove, tg.probation = false, time.Time{}
+	}
+	doubt = tg.h.InDoubt() || settling
 	if r.RTT > 0 {
 		tg.rtt.Add(r.RTT)
 	}
@@ -480,6 +494,57 @@ func (p *Prober) observe(tg *target, t Target, r Result) (doubt bool) {
 	}
 	p.sendDelta(tg)
 	return doubt
+}
+
+// settle applies flap damping's two settle windows to one result, after
+// the hysteresis and the penalty have taken it, and says whether the
+// target is held down and whether it is settling (to be re-checked at
+// the short interval). p.mu must be held.
+//
+//   - After the target went down it is watched for a settle window (at
+//     the short interval): a passed check within it means it came back
+//     less than a window after it was confirmed down, as a quick restart
+//     does and a flapper does at once. Such a target is put on probation.
+//   - A target on probation, or whose suppression ended, is reported up
+//     only after a settle window of passed checks; one failed check in it
+//     suppresses it (Damping.Flapped). A restart's return is delayed by
+//     one window; a member flipping every 700 ms goes down once, at its
+//     first outage, fails its probation and stays down while it flaps,
+//     however its checks happen to fall on its schedule.
+//
+// Neither delays the first outage: it is reported when the hysteresis
+// confirms it; and an outage that lasts longer than the window comes back
+// as soon as passes checks say so.
+func (tg *target) settle(t Target, r Result, now time.Time) (held, settling bool) {
+	if tg.damp.HalfLife <= 0 {
+		return false, false
+	}
+	sup := tg.damp.Suppressed(now)
+	watching := !tg.up && now.Before(tg.watch)
+	if watching && r.Up {
+		tg.prove, tg.watch, watching = true, time.Time{}, false
+	}
+	if sup {
+		tg.prove, tg.probation = true, time.Time{}
+		return tg.h.Up(), watching
+	}
+	if !tg.prove || tg.up || !tg.h.Up() {
+		return false, watching
+	}
+	// Back soon after going down, or suppression over, and the checks say
+	// up: on probation.
+	switch {
+	case !r.Up:
+		tg.damp.Flapped(now)
+		tg.probation = time.Time{}
+		return true, false
+	case tg.probation.IsZero():
+		tg.probation = now
+		return true, true
+	case now.Sub(tg.probation) < t.settle():
+		return true, true
+	}
+	return false, false
 }
 
 // status returns tg's Status; p.mu must be held.

@@ -106,8 +106,14 @@ func (s *RTTStat) Min() time.Duration {
 //
 // With the defaults one outage and its return never suppress; a second
 // outage within 30 s of the first does, for about a minute, and for as long
-// as the target keeps failing now and then; 90 s at most after it stopped. Suppression only ever holds a
-// target down: a target that really goes down is reported down at once.
+// as the target keeps failing now and then; 90 s at most after it stopped.
+// The Prober adds a probation that catches a fast flapper at its first
+// outage (Flapped): a target that passes a check within the settle window
+// after going down, or whose suppression ends, is reported up only after a
+// settle window of passed checks, and one failed check in it suppresses it
+// at once. Suppression only
+// ever holds a target down: a target that really goes down is reported
+// down at once.
 // The zero value holds nothing until configured; Damping is not safe for
 // concurrent use.
 type Damping struct {
@@ -169,6 +175,20 @@ func (d *Damping) Blip(now time.Time) {
 func (d *Damping) Failed(now time.Time) {
 	if d.Suppressed(now) {
 		d.add(now, 0.5)
+	}
+}
+
+// Flapped records that the target showed it is flapping: it failed a
+// check while on probation, after a quick return or after its suppression
+// ended (see Prober). It adds half a
+// flap and suppresses the target whatever the penalty, which is raised to
+// Suppress at least, so that the hold lasts HalfLife × log2(Suppress/Reuse)
+// at the least (48 s with the defaults) and longer while it keeps failing.
+func (d *Damping) Flapped(now time.Time) {
+	if d.HalfLife > 0 {
+		d.add(now, 0.5)
+		d.penalty = max(d.penalty, d.Suppress)
+		d.suppressed = true
 	}
 }
 
