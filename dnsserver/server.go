@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/gslbd/gslb/dnssec"
 )
 
 // Config configures a Server. The zero value of each field is the default
@@ -70,6 +72,9 @@ type Config struct {
 	RRL RRL
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Signer, when set, signs the replies to DO=1 queries for the zones
+	// it has keys for (dnssec.go). Nil: nothing is signed.
+	Signer *dnssec.Signer
 }
 
 // Server answers DNS queries from the current Snapshot.
@@ -320,6 +325,11 @@ func (s *Server) serve(q *query, w dns.ResponseWriter, r *dns.Msg, snap *Snapsho
 	if rcode == dns.RcodeFormatError || rcode == dns.RcodeBadVers {
 		m.Answer, m.Ns, m.Extra = m.Answer[:0], m.Ns[:0], m.Extra[:0]
 		m.Authoritative = false
+	}
+	// DNSSEC: replies are signed here (dnssec.go), once assembled and
+	// before they are packed and truncated to the client's size.
+	if s.cfg.Signer != nil && (opt != nil && opt.Do() || isKeyType(q.qtype)) {
+		s.signReply(q, snap, opt != nil && opt.Do())
 	}
 	if opt != nil {
 		m.Extra = append(m.Extra, s.replyOPT(q, opt, rcode))
