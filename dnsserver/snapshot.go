@@ -171,7 +171,7 @@ func buildZone(z *zones.Zone) *zone {
 		return n
 	}
 	get(zn.origin)
-	for _, rr := range z.RRs {
+	for rr := range z.RRs.All() {
 		h := rr.Header()
 		n := get(h.Name)
 		i := 0

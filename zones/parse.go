@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,13 +41,15 @@ func errorList(errs []error) error {
 // origin is the zone's name; "" derives it from the file name with a
 // trailing ".zone" or ".db" removed, and a $ORIGIN in the file overrides it.
 // References between zones (pools naming regions, records naming pools) are
-// checked by Link.
+// checked by Link. The file is read as a stream: its content is never held
+// in memory as a whole.
 func Load(file, origin string) (*Zone, error) {
-	data, err := os.ReadFile(file)
+	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("load zone: %w", err)
 	}
-	return Parse(data, file, origin, true)
+	defer f.Close()
+	return ParseReader(f, file, origin, true)
 }
 
 // OriginFromFile returns the zone name a file name implies ("example.com.zone"
@@ -64,6 +67,13 @@ func OriginFromFile(file string) string {
 // relative $INCLUDE paths; includes are read from disk only when
 // allowInclude is set.
 func Parse(data []byte, file, origin string, allowInclude bool) (*Zone, error) {
+	return ParseReader(bytes.NewReader(data), file, origin, allowInclude)
+}
+
+// ParseReader is Parse reading the content from r as it goes: a zone of
+// millions of records is parsed without a copy of its text, and each record
+// is packed (see RRs) as soon as it is read.
+func ParseReader(r io.Reader, file, origin string, allowInclude bool) (*Zone, error) {
 	explicit := origin != ""
 	if !explicit {
 		origin = OriginFromFile(file)
@@ -82,9 +92,9 @@ func Parse(data []byte, file, origin string, allowInclude bool) (*Zone, error) {
 		p.root = r
 	}
 	p.display = map[string]string{strings.TrimLeft(filepath.ToSlash(abs), "/"): file}
-	top := p.preprocess(file, data)
+	top := p.filter(file, r)
 
-	zp := dns.NewZoneParser(bytes.NewReader(top), origin, abs)
+	zp := dns.NewZoneParser(top, origin, abs)
 	zp.SetDefaultTTL(3600)
 	if allowInclude {
 		zp.SetIncludeAllowed(true)
@@ -116,10 +126,16 @@ type parser struct {
 	// display maps the slash-trimmed absolute paths miekg/dns uses for
 	// included files back to the names shown in messages.
 	display map[string]string
-	rrPos   map[dns.RR]Pos
+	// rrs packs the static records as they are read; validate turns it
+	// into Zone.RRs.
+	rrs rrBuilder
+	// lex caches where miekg/dns keeps a parser's position (see pos).
+	lex lexFields
 	// root is the directory of the zone file (symbolic links resolved):
 	// $INCLUDE reaches files below it only.
 	root string
+	// firstSOA is the owner of the first SOA record read.
+	firstSOA string
 	// explicit is set when the caller named the zone; otherwise the zone
 	// is named by its SOA record, and the file name is only the origin
 	// for relative names before the first $ORIGIN.
@@ -140,43 +156,100 @@ func (p *parser) warnf(pos Pos, format string, args ...any) {
 	p.z.Warnings = append(p.z.Warnings, newError(pos, fmt.Sprintf(format, args...)))
 }
 
-// preprocess removes $REGION and $POOL lines (keeping the line count, so
-// miekg/dns reports the same line numbers) and remembers them.
-func (p *parser) preprocess(file string, data []byte) []byte {
-	var out bytes.Buffer
-	out.Grow(len(data))
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	line := 0
-	ttl := ""
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		upper := strings.ToUpper(text)
-		if f := strings.Fields(text); len(f) >= 2 && strings.ToUpper(f[0]) == "$TTL" {
-			ttl = f[1]
+// filter returns the text of a zone file as miekg/dns reads it: $REGION and
+// $POOL lines blanked (keeping the line count, so miekg/dns reports the same
+// line numbers) and remembered, and $GENERATE lines given the file's $TTL.
+// It reads r as miekg/dns asks for more.
+func (p *parser) filter(file string, r io.Reader) io.Reader {
+	return &lineFilter{p: p, file: file, r: bufio.NewReaderSize(r, 64*1024)}
+}
+
+// maxLine is the longest line a zone file may have.
+const maxLine = 1 << 20
+
+// lineFilter is the reader filter returns.
+type lineFilter struct {
+	p       *parser
+	file    string
+	r       *bufio.Reader
+	line    int
+	ttl     string
+	out     []byte // the current line as filtered
+	pending []byte // what of out is still to be read
+	long    []byte // a line longer than r's buffer, as it is gathered
+	done    bool
+}
+
+func (f *lineFilter) Read(b []byte) (int, error) {
+	for len(f.pending) == 0 {
+		if f.done {
+			return 0, io.EOF
 		}
-		if strings.HasPrefix(upper, "$GENERATE") && ttl != "" {
-			text = generateTTL(text, ttl)
-		}
-		if strings.HasPrefix(upper, "$REGION") || strings.HasPrefix(upper, "$POOL") {
-			fields, err := splitDirective(text)
-			pos := Pos{file, line}
-			if err != nil {
-				p.errorf(pos, "%v", err)
-			} else {
-				p.directives = append(p.directives, directive{pos, strings.ToUpper(fields[0]), fields[1:]})
-			}
-			out.WriteByte('\n')
-			continue
-		}
-		out.WriteString(text)
-		out.WriteByte('\n')
+		f.next()
 	}
-	if err := sc.Err(); err != nil {
-		p.errorf(Pos{file, line + 1}, "%v", err)
+	n := copy(b, f.pending)
+	f.pending = f.pending[n:]
+	return n, nil
+}
+
+// next reads and filters one line.
+func (f *lineFilter) next() {
+	line, err := f.r.ReadSlice('\n')
+	for err == bufio.ErrBufferFull {
+		f.long = append(f.long[:0:0], line...)
+		for err == bufio.ErrBufferFull && len(f.long) <= maxLine {
+			line, err = f.r.ReadSlice('\n')
+			f.long = append(f.long, line...)
+		}
+		line = f.long
+		if len(line) > maxLine {
+			f.p.errorf(Pos{f.file, f.line + 1}, "line longer than %d bytes", maxLine)
+			f.done = true
+			return
+		}
 	}
-	return out.Bytes()
+	if err != nil {
+		f.done = true
+		if err != io.EOF {
+			f.p.errorf(Pos{f.file, f.line + 1}, "%v", err)
+			return
+		}
+		if len(line) == 0 {
+			return
+		}
+	}
+	f.line++
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	f.out = append(f.out[:0], line...)
+	if t := bytes.TrimLeft(line, " \t"); len(t) > 0 && t[0] == '$' {
+		f.out = f.directive(f.out)
+	}
+	f.out = append(f.out, '\n')
+	f.pending = f.out
+}
+
+// directive filters a line that starts with '$'.
+func (f *lineFilter) directive(line []byte) []byte {
+	text := string(line)
+	upper := strings.ToUpper(text)
+	if fs := strings.Fields(text); len(fs) >= 2 && strings.ToUpper(fs[0]) == "$TTL" {
+		f.ttl = fs[1]
+	}
+	if strings.HasPrefix(upper, "$GENERATE") && f.ttl != "" {
+		return append(line[:0], generateTTL(text, f.ttl)...)
+	}
+	if strings.HasPrefix(upper, "$REGION") || strings.HasPrefix(upper, "$POOL") {
+		fields, err := splitDirective(text)
+		pos := Pos{f.file, f.line}
+		if err != nil {
+			f.p.errorf(pos, "%v", err)
+		} else {
+			f.p.directives = append(f.p.directives, directive{pos, strings.ToUpper(fields[0]), fields[1:]})
+		}
+		return line[:0]
+	}
+	return line
 }
 
 // generateTTL gives a $GENERATE line without a TTL the file's $TTL:
@@ -255,11 +328,11 @@ func (f includeFS) Open(name string) (fs.File, error) {
 		shown = rel
 	}
 	f.p.display[name] = shown
-	return &memFile{Reader: bytes.NewReader(f.p.preprocess(shown, data)), name: name}, nil
+	return &memFile{Reader: f.p.filter(shown, bytes.NewReader(data)), name: name}, nil
 }
 
 type memFile struct {
-	*bytes.Reader
+	io.Reader
 	name string
 }
 
@@ -283,18 +356,47 @@ func (p *parser) pos(zp *dns.ZoneParser) (pos Pos) {
 		}
 	}()
 	v := reflect.ValueOf(zp).Elem()
+	if p.lex.sub == nil {
+		p.lex = newLexFields(v.Type())
+	}
 	for {
-		sub := v.FieldByName("sub")
-		if !sub.IsValid() || sub.IsNil() {
+		sub := v.FieldByIndex(p.lex.sub)
+		if sub.IsNil() {
 			break
 		}
 		v = sub.Elem()
 	}
-	file := v.FieldByName("file").String()
-	c := v.FieldByName("c").Elem()
+	file := v.FieldByIndex(p.lex.file).String()
+	if file != p.lex.lastFile {
+		p.lex.lastFile, p.lex.lastShown = file, p.shown(file)
+	}
+	c := v.FieldByIndex(p.lex.c).Elem()
 	// The lexer's line is the record's last line (a multi-line record is
 	// reported at its end).
-	return Pos{p.shown(file), int(c.FieldByName("line").Int())}
+	return Pos{p.lex.lastShown, int(c.FieldByIndex(p.lex.line).Int())}
+}
+
+// lexFields are the indices of the unexported fields pos reads, looked up
+// by name once per parse (by name on every record, they cost more than the
+// parsing).
+type lexFields struct {
+	sub, file, c, line  []int
+	lastFile, lastShown string
+}
+
+func newLexFields(zp reflect.Type) lexFields {
+	field := func(t reflect.Type, name string) []int {
+		f, ok := t.FieldByName(name)
+		if !ok {
+			panic("zones: miekg/dns changed: no field " + name)
+		}
+		return f.Index
+	}
+	c, ok := zp.FieldByName("c")
+	if !ok || c.Type.Kind() != reflect.Pointer {
+		panic("zones: miekg/dns changed: no lexer")
+	}
+	return lexFields{sub: field(zp, "sub"), file: field(zp, "file"), c: c.Index, line: field(c.Type.Elem(), "line")}
 }
 
 var parseErrRE = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$`)
@@ -330,9 +432,6 @@ func (p *parser) record(rr dns.RR, pos Pos) {
 		p.errorf(pos, "%s: class %s not supported (only IN)", h.Name, dns.ClassToString[h.Class])
 		return
 	}
-	if p.rrPos == nil {
-		p.rrPos = make(map[dns.RR]Pos)
-	}
 	if h.Rrtype == TypeGSLB {
 		r, err := parseRecord(rr.(*dns.PrivateRR).Data.(*gslbRdata).fields)
 		if err != nil {
@@ -343,31 +442,36 @@ func (p *parser) record(rr dns.RR, pos Pos) {
 		p.z.Records = append(p.z.Records, r)
 		return
 	}
-	p.rrPos[rr] = pos
-	p.z.RRs = append(p.z.RRs, rr)
+	if p.firstSOA == "" && h.Rrtype == dns.TypeSOA {
+		p.firstSOA = h.Name
+	}
+	if err := p.rrs.add(rr, pos); err != nil {
+		p.errorf(pos, "%s %s: %v", h.Name, dns.TypeToString[h.Rrtype], err)
+	}
 }
 
 // setOrigin names the zone after its first SOA record (unless the caller
 // named it) and drops, with an error each, records outside it.
 func (p *parser) setOrigin() {
 	z := p.z
-	if !p.explicit {
-		for _, rr := range z.RRs {
-			if rr.Header().Rrtype == dns.TypeSOA {
-				z.Origin = rr.Header().Name
-				break
+	if !p.explicit && p.firstSOA != "" {
+		z.Origin = p.firstSOA
+	}
+	if ow, ok := wireName(z.Origin); ok {
+		b := &p.rrs
+		kept := b.off[:0]
+		keptPos := b.pos[:0]
+		for r := range b.off {
+			rr := b.at(uint32(r))
+			if !inZone(rr.NameWire(), ow) {
+				p.errorf(b.posOf(uint32(r)), "%s: out of zone data (zone is %s)", rr.Name(), z.Origin)
+				continue
 			}
+			kept = append(kept, b.off[r])
+			keptPos = append(keptPos, b.pos[r])
 		}
+		b.off, b.pos = kept, keptPos
 	}
-	kept := z.RRs[:0]
-	for _, rr := range z.RRs {
-		if !dns.IsSubDomain(z.Origin, rr.Header().Name) {
-			p.errorf(p.rrPos[rr], "%s: out of zone data (zone is %s)", rr.Header().Name, z.Origin)
-			continue
-		}
-		kept = append(kept, rr)
-	}
-	z.RRs = kept
 	recs := z.Records[:0]
 	for _, r := range z.Records {
 		if !dns.IsSubDomain(z.Origin, r.Name) {

@@ -1,9 +1,13 @@
 package zones
 
 import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sort"
 
 	"github.com/miekg/dns"
@@ -37,73 +41,142 @@ func parsePrefix(s string) (netip.Prefix, error) {
 
 // validate checks one zone on its own: RFC 1035/2181 rules that BIND's
 // named-checkzone also enforces, and the GSLB records' own consistency.
+// It groups the packed records by owner name and type (one sort of their
+// indices, no map per name: a zone may hold millions) and sets Zone.RRs.
 func (p *parser) validate() {
 	z := p.z
+	b := &p.rrs
 	origin := Pos{z.File, 0}
-	type key struct {
-		name string
-		t    uint16
+	ow, _ := wireName(z.Origin)
+
+	order := make([]uint32, len(b.off))
+	for i := range order {
+		order[i] = uint32(i)
 	}
-	sets := map[key][]dns.RR{}
-	byName := map[string]map[uint16]bool{}
-	var kept []dns.RR
-	for _, rr := range z.RRs {
-		h := rr.Header()
-		k := key{h.Name, h.Rrtype}
-		dup := false
-		for _, o := range sets[k] {
-			if dns.IsDuplicate(o, rr) {
-				dup = true
+	slices.SortFunc(order, func(x, y uint32) int {
+		a, c := b.at(x), b.at(y)
+		if k := bytes.Compare(a.NameWire(), c.NameWire()); k != 0 {
+			return k
+		}
+		if k := cmp.Compare(a.Type(), c.Type()); k != 0 {
+			return k
+		}
+		return cmp.Compare(x, y)
+	})
+
+	// One pass over the RRsets: drop duplicates, unify TTLs.
+	type problem struct {
+		r   uint32
+		msg string
+	}
+	var warns, errs []problem
+	kept := order[:0]
+	for i := 0; i < len(order); {
+		first := b.at(order[i])
+		j := i + 1
+		for j < len(order) {
+			o := b.at(order[j])
+			if o.Type() != first.Type() || !bytes.Equal(o.NameWire(), first.NameWire()) {
 				break
 			}
+			j++
 		}
-		if dup {
-			continue // RFC 2181 §5: an RRset holds no duplicates
+		setStart := len(kept)
+		var seen map[string][]uint32 // for large sets: folded rdata to records
+		for _, r := range order[i:j] {
+			rr := b.at(r)
+			if isDuplicate(b, r, kept[setStart:], &seen) {
+				continue // RFC 2181 §5: an RRset holds no duplicates
+			}
+			if ttl := first.TTL(); rr.TTL() != ttl {
+				// RFC 2181 §5.2: one TTL per RRset; BIND keeps the first.
+				warns = append(warns, problem{r, fmt.Sprintf("%s %s: TTL %d differs from the RRset's %d; using %d",
+					rr.Name(), typeString(rr.Type()), rr.TTL(), ttl, ttl)})
+				binary.BigEndian.PutUint32(rr.b[rr.nameLen+4:], ttl)
+			}
+			if rr.Type() == dns.TypeSOA && !bytes.Equal(rr.NameWire(), ow) {
+				errs = append(errs, problem{r, fmt.Sprintf("%s: SOA record outside the zone apex %s", rr.Name(), z.Origin)})
+			}
+			kept = append(kept, r)
 		}
-		if prev := sets[k]; len(prev) > 0 && prev[0].Header().Ttl != h.Ttl {
-			// RFC 2181 §5.2: one TTL per RRset; BIND keeps the first.
-			p.warnf(p.rrPos[rr], "%s %s: TTL %d differs from the RRset's %d; using %d",
-				h.Name, dns.TypeToString[h.Rrtype], h.Ttl, prev[0].Header().Ttl, prev[0].Header().Ttl)
-			h.Ttl = prev[0].Header().Ttl
-		}
-		sets[k] = append(sets[k], rr)
-		if byName[h.Name] == nil {
-			byName[h.Name] = map[uint16]bool{}
-		}
-		byName[h.Name][h.Rrtype] = true
-		kept = append(kept, rr)
+		i = j
 	}
-	z.RRs = kept
+	sortProblems := func(ps []problem) {
+		slices.SortStableFunc(ps, func(a, c problem) int { return cmp.Compare(a.r, c.r) })
+	}
+	sortProblems(warns)
+	for _, w := range warns {
+		p.warnf(b.posOf(w.r), "%s", w.msg)
+	}
+	sortProblems(errs)
+	for _, e := range errs {
+		p.errorf(b.posOf(e.r), "%s", e.msg)
+	}
 
-	soas := sets[key{z.Origin, dns.TypeSOA}]
-	for _, rr := range kept {
-		if rr.Header().Rrtype == dns.TypeSOA && rr.Header().Name != z.Origin {
-			p.errorf(p.rrPos[rr], "%s: SOA record outside the zone apex %s", rr.Header().Name, z.Origin)
+	// find returns the records of the RRset name/t (wire name) in kept.
+	find := func(name []byte, t uint16) []uint32 {
+		lo, _ := slices.BinarySearchFunc(kept, 0, func(r uint32, _ int) int {
+			rr := b.at(r)
+			if k := bytes.Compare(rr.NameWire(), name); k != 0 {
+				return k
+			}
+			return cmp.Compare(rr.Type(), t)
+		})
+		hi := lo
+		for hi < len(kept) {
+			rr := b.at(kept[hi])
+			if rr.Type() != t || !bytes.Equal(rr.NameWire(), name) {
+				break
+			}
+			hi++
 		}
+		return kept[lo:hi]
 	}
+	var scratch [256]byte
+	has := func(name string, t uint16) bool {
+		w, ok := appendWireName(scratch[:0], dns.CanonicalName(name))
+		return ok && len(find(w, t)) > 0
+	}
+	// typesAt returns the types at the name of kept[i], and the index
+	// after its last record.
+	typesAt := func(i int, dst []uint16) ([]uint16, int) {
+		name := b.at(kept[i]).NameWire()
+		for ; i < len(kept); i++ {
+			rr := b.at(kept[i])
+			if !bytes.Equal(rr.NameWire(), name) {
+				break
+			}
+			if len(dst) == 0 || dst[len(dst)-1] != rr.Type() {
+				dst = append(dst, rr.Type())
+			}
+		}
+		return dst, i
+	}
+
+	soas := find(ow, dns.TypeSOA)
 	switch len(soas) {
 	case 0:
 		p.errorf(origin, "zone %s has no SOA record at its apex", z.Origin)
 	case 1:
-		z.SOA = soas[0].(*dns.SOA)
+		z.SOA = b.at(soas[0]).RR().(*dns.SOA)
 	default:
-		p.errorf(p.rrPos[soas[1]], "zone %s has more than one SOA record", z.Origin)
+		p.errorf(b.posOf(soas[1]), "zone %s has more than one SOA record", z.Origin)
 	}
-	if len(sets[key{z.Origin, dns.TypeNS}]) == 0 {
+	if len(find(ow, dns.TypeNS)) == 0 {
 		p.errorf(origin, "zone %s has no NS records at its apex", z.Origin)
 	}
 
-	// Delegation points (NS below the apex).
-	var cuts []string
-	for k := range sets {
-		if k.t == dns.TypeNS && k.name != z.Origin {
-			cuts = append(cuts, k.name)
-		}
-	}
-	below := func(name string) string { // the cut at or above name, if any
-		for _, c := range cuts {
-			if dns.IsSubDomain(c, name) {
-				return c
+	// below returns the delegation point (NS below the apex) at or above
+	// name, if any.
+	below := func(name string) string {
+		name = dns.CanonicalName(name)
+		for _, i := range dns.Split(name) {
+			n := name[i:]
+			if n == z.Origin || !dns.IsSubDomain(z.Origin, n) {
+				break
+			}
+			if has(n, dns.TypeNS) {
+				return n
 			}
 		}
 		return ""
@@ -117,7 +190,7 @@ func (p *parser) validate() {
 		}
 		gslbNames[r.Name] = r
 		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
-			if byName[r.Name][t] {
+			if has(r.Name, t) {
 				p.errorf(r.Pos, "%s: GSLB record beside static %s data at the same name", r.Name, dns.TypeToString[t])
 			}
 		}
@@ -132,41 +205,60 @@ func (p *parser) validate() {
 		}
 	}
 
-	for _, rr := range kept {
-		h := rr.Header()
-		if h.Rrtype != dns.TypeCNAME {
-			continue
-		}
-		pos := p.rrPos[rr]
-		if len(sets[key{h.Name, dns.TypeCNAME}]) > 1 && rr != sets[key{h.Name, dns.TypeCNAME}][0] {
-			p.errorf(pos, "%s: more than one CNAME record", h.Name)
-			continue
-		}
-		if h.Name == z.Origin {
-			p.errorf(pos, "%s: CNAME at the zone apex", h.Name)
-			continue
-		}
-		for t := range byName[h.Name] {
-			// RFC 2181 §10.1: nothing beside a CNAME (RFC 4034 allows
-			// RRSIG and NSEC).
-			if t != dns.TypeCNAME && t != dns.TypeRRSIG && t != dns.TypeNSEC {
-				p.errorf(pos, "%s: CNAME and other data (%s) at the same name", h.Name, dns.TypeToString[t])
-				break
+	// CNAMEs: alone at their name, not at the apex. Then glue (ZL-08).
+	errs = errs[:0]
+	cname := map[string]string{}
+	cnamePos := map[string]uint32{}
+	var types []uint16
+	for i := 0; i < len(kept); {
+		var next int
+		types, next = typesAt(i, types[:0])
+		name := b.at(kept[i]).NameWire()
+		if slices.Contains(types, dns.TypeCNAME) {
+			set := find(name, dns.TypeCNAME)
+			owner := b.at(set[0]).Name()
+			cname[owner] = dns.CanonicalName(b.at(set[0]).RR().(*dns.CNAME).Target)
+			cnamePos[owner] = set[0]
+			for k, r := range set {
+				switch {
+				case k > 0:
+					errs = append(errs, problem{r, owner + ": more than one CNAME record"})
+				case owner == z.Origin:
+					errs = append(errs, problem{r, owner + ": CNAME at the zone apex"})
+				default:
+					for _, t := range types {
+						// RFC 2181 §10.1: nothing beside a CNAME (RFC 4034
+						// allows RRSIG and NSEC).
+						if t != dns.TypeCNAME && t != dns.TypeRRSIG && t != dns.TypeNSEC {
+							errs = append(errs, problem{r, fmt.Sprintf("%s: CNAME and other data (%s) at the same name", owner, typeString(t))})
+							break
+						}
+					}
+					if gslbNames[owner] != nil {
+						errs = append(errs, problem{r, owner + ": CNAME beside a GSLB record"})
+					}
+				}
 			}
 		}
-		if r := gslbNames[h.Name]; r != nil {
-			p.errorf(pos, "%s: CNAME beside a GSLB record", h.Name)
+		if !bytes.Equal(name, ow) && slices.Contains(types, dns.TypeNS) {
+			for _, r := range find(name, dns.TypeNS) {
+				rr := b.at(r)
+				c := rr.Name()
+				ns := dns.CanonicalName(rr.RR().(*dns.NS).Ns)
+				if dns.IsSubDomain(c, ns) && !has(ns, dns.TypeA) && !has(ns, dns.TypeAAAA) {
+					p.warnf(b.posOf(r), "%s NS %s: in-bailiwick name server without glue address", c, ns)
+				}
+			}
 		}
+		i = next
+	}
+	sortProblems(errs)
+	for _, e := range errs {
+		p.errorf(b.posOf(e.r), "%s", e.msg)
 	}
 
 	// CNAME chains inside the zone: loops and overlong chains fail the load
 	// (ZL-07) so the server never has to discover them per query.
-	cname := map[string]string{}
-	for _, rr := range kept {
-		if c, ok := rr.(*dns.CNAME); ok {
-			cname[c.Hdr.Name] = dns.CanonicalName(c.Target)
-		}
-	}
 	names := make([]string, 0, len(cname))
 	for n := range cname {
 		names = append(names, n)
@@ -182,11 +274,11 @@ func (p *parser) validate() {
 			}
 			depth++
 			if seen[next] {
-				p.errorf(p.rrPos[sets[key{n, dns.TypeCNAME}][0]], "%s: CNAME loop through %s", n, next)
+				p.errorf(b.posOf(cnamePos[n]), "%s: CNAME loop through %s", n, next)
 				break
 			}
 			if depth > MaxCNAMEChain {
-				p.errorf(p.rrPos[sets[key{n, dns.TypeCNAME}][0]], "%s: CNAME chain longer than %d", n, MaxCNAMEChain)
+				p.errorf(b.posOf(cnamePos[n]), "%s: CNAME chain longer than %d", n, MaxCNAMEChain)
 				break
 			}
 			seen[next] = true
@@ -194,22 +286,76 @@ func (p *parser) validate() {
 		}
 	}
 
-	// Glue: in-bailiwick name servers of a delegation need addresses (ZL-08).
-	for _, c := range cuts {
-		for _, rr := range sets[key{c, dns.TypeNS}] {
-			ns := dns.CanonicalName(rr.(*dns.NS).Ns)
-			if dns.IsSubDomain(c, ns) && len(sets[key{ns, dns.TypeA}]) == 0 && len(sets[key{ns, dns.TypeAAAA}]) == 0 {
-				p.warnf(p.rrPos[rr], "%s NS %s: in-bailiwick name server without glue address", c, ns)
+	for _, r := range find(ow, dns.TypeNS) {
+		ns := dns.CanonicalName(b.at(r).RR().(*dns.NS).Ns)
+		if dns.IsSubDomain(z.Origin, ns) && below(ns) == "" && !has(ns, dns.TypeA) &&
+			!has(ns, dns.TypeAAAA) && gslbNames[ns] == nil {
+			p.errorf(b.posOf(r), "%s NS %s: name server inside the zone has no address record", z.Origin, ns)
+		}
+	}
+
+	for i, r := range kept {
+		kept[i] = b.off[r]
+	}
+	z.RRs = RRs{chunks: b.chunks, off: kept}
+	b.off, b.pos = nil, nil
+}
+
+// isDuplicate reports whether record r equals a record of set (RFC 2181
+// §5: names in rdata compare case-blind). From 64 records on, the set is
+// indexed in *seen, and r is added to it when it is not a duplicate.
+func isDuplicate(b *rrBuilder, r uint32, set []uint32, seen *map[string][]uint32) bool {
+	const small = 64
+	rr := b.at(r)
+	same := func(o PackedRR) bool {
+		x, y := o.Rdata(), rr.Rdata()
+		if bytes.Equal(x, y) {
+			return true
+		}
+		// Only a difference in letter case may still be a duplicate.
+		return len(x) == len(y) && bytes.Equal(foldASCII(nil, x), foldASCII(nil, y)) && dns.IsDuplicate(o.RR(), rr.RR())
+	}
+	if *seen == nil {
+		if len(set) < small {
+			for _, o := range set {
+				if same(b.at(o)) {
+					return true
+				}
 			}
+			return false
+		}
+		*seen = map[string][]uint32{}
+		for _, o := range set {
+			k := string(foldASCII(nil, b.at(o).Rdata()))
+			(*seen)[k] = append((*seen)[k], o)
 		}
 	}
-	for _, rr := range sets[key{z.Origin, dns.TypeNS}] {
-		ns := dns.CanonicalName(rr.(*dns.NS).Ns)
-		if dns.IsSubDomain(z.Origin, ns) && below(ns) == "" && len(sets[key{ns, dns.TypeA}]) == 0 &&
-			len(sets[key{ns, dns.TypeAAAA}]) == 0 && gslbNames[ns] == nil {
-			p.errorf(p.rrPos[rr], "%s NS %s: name server inside the zone has no address record", z.Origin, ns)
+	k := string(foldASCII(nil, rr.Rdata()))
+	for _, o := range (*seen)[k] {
+		if same(b.at(o)) {
+			return true
 		}
 	}
+	(*seen)[k] = append((*seen)[k], r)
+	return false
+}
+
+// foldASCII appends b with ASCII letters in lower case to dst.
+func foldASCII(dst, b []byte) []byte {
+	for _, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func typeString(t uint16) string {
+	if s, ok := dns.TypeToString[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("TYPE%d", t)
 }
 
 // Link checks the references between a set of zones that are served

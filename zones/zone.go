@@ -71,9 +71,10 @@ type Zone struct {
 	Origin string // lower-case FQDN, e.g. "example.com."
 	File   string
 	SOA    *dns.SOA
-	// RRs holds every static record (everything but GSLB records), owner
-	// names in lower case, in file order.
-	RRs     []dns.RR
+	// RRs holds every static record (everything but GSLB records),
+	// packed, owner names in lower case, grouped by name and type; an
+	// RRset keeps the order of the file.
+	RRs     RRs
 	Regions []*Region
 	Pools   []*Pool
 	Records []*Record

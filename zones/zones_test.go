@@ -71,7 +71,7 @@ func TestFullZone(t *testing.T) {
 		t.Errorf("origin %s serial %d", z.Origin, z.Serial())
 	}
 	have := map[string]bool{}
-	for _, rr := range z.RRs {
+	for rr := range z.RRs.All() {
 		have[rr.String()] = true
 	}
 	for _, want := range []string{
@@ -151,7 +151,7 @@ func TestMixedTTLWarns(t *testing.T) {
 	if len(z.Warnings) != 1 || !strings.Contains(z.Warnings[0].Error(), "w.example.zone:5: ns1.w.example. A: TTL 60 differs") {
 		t.Fatalf("warnings %v", z.Warnings)
 	}
-	for _, rr := range z.RRs {
+	for rr := range z.RRs.All() {
 		if rr.Header().Name == "ns1.w.example." && rr.Header().Ttl != 300 {
 			t.Errorf("TTL not normalized: %v", rr)
 		}

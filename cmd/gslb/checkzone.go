@@ -58,7 +58,7 @@ func checkZone(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, z := range zs {
 		fmt.Fprintf(stdout, "%s: OK (zone %s, serial %d, %d records, %d GSLB records)\n",
-			z.File, z.Origin, z.Serial(), len(z.RRs), len(z.Records))
+			z.File, z.Origin, z.Serial(), z.RRs.Len(), len(z.Records))
 	}
 	return 0
 }

@@ -1,0 +1,248 @@
+package zones
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"iter"
+
+	"github.com/miekg/dns"
+)
+
+// RRs holds the static records of a zone compactly: every record packed in
+// DNS wire format (owner name uncompressed and in lower case, type, class,
+// TTL, rdata length, rdata) in one byte slice, about 35 bytes for an A
+// record where a dns.RR costs three allocations and some 120 bytes. The
+// records are grouped by owner name and then by type; within an RRset they
+// keep the order of the file. The zero RRs holds no record.
+//
+// An RRs is immutable: At and All hand out copies or read-only views.
+type RRs struct {
+	chunks [][]byte // records never straddle two chunks
+	off    []uint32 // where each record starts (see at), in the grouped order
+}
+
+// chunkBits sizes the chunks records are packed into: 1 MiB, so a zone
+// grows without copying what it holds, and wastes at most a chunk.
+const chunkBits = 20
+
+// packedAt returns the record at off (chunk off>>chunkBits).
+func packedAt(chunks [][]byte, off uint32) PackedRR {
+	b := chunks[off>>chunkBits][off&(1<<chunkBits-1):]
+	n := wireNameLen(b)
+	rdlen := int(binary.BigEndian.Uint16(b[n+8:]))
+	return PackedRR{b: b[: n+10+rdlen : n+10+rdlen], nameLen: n}
+}
+
+// Len returns the number of records.
+func (s *RRs) Len() int { return len(s.off) }
+
+// At returns record i (0 <= i < Len) as a view of the packed bytes.
+func (s *RRs) At(i int) PackedRR { return packedAt(s.chunks, s.off[i]) }
+
+// All yields every record, unpacked into a new dns.RR each (so the caller
+// may keep or modify it), in the grouped order.
+func (s *RRs) All() iter.Seq[dns.RR] {
+	return func(yield func(dns.RR) bool) {
+		for i := range s.off {
+			if !yield(s.At(i).RR()) {
+				return
+			}
+		}
+	}
+}
+
+// Packed yields every record as a view of the packed bytes, in the grouped
+// order; records of one RRset come one after another.
+func (s *RRs) Packed() iter.Seq[PackedRR] {
+	return func(yield func(PackedRR) bool) {
+		for i := range s.off {
+			if !yield(s.At(i)) {
+				return
+			}
+		}
+	}
+}
+
+// Bytes returns the memory the records take, for size reports.
+func (s *RRs) Bytes() int {
+	n := 4 * cap(s.off)
+	for _, c := range s.chunks {
+		n += cap(c)
+	}
+	return n
+}
+
+// PackedRR is one record of an RRs in wire format. Its methods read the
+// packed bytes; only Name and RR allocate. The bytes must not be modified.
+type PackedRR struct {
+	b       []byte // the whole record
+	nameLen int    // length of the owner name in wire format
+}
+
+// wireNameLen returns the length of the uncompressed wire name at the start
+// of b.
+func wireNameLen(b []byte) int {
+	i := 0
+	for b[i] != 0 {
+		i += int(b[i]) + 1
+	}
+	return i + 1
+}
+
+// Wire returns the record in wire format, owner name uncompressed.
+func (r PackedRR) Wire() []byte { return r.b }
+
+// NameWire returns the owner name in wire format, in lower case.
+func (r PackedRR) NameWire() []byte { return r.b[:r.nameLen] }
+
+// Name returns the owner name as a lower-case FQDN.
+func (r PackedRR) Name() string {
+	s, _, err := dns.UnpackDomainName(r.b[:r.nameLen], 0)
+	if err != nil {
+		return "."
+	}
+	return s
+}
+
+// Type returns the record's type.
+func (r PackedRR) Type() uint16 { return binary.BigEndian.Uint16(r.b[r.nameLen:]) }
+
+// TTL returns the record's TTL.
+func (r PackedRR) TTL() uint32 { return binary.BigEndian.Uint32(r.b[r.nameLen+4:]) }
+
+// Rdata returns the record's rdata in wire format (names in it
+// uncompressed, as written in the file).
+func (r PackedRR) Rdata() []byte { return r.b[r.nameLen+10:] }
+
+// RR returns the record unpacked into a new dns.RR.
+func (r PackedRR) RR() dns.RR {
+	rr, _, err := dns.UnpackRR(r.b, 0)
+	if err != nil {
+		// Packed by this package from a parsed record: cannot happen.
+		panic("zones: unpacking a packed record: " + err.Error())
+	}
+	return rr
+}
+
+// rrBuilder packs records as they are parsed.
+type rrBuilder struct {
+	chunks [][]byte
+	off    []uint32 // start of each record, in file order
+	pos    []rrPos  // where each record was read
+	// files names the files positions point into (the top file and its
+	// $INCLUDEs).
+	files []string
+}
+
+// rrPos is where a record was read: compact, as a zone may hold millions.
+type rrPos struct {
+	line uint32
+	file uint32 // index into rrBuilder.files
+}
+
+// add packs rr, whose owner name is already in lower case.
+func (b *rrBuilder) add(rr dns.RR, pos Pos) error {
+	n := dns.Len(rr) + 16 // Len counts no compression; a margin for rdata packers that check generously
+	last := len(b.chunks) - 1
+	if last >= 0 {
+		// The first chunk starts small (a small zone stays small) and
+		// doubles up to a full chunk; then full chunks follow.
+		if c := b.chunks[last]; cap(c)-len(c) < n && cap(c) < 1<<chunkBits {
+			nc := make([]byte, len(c), min(max(2*cap(c), len(c)+n), 1<<chunkBits))
+			copy(nc, c)
+			b.chunks[last] = nc
+		}
+	}
+	if last < 0 || cap(b.chunks[last])-len(b.chunks[last]) < n {
+		if len(b.chunks) >= 1<<(32-chunkBits) {
+			return errors.New("zone too large (4 GiB of records)")
+		}
+		size := 1 << chunkBits
+		if last < 0 {
+			size = max(4096, n)
+		}
+		b.chunks = append(b.chunks, make([]byte, 0, size))
+		last++
+	}
+	c := b.chunks[last]
+	start := len(c)
+	end, err := dns.PackRR(rr, c[:cap(c)], start, nil, false)
+	if err != nil {
+		return err
+	}
+	lowerName(c[start:end])
+	b.chunks[last] = c[:end]
+	b.off = append(b.off, uint32(last)<<chunkBits|uint32(start))
+	fi := len(b.files) - 1
+	if fi < 0 || b.files[fi] != pos.File {
+		fi = -1
+		for i, f := range b.files {
+			if f == pos.File {
+				fi = i
+			}
+		}
+		if fi < 0 {
+			fi = len(b.files)
+			b.files = append(b.files, pos.File)
+		}
+	}
+	b.pos = append(b.pos, rrPos{uint32(pos.Line), uint32(fi)})
+	return nil
+}
+
+// lowerName lowers the ASCII letters of the wire name at the start of b
+// (an escaped "\065" in the file packs as 'A'; names compare case-blind).
+func lowerName(b []byte) {
+	for i := 0; b[i] != 0; i += int(b[i]) + 1 {
+		for j := i + 1; j <= i+int(b[i]); j++ {
+			if c := b[j]; c >= 'A' && c <= 'Z' {
+				b[j] = c + 'a' - 'A'
+			}
+		}
+	}
+}
+
+// at returns record r (its number in file order).
+func (b *rrBuilder) at(r uint32) PackedRR { return packedAt(b.chunks, b.off[r]) }
+
+// posOf returns where record r was read.
+func (b *rrBuilder) posOf(r uint32) Pos {
+	p := b.pos[r]
+	return Pos{File: b.files[p.file], Line: int(p.line)}
+}
+
+// inZone reports whether the wire name is origin or below it (both in
+// lower case).
+func inZone(name, origin []byte) bool {
+	for i := 0; len(name)-i >= len(origin); i += int(name[i]) + 1 {
+		if bytes.Equal(name[i:], origin) {
+			return true
+		}
+		if name[i] == 0 {
+			break
+		}
+	}
+	return false
+}
+
+// wireName packs a lower-case FQDN; ok is false for a name that is not one.
+func wireName(name string) ([]byte, bool) {
+	b, ok := appendWireName(nil, name)
+	return b[:len(b):len(b)], ok
+}
+
+// appendWireName packs name into dst[len(dst):cap(dst)] when it fits (a
+// new slice otherwise), in lower case.
+func appendWireName(dst []byte, name string) ([]byte, bool) {
+	start := len(dst)
+	if cap(dst)-start < 256 {
+		dst = append(make([]byte, 0, start+256), dst...)
+	}
+	n, err := dns.PackDomainName(name, dst[:cap(dst)], start, nil, false)
+	if err != nil {
+		return dst[:start], false
+	}
+	lowerName(dst[start:n])
+	return dst[:n], true
+}
