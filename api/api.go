@@ -24,6 +24,8 @@ type Status struct {
 	RTT        []RTT             `json:"rtt"`
 	Overrides  []Override        `json:"overrides"`
 	Proxy      *Proxy            `json:"proxy,omitempty"`
+	// DNSSEC is the signing state (nil when the node signs no zone).
+	DNSSEC *DNSSEC `json:"dnssec,omitempty"`
 }
 
 // Cluster is the replicated store as this node sees it.

@@ -47,7 +47,8 @@ type Loader struct {
 	current map[string]*loaded  // by input name (a file path, or a source name)
 	failed  map[string]*failure // by input name: the version that failed
 	set     *gslb.Set
-	parses  uint64 // zone versions parsed
+	parses  uint64    // zone versions parsed
+	last    *Snapshot // the last snapshot built: the next reuses its unchanged zones
 }
 
 type loaded struct {
@@ -83,8 +84,11 @@ type input struct {
 	name   string
 	origin string // "" for files: from $ORIGIN or the file name
 	stamp  stamp  // files only
-	read   func() ([]byte, error)
-	file   bool
+	// hash reads the content's hash; parse parses it. A file is read
+	// twice, as a stream both times, rather than held in memory whole.
+	hash  func() ([32]byte, error)
+	parse func() (*zones.Zone, error)
+	file  bool
 }
 
 // ZoneFiles lists the zone files of dir in name order.
@@ -120,7 +124,9 @@ func (l *Loader) Load() (*Snapshot, []error) {
 			continue
 		}
 		f := f
-		ins = append(ins, input{name: f, stamp: stampOf(st), file: true, read: func() ([]byte, error) { return l.readFile(f) }})
+		ins = append(ins, input{name: f, stamp: stampOf(st), file: true,
+			hash:  func() ([32]byte, error) { return l.hashFile(f) },
+			parse: func() (*zones.Zone, error) { return zones.Load(f, "") }})
 	}
 	return l.load(ins)
 }
@@ -131,31 +137,36 @@ func (l *Loader) Load() (*Snapshot, []error) {
 func (l *Loader) LoadSources(srcs []Source) (*Snapshot, []error) {
 	ins := make([]input, 0, len(srcs))
 	for _, s := range srcs {
-		data := s.Data
-		ins = append(ins, input{name: s.Name, origin: s.Origin, read: func() ([]byte, error) { return data, nil }})
+		ins = append(ins, input{name: s.Name, origin: s.Origin,
+			hash:  func() ([32]byte, error) { return sha256.Sum256(s.Data), nil },
+			parse: func() (*zones.Zone, error) { return zones.Parse(s.Data, s.Name, s.Origin, false) }})
 	}
 	return l.load(ins)
 }
 
-// readFile reads a zone file of at most MaxSize bytes.
-func (l *Loader) readFile(path string) ([]byte, error) {
+// hashFile returns the SHA-256 of a zone file of at most MaxSize bytes,
+// reading it as a stream.
+func (l *Loader) hashFile(path string) ([32]byte, error) {
+	var sum [32]byte
 	max := l.MaxSize
 	if max <= 0 {
 		max = DefaultMaxZoneSize
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return sum, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(f, max+1))
 	if err != nil {
-		return nil, err
+		return sum, err
 	}
-	if int64(len(data)) > max {
-		return nil, &zones.Error{Pos: zones.Pos{File: path}, Msg: fmt.Sprintf("larger than the zone size limit of %d bytes (zones_max_size); not loaded", max)}
+	if n > max {
+		return sum, &zones.Error{Pos: zones.Pos{File: path}, Msg: fmt.Sprintf("larger than the zone size limit of %d bytes (zones_max_size); not loaded", max)}
 	}
-	return data, nil
+	h.Sum(sum[:0])
+	return sum, nil
 }
 
 func (l *Loader) load(ins []input) (*Snapshot, []error) {
@@ -181,10 +192,8 @@ func (l *Loader) load(ins []input) (*Snapshot, []error) {
 			l.keepPrevious(in.name, prev, next)
 			continue
 		}
-		data, err := in.read()
-		var h [32]byte
+		h, err := in.hash()
 		if err == nil {
-			h = sha256.Sum256(data)
 			if prev != nil && prev.hash == h {
 				next[in.name] = &loaded{zone: prev.zone, hash: h, stamp: in.stamp}
 				continue
@@ -199,7 +208,7 @@ func (l *Loader) load(ins []input) (*Snapshot, []error) {
 		var z *zones.Zone
 		if err == nil {
 			l.parses++
-			z, err = zones.Parse(data, in.name, in.origin, in.file)
+			z, err = in.parse()
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -401,11 +410,15 @@ func (l *Loader) snapshotLocked(failed []string) *Snapshot {
 	return l.snapshotFrom(zs, l.set, failed)
 }
 
+// snapshotFrom builds the snapshot to serve, reusing the built form of
+// every zone the last one had in the same version (the same *zones.Zone).
+// l.mu is held.
 func (l *Loader) snapshotFrom(zs []*zones.Zone, set *gslb.Set, failed []string) *Snapshot {
 	if set == nil {
 		set, _ = gslb.Compile(nil, gslb.Env{})
 	}
-	return NewSnapshot(zs, set, failed...)
+	l.last = NewSnapshotFrom(l.last, zs, set, failed...)
+	return l.last
 }
 
 func collect(m map[string]*loaded) ([]*zones.Zone, map[string]bool) {

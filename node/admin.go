@@ -95,6 +95,7 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle("POST /api/v1/force-up", n.write(n.overrideHandler(store.ActionForceUp)))
 	mux.Handle("POST /api/v1/force-down", n.write(n.overrideHandler(store.ActionForceDown)))
 	mux.Handle("POST /api/v1/leave", n.write(http.HandlerFunc(n.leaveHandler)))
+	n.dnssecRoutes(mux)
 	// Go's profiler, for operators (the same access rule as the API).
 	mux.Handle("GET /debug/pprof/", n.read(http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/profile", n.read(http.HandlerFunc(pprof.Profile)))

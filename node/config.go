@@ -49,6 +49,8 @@ type Config struct {
 	Probes       ProbesConfig   `yaml:"probes"`
 	Cluster      *ClusterConfig `yaml:"cluster"`
 	Proxy        *proxy.Config  `yaml:"proxy"`
+	// DNSSEC signs zones online (see DNSSECConfig and docs/dnssec.md).
+	DNSSEC *DNSSECConfig `yaml:"dnssec"`
 
 	path string // the file it was read from, for reloads
 }
@@ -277,6 +279,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ZonesMaxSize < 0 {
 		bad("zones_max_size", "must not be negative")
+	}
+	if err := c.validateDNSSEC(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ZonesPoll < 0 {
 		bad("zones_poll", "must not be negative")

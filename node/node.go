@@ -47,6 +47,8 @@ type Node struct {
 	proxy  *proxy.Proxy // nil without a proxy section
 	admin  *admin       // nil without an admin listener
 	token  string       // the admin token ("" when none)
+	// signing is the DNSSEC state (dnssec.go), nil when no zone is signed.
+	signing *signing
 
 	overrides atomic.Pointer[overrideSet]
 	localOv   sync.Mutex // single-node overrides (no store)
@@ -94,6 +96,12 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Node, err err
 		return nil, err
 	}
 	dc.Logger = log
+	if n.signing, err = newSigning(cfg); err != nil {
+		return nil, err
+	}
+	if n.signing != nil {
+		dc.Signer = n.signing.signer
+	}
 	if n.dns, err = dnsserver.New(dc); err != nil {
 		return nil, err
 	}
@@ -102,6 +110,10 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Node, err err
 		n.name = n.dns.NSID()
 	}
 	n.reg = newRegistry(n.dns)
+	if n.signing != nil {
+		n.reg.MustRegister(signerMetrics{n.signing.signer})
+		n.goRun(func() { n.clearSignedReplies(ctx) })
+	}
 	// In a cluster every node serves the committed zones, handed to the
 	// loader in memory; the operator's zones directory (on any node) only
 	// feeds the cluster.
@@ -269,6 +281,7 @@ func (n *Node) reload(why string) {
 // n.zonesMu is held.
 func (n *Node) serve(snap *dnsserver.Snapshot, why string) {
 	snap.Index = n.stateIndex()
+	n.dnssecKeys(snap)
 	old := n.dns.Snapshot()
 	n.dns.Swap(snap)
 	for o, serial := range snap.Zones() {

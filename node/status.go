@@ -81,6 +81,7 @@ func (n *Node) Status() api.Status {
 	if n.proxy != nil {
 		st.Proxy = &api.Proxy{Healthy: n.proxy.Healthy(), Addrs: n.proxy.Addrs()}
 	}
+	st.DNSSEC = n.dnssecStatus()
 	return st
 }
 

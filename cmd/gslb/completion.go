@@ -149,6 +149,9 @@ _gslb() {
             COMPREPLY=( $(compgen -W "$(gslb completion names "$prev" 2>/dev/null)" -- "$cur") ); return ;;
         esac
         if [ "$COMP_CWORD" -eq 2 ] && [[ "$cur" != -* ]]; then COMPREPLY=( $(compgen -W "region pool member" -- "$cur") ); return; fi ;;
+    dnssec)
+        if [ "$COMP_CWORD" -eq 2 ] && [[ "$cur" != -* ]]; then COMPREPLY=( $(compgen -W "ds rollover" -- "$cur") ); return; fi
+        if [ "$COMP_CWORD" -eq 4 ] && [ "${COMP_WORDS[2]}" = rollover ]; then COMPREPLY=( $(compgen -W "prepublish switch remove" -- "$cur") ); return; fi ;;
     explain)
         if [[ "$cur" != -* ]] && [ "$prev" != --client ] && [ "$prev" != --subnet ] && [ "$prev" != --server ]; then
             COMPREPLY=( $(compgen -W "A AAAA" -- "$cur") ); return
@@ -193,6 +196,9 @@ _gslb() {
             compadd -- ${(f)"$(gslb completion names $prev 2>/dev/null)"}; return ;;
         esac
         if (( CURRENT == 3 )) && [[ ${words[CURRENT]} != -* ]]; then compadd -- region pool member; return; fi ;;
+    dnssec)
+        if (( CURRENT == 3 )) && [[ ${words[CURRENT]} != -* ]]; then compadd -- ds rollover; return; fi
+        if (( CURRENT == 5 )) && [[ ${words[3]} == rollover ]]; then compadd -- prepublish switch remove; return; fi ;;
     esac
     local -a flags
     case $cmd in

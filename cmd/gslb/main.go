@@ -40,6 +40,7 @@ func init() {
 		"force-down": {runOverride("force-down"), "treat a region, pool or member as down"},
 		"explain":    {runExplain, "explain why a GSLB name answers what it answers for a client, step by step"},
 		"secret":     {runSecret, "print a new random cluster secret"},
+		"dnssec":     {runDNSSEC, "print a signed zone's DS records; run a key rollover step"},
 		"version":    {runVersion, "print the version, commit, build date and Go version"},
 		"completion": {runCompletion, "print a bash or zsh completion script"},
 	}

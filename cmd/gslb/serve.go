@@ -45,6 +45,7 @@ func runServe(args []string) int {
 	data := fs.String("data", "", "data directory (the cluster state) [data]")
 	probesOn := fs.String("probes", "", "true or false: health-check pool members (default true) [probes.enabled]")
 	rrlRate := fs.Int("rrl-rate", 0, "response-rate limit: replies per second per source network and answer (default 200; -1 turns it off) [dns.rrl.rate]")
+	signZones := fs.String("dnssec", "", "sign these zones online: comma-separated names, or * for every zone (keys are kept in --data) [dnssec.zones]")
 	rrlLogOnly := fs.Bool("rrl-log-only", false, "count and log what response-rate limiting would drop, drop nothing [dns.rrl.log_only]")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -86,6 +87,12 @@ func runServe(args []string) int {
 		} else {
 			cfg.DNS.RRL.Rate = *rrlRate
 		}
+	}
+	if set["dnssec"] {
+		if cfg.DNSSEC == nil {
+			cfg.DNSSEC = &node.DNSSECConfig{}
+		}
+		cfg.DNSSEC.Zones = node.StringList{*signZones}
 	}
 	if set["rrl-log-only"] {
 		cfg.DNS.RRL.LogOnly = *rrlLogOnly

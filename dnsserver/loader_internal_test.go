@@ -1,0 +1,75 @@
+package dnsserver
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestReloadTouchesOnlyTheChangedZone: with several zones loaded, a reload
+// after one file changed parses that file only and builds that zone only;
+// the others are served from the same built form (ZL-02: the swap is still
+// of a whole snapshot). The same holds for zones handed over in memory.
+func TestReloadTouchesOnlyTheChangedZone(t *testing.T) {
+	const tmpl = "$TTL 300\n@ IN SOA ns1 h %d 3600 600 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.53\nwww IN A %s\n"
+	dir := t.TempDir()
+	names := []string{"a.example", "b.example", "c.example"}
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(dir, n+".zone"), []byte(fmt.Sprintf(tmpl, 1, "192.0.2.1")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := &Loader{Dir: dir}
+	s1, errs := l.Load()
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b.example.zone"), []byte(fmt.Sprintf(tmpl, 2, "192.0.2.2")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s2, errs := l.Load()
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if p := l.Parses(); p != 4 {
+		t.Errorf("%d zone versions parsed, want 4 (three, then the changed one)", p)
+	}
+	checkShared(t, s1, s2, map[string]bool{"a.example.": true, "b.example.": false, "c.example.": true})
+
+	srcs := func(bAddr string) []Source {
+		var out []Source
+		for _, n := range names {
+			addr := "192.0.2.1"
+			if n == "b.example" {
+				addr = bAddr
+			}
+			out = append(out, Source{Name: "committed zone " + n, Origin: n + ".", Data: []byte(fmt.Sprintf(tmpl, 1, addr))})
+		}
+		return out
+	}
+	m := &Loader{}
+	s1, _ = m.LoadSources(srcs("192.0.2.1"))
+	s2, _ = m.LoadSources(srcs("192.0.2.3"))
+	if p := m.Parses(); p != 4 {
+		t.Errorf("sources: %d zone versions parsed, want 4", p)
+	}
+	checkShared(t, s1, s2, map[string]bool{"a.example.": true, "b.example.": false, "c.example.": true})
+}
+
+// checkShared checks which zones s2 serves from the built form of s1.
+func checkShared(t *testing.T, s1, s2 *Snapshot, want map[string]bool) {
+	t.Helper()
+	for o, shared := range want {
+		z1, z2 := s1.zones[o], s2.zones[o]
+		if z1 == nil || z2 == nil {
+			t.Fatalf("%s not served", o)
+		}
+		if got := z1.zone == z2.zone; got != shared {
+			t.Errorf("%s: built form shared = %v, want %v", o, got, shared)
+		}
+		if got := z1.src == z2.src; got != shared {
+			t.Errorf("%s: *zones.Zone shared = %v, want %v", o, got, shared)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package node
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gslbd/gslb/api"
+)
+
+// TestDNSSECConfig (DNSSEC-30): the dnssec key as a zone, a list or the
+// mapping; errors name the key; an empty list is off.
+func TestDNSSECConfig(t *testing.T) {
+	for _, tc := range []struct {
+		Name, YAML, Err string
+		On              bool
+	}{
+		{"one zone", "dnssec: example.com", "", true},
+		{"a list", "dnssec: [example.com, example.net]", "", true},
+		{"every zone", `dnssec: "*"`, "", true},
+		{"mapping", "dnssec:\n  zones: [example.com]\n  algorithm: ed25519\n  split: true", "", true},
+		{"empty list is off", "dnssec: []", "", false},
+		{"bad algorithm", "dnssec:\n  zones: [example.com]\n  algorithm: rsasha1", "dnssec.algorithm", true},
+		{"bad name", "dnssec: [a..b]", "dnssec.zones", true},
+		{"no data directory", "dnssec: example.com", "dnssec: a data directory", true},
+		{"unknown key", "dnssec:\n  zone: [example.com]", "unknown key dnssec.zone", false},
+	} {
+		t.Run(tc.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			data := "data: " + filepath.Join(dir, "data") + "\n"
+			if tc.Name == "no data directory" {
+				data = ""
+			}
+			f := filepath.Join(dir, "node.yaml")
+			os.WriteFile(f, []byte("dns: 127.0.0.1:0\nzones: "+dir+"\n"+data+tc.YAML+"\n"), 0o600)
+			cfg, err := LoadConfig(f)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if tc.Err == "" && err != nil || tc.Err != "" && (err == nil || !strings.Contains(err.Error(), tc.Err)) {
+				t.Fatalf("error %v, want %q", err, tc.Err)
+			}
+			if err == nil && cfg.DNSSEC.on() != tc.On {
+				t.Errorf("on = %v, want %v", cfg.DNSSEC.on(), tc.On)
+			}
+		})
+	}
+}
+
+// TestDNSSECNode (DNSSEC-31): a single node signing example.com makes its
+// key on start, keeps it in the data directory (0600) and signs with the
+// same key after a restart; status shows the key and its DS; a rollover
+// step through the admin API adds a published key; a step out of order is
+// refused with the reason.
+func TestDNSSECNode(t *testing.T) {
+	data := t.TempDir()
+	on := func(c *Config) { c.Data = data; c.DNSSEC = &DNSSECConfig{Zones: StringList{"example.com"}} }
+	n, _ := startTestNode(t, on)
+	st := n.Status().DNSSEC
+	if st == nil || len(st.Zones) != 1 || len(st.Zones[0].Keys) != 1 || len(st.Zones[0].DS) != 1 {
+		t.Fatalf("status dnssec %+v: want example.com with one key and its DS", st)
+	}
+	tag := st.Zones[0].Keys[0].Tag
+	fi, err := os.Stat(filepath.Join(data, keyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, %v; want mode 0600", fi, err)
+	}
+	n.Stop(context.Background())
+
+	n2, _ := startTestNode(t, on)
+	if st := n2.Status().DNSSEC; st == nil || len(st.Zones) != 1 || st.Zones[0].Keys[0].Tag != tag {
+		t.Fatalf("after a restart: %+v, want the key %d again", st, tag)
+	}
+	if _, err := n2.rollover(api.RolloverRequest{Zone: "example.com", Step: "switch"}); err == nil || !strings.Contains(err.Error(), "no pre-published") {
+		t.Fatalf("switch first: %v, want a refusal", err)
+	}
+	keys, err := n2.rollover(api.RolloverRequest{Zone: "example.com", Step: "prepublish"})
+	if err != nil || len(keys) != 2 || keys[1].State != "published" {
+		t.Fatalf("prepublish: %+v, %v; want the active key and a published one", keys, err)
+	}
+	if _, err := n2.rollover(api.RolloverRequest{Zone: "example.org", Step: "prepublish"}); err == nil {
+		t.Fatal("prepublish for a zone not signed: no error")
+	}
+}
