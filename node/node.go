@@ -149,7 +149,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Node, err err
 		}
 	}
 	if cfg.Proxy != nil {
-		if n.proxy, err = proxy.New(*cfg.Proxy, log); err != nil {
+		if n.proxy, err = proxy.New(n.proxyConfig(*cfg.Proxy), log); err != nil {
 			return nil, err
 		}
 		if err := n.proxy.Start(ctx); err != nil {
@@ -247,7 +247,7 @@ func (n *Node) reloadProxy() {
 	}
 	pc, err := n.cfg.loadProxyConfig()
 	if err == nil && pc != nil {
-		err = n.proxy.Reload(*pc)
+		err = n.proxy.Reload(n.proxyConfig(*pc))
 	}
 	if err != nil {
 		n.log.Error("proxy config not reloaded; the running one stays", "err", err)

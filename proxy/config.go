@@ -47,6 +47,9 @@ type Config struct {
 	Listeners []ListenerConfig `yaml:"listeners"`
 	Routes    []RouteConfig    `yaml:"routes"`
 	Groups    []GroupConfig    `yaml:"groups"`
+	// Spill sends requests to other regions' proxies when this region has
+	// no server for them (see SpillConfig). Off by default.
+	Spill *SpillConfig `yaml:"spill"`
 }
 
 // Timeouts are the proxy's connection timeouts.
@@ -515,6 +518,8 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+
+	c.Spill.validate(bad, listeners)
 
 	routeNames := map[string]bool{}
 	for i := range c.Routes {

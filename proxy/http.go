@@ -116,8 +116,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
 	client := peer.Addr().Unmap()
+	in := st.spillInbound(r)
 	if rt.limiter != nil {
-		if ok, retry := rt.limiter.allow(rt.limitKey(r, client), time.Now()); !ok {
+		if ok, retry := rt.limiter.allow(rt.limitKey(r, in.origin(client)), time.Now()); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (retry+time.Second-1)/time.Second))))
 			rt.m.code(http.StatusTooManyRequests)
 			http.Error(w, "rate limit exceeded", http.StatusTooManyRequests)
@@ -134,7 +135,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Body = http.MaxBytesReader(w, r.Body, max)
 		}
 	}
-	h.forward(w, r, st, rt, client)
+	h.forward(w, r, st, rt, client, in)
 }
 
 // closingWriter adds Connection: close to the response.
@@ -281,10 +282,10 @@ func idempotent(r *http.Request) bool {
 // forward proxies r to a backend of the route's group, retrying
 // idempotent body-less requests on another backend when one fails before
 // sending a response.
-func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt *route, client netip.Addr) {
+func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt *route, client netip.Addr, in inbound) {
 	start := time.Now()
 	g := rt.group
-	trusted := len(st.trusted) > 0 && st.isTrusted(client)
+	trusted := in.trusted || len(st.trusted) > 0 && st.isTrusted(client)
 	hw, _ := w.(*h1response) // the connection's own writer and scratch on h1server
 	var sc *fwdScratch
 	if hw != nil {
@@ -381,6 +382,9 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 	for attempt := 0; ; attempt++ {
 		b = g.pick(&key, tried[:attempt])
 		if b == nil {
+			if st.spill != nil && h.spillOver(w, r, st, rt, in, client, spillReason(attempt), start, rid) {
+				return
+			}
 			status := http.StatusServiceUnavailable
 			if attempt > 0 {
 				// No other backend to retry on: report the failure.
@@ -451,6 +455,9 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *state, rt 
 		b.result(0)
 		h.p.log.Debug("backend error", "route", rt.name, "backend", b.addr, "err", err)
 		if !retryable || attempt >= rt.retries || attempt+1 >= len(tried) {
+			if retryable && st.spill != nil && h.spillOver(w, r, st, rt, in, client, spillFailed, start, rid) {
+				return
+			}
 			status := http.StatusBadGateway
 			if isTimeout(err) {
 				status = http.StatusGatewayTimeout

@@ -127,6 +127,7 @@ func (p *Proxy) Collect(ch chan<- prometheus.Metric) {
 	}
 	ok, _ := st.health()
 	ch <- prometheus.MustNewConstMetric(m.healthy, prometheus.GaugeValue, b2f(ok))
+	p.collectSpill(ch)
 }
 
 func ewmaSeconds(b *Backend) float64 {

@@ -40,6 +40,7 @@ type state struct {
 	certs     map[string][]*tls.Certificate // by listener name
 	listeners map[string]*ListenerConfig
 	checks    context.CancelFunc
+	spill     *spiller // nil without spill peers
 }
 
 // Proxy is a running region proxy. Its methods are safe for concurrent use.
@@ -47,6 +48,7 @@ type Proxy struct {
 	log     *slog.Logger
 	state   atomic.Pointer[state]
 	metrics *metrics
+	spillm  *spillMetrics
 
 	mu         sync.Mutex // serialises Start, Reload, Shutdown and drains
 	started    bool
@@ -69,6 +71,7 @@ func New(cfg Config, logger *slog.Logger) (*Proxy, error) {
 	p := &Proxy{
 		log:        logger.With("component", "proxy"),
 		metrics:    newMetrics(),
+		spillm:     newSpillMetrics(),
 		listeners:  map[string]*listener{},
 		backends:   map[string]*Backend{},
 		transports: map[string]*http.Transport{},
@@ -96,6 +99,10 @@ func (p *Proxy) build(cfg Config) (*state, error) {
 	for _, s := range cfg.TrustedProxies {
 		pr, _ := parsePrefix(s) // checked by Validate
 		st.trusted = append(st.trusted, pr)
+	}
+	var err error
+	if st.spill, err = newSpiller(cfg.Spill, cfg.RegionHealthPath, cfg.Timeouts, p.spillm, p.log.Info); err != nil {
+		return nil, err
 	}
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
@@ -179,6 +186,7 @@ func (p *Proxy) transport(gc GroupConfig, t Timeouts) *http.Transport {
 func (p *Proxy) startChecks(st *state) {
 	ctx, cancel := context.WithCancel(context.Background())
 	st.checks = cancel
+	st.spill.start(ctx, &p.wg)
 	for _, g := range st.groups {
 		hc := g.cfg.HealthCheck
 		if hc == nil {
@@ -320,6 +328,7 @@ func (p *Proxy) Reload(cfg Config) error {
 	for _, g := range old.groups {
 		g.close()
 	}
+	old.spill.close()
 	if old.checks != nil {
 		old.checks()
 	}
@@ -461,6 +470,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	for _, tr := range p.transports {
 		tr.CloseIdleConnections()
 	}
+	st.spill.close()
 	for _, b := range p.backends {
 		b.pool.closeAll()
 	}

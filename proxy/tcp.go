@@ -36,6 +36,7 @@ func (p *Proxy) serveTCP(listener string, c net.Conn) {
 	for attempt := 0; ; attempt++ {
 		b = g.pick(&key, tried[:attempt])
 		if b == nil {
+			p.spillConn(st, listener, c) // no backend left here
 			return
 		}
 		var err error
@@ -47,6 +48,7 @@ func (p *Proxy) serveTCP(listener string, c net.Conn) {
 		b.result(0)
 		p.log.Debug("tcp backend dial", "listener", listener, "backend", b.addr, "err", err)
 		if attempt+1 >= len(tried) {
+			p.spillConn(st, listener, c)
 			return
 		}
 		tried[attempt] = b
