@@ -26,8 +26,9 @@ alias    IN CNAME www
 
 // TestGeoECS covers DNS-40 and DNS-44 through the server: each ECS subnet
 // gets its region, the reply's scope is the geo network's prefix length,
-// repeated questions come from the per-client cache with the right answer,
-// and a CNAME to a geo record carries the geo scope.
+// repeated questions come with the right answer (from the per-client
+// cache on the miekg/dns path: the CNAME), and a CNAME to a geo record
+// carries the geo scope.
 func TestGeoECS(t *testing.T) {
 	path := geodatatest.Write(t, map[string]geodata.Info{
 		"198.51.100.0/24": {Country: "DE", Continent: "EU", Lat: 51, Lon: 9, HasLocation: true},
@@ -61,7 +62,7 @@ func TestGeoECS(t *testing.T) {
 			}
 		}
 	}
-	if srv.CacheHits() < 4 {
-		t.Errorf("%d cache hits; the second round should come from the cache", srv.CacheHits())
+	if srv.CacheHits() < 1 {
+		t.Errorf("%d cache hits; the second round's CNAME should come from the cache", srv.CacheHits())
 	}
 }

@@ -66,6 +66,12 @@ type zone struct {
 	neg    *dns.SOA // the SOA for negative answers: TTL min(SOA TTL, MINIMUM), RFC 2308 §3
 	nodes  map[string]*node
 	cuts   bool // any delegation below the apex
+	// negWire is neg packed for the wire fast path (fast.go): type,
+	// class, TTL, RDLENGTH and RDATA, without the owner (the origin,
+	// written as a pointer into the question); labels counts the origin's
+	// labels.
+	negWire []byte
+	labels  int
 }
 
 // node is one owner name; an empty non-terminal has no rrsets and no record.
@@ -86,6 +92,13 @@ type rrset struct {
 	// extra holds the in-zone addresses of NS, MX and SRV targets, for the
 	// additional section (RFC 1035 §3.3.9, §4.3.2; RFC 2782).
 	extra []dns.RR
+	// The same, packed for the wire fast path (fast.go): wire holds the
+	// n records without their owner (type, class, TTL, RDLENGTH, RDATA:
+	// the owner is the query name, written as a pointer), xwire the
+	// nx additional records whole (their owner names uncompressed).
+	wire  []byte
+	xwire []byte
+	n, nx uint16
 }
 
 // extra returns the additional-section records for type t at n.
@@ -228,9 +241,55 @@ func buildZone(z *zones.Zone) *zone {
 					return dns.IsSubDomain(n.name, set.extra[i].Header().Name) && !dns.IsSubDomain(n.name, set.extra[j].Header().Name)
 				})
 			}
+			set.pack()
 		}
 	}
+	zn.negWire, _ = packRR(nil, zn.neg, false)
+	zn.labels = dns.CountLabel(zn.origin)
 	return zn
+}
+
+// pack fills in the wire form of the rrset (a set too large for the wire
+// fast path keeps none and is answered by the miekg/dns path).
+func (set *rrset) pack() {
+	var w, x []byte
+	ok := true
+	for _, rr := range set.rrs {
+		w, ok = packRR(w, rr, false)
+		if !ok {
+			return
+		}
+	}
+	for _, rr := range set.extra {
+		x, ok = packRR(x, rr, true)
+		if !ok {
+			return
+		}
+	}
+	if len(w) > dns.MaxMsgSize || len(x) > dns.MaxMsgSize {
+		return
+	}
+	set.wire, set.xwire = w, x
+	set.n, set.nx = uint16(len(set.rrs)), uint16(len(set.extra))
+}
+
+// packRR appends rr in wire form, without compression, to dst: whole, or
+// without its owner name. ok is false if rr does not pack.
+func packRR(dst []byte, rr dns.RR, owner bool) (_ []byte, ok bool) {
+	buf := make([]byte, dns.Len(rr)+256)
+	off, err := dns.PackRR(rr, buf, 0, nil, false)
+	if err != nil {
+		return dst, false
+	}
+	buf = buf[:off]
+	if !owner {
+		i := 0
+		for buf[i] != 0 {
+			i += 1 + int(buf[i])
+		}
+		buf = buf[i+1:]
+	}
+	return append(dst, buf...), true
 }
 
 func appendAddrs(dst []dns.RR, t *node) []dns.RR {

@@ -33,6 +33,7 @@ type udpReader struct {
 	out  []byte
 	key  []byte
 	q    query
+	wq   wireQuery // the fast path's parse of the packet (fast.go)
 	w    udpWriter
 	slip []byte
 	// cookie is the COOKIE option of the packet being handled, if
@@ -179,6 +180,13 @@ func (r *udpReader) write(b []byte) {
 func (r *udpReader) handle(pkt []byte) []byte {
 	s := r.s
 	snap := s.snap.Load()
+	if out, ok := r.fast(pkt, snap); ok {
+		c := &r.q.cookie
+		if r.wq.cookie == nil {
+			c.n, c.valid = 0, false
+		}
+		return r.limit(out, c.valid, c.n > 0 && !c.valid)
+	}
 	key, qend, ok := r.cacheKey(pkt)
 	base := len(key)
 	var h uint64
