@@ -37,13 +37,18 @@ www    30 IN GSLB geo pools=web-us,web-eu
 `
 
 // unbound runs a validating unbound on ip (a free port) with zone example.com
-// stubbed to stub and trust anchored at anchors (DS records, zone-file
-// format); extra is added to its server: section. It returns its address.
-func unbound(t *testing.T, dir, ip, stub string, anchors []string, extra string) string {
+// stubbed to the nameservers stubs and trust anchored at anchors (DS
+// records, zone-file format); extra is added to its server: section. It
+// returns its address.
+func unbound(t *testing.T, dir, ip string, stubs []string, anchors []string, extra string) string {
 	t.Helper()
 	base := freeBase(t, []string{ip})
 	addr := fmt.Sprintf("%s:%d", ip, base)
-	host, port, _ := strings.Cut(stub, ":")
+	var sa strings.Builder
+	for _, s := range stubs {
+		host, port, _ := strings.Cut(s, ":")
+		fmt.Fprintf(&sa, "  stub-addr: %s@%s\n", host, port)
+	}
 	var ta strings.Builder
 	for _, a := range anchors {
 		fmt.Fprintf(&ta, "  trust-anchor: %q\n", strings.Join(strings.Fields(a), " "))
@@ -71,8 +76,7 @@ func unbound(t *testing.T, dir, ip, stub string, anchors []string, extra string)
 %s%s
 stub-zone:
   name: "example.com"
-  stub-addr: %s@%s
-`, ip, base, dir, dir, name, ta.String(), extra, host, port))
+%s`, ip, base, dir, dir, name, ta.String(), extra, sa.String()))
 	cmd := exec.Command("unbound", "-d", "-c", conf)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -139,7 +143,7 @@ func TestDNSSECValidated(t *testing.T) {
 	if len(ds) != 1 {
 		t.Fatalf("DS records %v, want one (one CSK)", ds)
 	}
-	res := unbound(t, dir, "127.0.0.45", ns, ds, "")
+	res := unbound(t, dir, "127.0.0.45", []string{ns}, ds, "")
 
 	t.Run("validated answers", func(t *testing.T) {
 		for _, tc := range []struct {
@@ -214,7 +218,7 @@ func TestDNSSECValidated(t *testing.T) {
 
 	t.Run("expired signatures", func(t *testing.T) {
 		late := time.Now().Add(8 * 24 * time.Hour).UTC().Format("20060102150405")
-		r := runDig(t, "dig", unbound(t, dir, "127.0.0.46", ns, ds, "  val-override-date: \""+late+"\"\n"), "mail.example.com", "A")
+		r := runDig(t, "dig", unbound(t, dir, "127.0.0.46", []string{ns}, ds, "  val-override-date: \""+late+"\"\n"), "mail.example.com", "A")
 		if r.Status != "SERVFAIL" {
 			t.Errorf("mail A through an unbound 8 days ahead: %s, want SERVFAIL\n%s", r.Status, r.Raw)
 		}
@@ -222,7 +226,7 @@ func TestDNSSECValidated(t *testing.T) {
 
 	t.Run("tampered signatures", func(t *testing.T) {
 		relay := tamperRelay(t, ns)
-		r := runDig(t, "dig", unbound(t, dir, "127.0.0.47", relay, ds, ""), "mail.example.com", "A")
+		r := runDig(t, "dig", unbound(t, dir, "127.0.0.47", []string{relay}, ds, ""), "mail.example.com", "A")
 		if r.Status != "SERVFAIL" {
 			t.Errorf("mail A through an unbound seeing tampered RRSIGs: %s, want SERVFAIL\n%s", r.Status, r.Raw)
 		}
@@ -296,7 +300,7 @@ func TestDNSSECRollover(t *testing.T) {
 			t.Fatalf("gslb dnssec rollover %s: %v\n%s", step, err, out)
 		}
 	}
-	res := unbound(t, dir, "127.0.0.48", ns, oldDS, short)
+	res := unbound(t, dir, "127.0.0.48", []string{ns}, oldDS, short)
 	secure(res, "before the rollover")
 	roll("prepublish")
 	both := dsOf(t, ns)
@@ -308,7 +312,7 @@ func TestDNSSECRollover(t *testing.T) {
 	roll("switch")
 	secure(res, "after switch, old DS")
 	// The parent now publishes both DS records.
-	res2 := unbound(t, dir, "127.0.0.49", ns, both, short)
+	res2 := unbound(t, dir, "127.0.0.49", []string{ns}, both, short)
 	secure(res2, "after switch, both DS")
 	var newDS []string
 	for _, d := range both {
@@ -322,7 +326,7 @@ func TestDNSSECRollover(t *testing.T) {
 		t.Fatalf("after remove: DS %v, want the new one %v", got, newDS)
 	}
 	secure(res2, "after remove, both DS at the parent")
-	secure(unbound(t, dir, "127.0.0.50", ns, newDS, short), "after remove, the new DS alone")
+	secure(unbound(t, dir, "127.0.0.50", []string{ns}, newDS, short), "after remove, the new DS alone")
 }
 
 func hasType(rrs []string, typ string) bool {
@@ -398,4 +402,84 @@ func statFile(p string) (os.FileMode, error) {
 		return 0, err
 	}
 	return st.Mode().Perm(), nil
+}
+
+// TestDNSSECCluster is DNSSEC-22: a three-region cluster turns signing on
+// (each node restarted in turn with dnssec: "*"): the key is made once and
+// reaches every node through the cluster state, the three nameservers
+// serve one DNSKEY RRset and `gslb dnssec ds` prints the same DS at each;
+// delv validates each nameserver's answers with that one DS, and a
+// validating unbound stubbed to all three gives the AD bit on every
+// region's GSLB answer, and still after a region is killed (its clients
+// get another region's address, signed by the survivors).
+func TestDNSSECCluster(t *testing.T) {
+	need(t, "dig", "kdig", "delv", "unbound")
+	c := newCluster(t)
+	home := map[string]string{"us-east": "127.0.0.31", "eu-west": "127.0.0.32", "ap-south": "127.0.0.33"}
+	c.allAnswer("every region up", c.regions, home, 60*time.Second)
+	for _, r := range c.regions {
+		c.killRegion(r)
+		cfg, err := os.ReadFile(r.config)
+		must(t, err)
+		writeFile(t, filepath.Dir(r.config), filepath.Base(r.config), string(cfg)+"dnssec: \"*\"\n")
+		c.startRegion(r)
+	}
+	var ds []string
+	waitFor(t, "one key served by every nameserver", 30*time.Second, func() bool {
+		var first []string
+		for i, r := range c.regions {
+			out, err := exec.Command(binary(t), "dnssec", "ds", "example.com", "--server", r.dns).Output()
+			got := strings.Split(strings.TrimSpace(string(out)), "\n")
+			if err != nil || len(got) != 1 || i > 0 && got[0] != first[0] {
+				return false
+			}
+			first = got
+		}
+		ds = first
+		return true
+	})
+	f := strings.Fields(ds[0])
+	anchor := writeFile(t, c.dir, "anchor.conf", fmt.Sprintf("trust-anchors {\n  example.com. static-ds %s %s %s \"%s\";\n};\n", f[4], f[5], f[6], f[7]))
+	delv := func(ns, name string) string {
+		host, port, _ := strings.Cut(ns, ":")
+		out, _ := exec.Command("delv", "@"+host, "-p", port, "-a", anchor, "+root=example.com", name, "A").CombinedOutput()
+		return string(out)
+	}
+	for _, r := range c.regions {
+		for _, name := range []string{"www.example.com", "nothing-here.example.com"} {
+			if out := delv(r.dns, name); !strings.Contains(out, "fully validated") {
+				t.Errorf("delv %s at %s (%s): not validated with the one DS:\n%s", name, r.name, r.dns, out)
+			}
+		}
+	}
+	var stubs []string
+	for _, r := range c.regions {
+		stubs = append(stubs, r.dns)
+	}
+	res := unbound(t, c.dir, "127.0.0.45", stubs, ds, "  cache-max-ttl: 1\n  cache-max-negative-ttl: 1\n")
+	secureAnswers := func(what string, want map[string]string) {
+		t.Helper()
+		waitFor(t, what, 30*time.Second, func() bool {
+			for reg, subnet := range clients {
+				r := runDig(t, "dig", res, "www.example.com", "A", "+subnet="+subnet)
+				ans := r.Sections["ANSWER"]
+				if r.Status != "NOERROR" || !r.flag("ad") || len(ans) == 0 || !strings.HasSuffix(ans[len(ans)-1], " "+want[reg]) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	secureAnswers("validated answers for every region's clients", home)
+
+	victim := c.byName("us-east")
+	c.killRegion(victim)
+	after := map[string]string{"us-east": "127.0.0.32", "eu-west": "127.0.0.32", "ap-south": "127.0.0.33"}
+	c.allAnswer("us-east gone from the survivors", []*region{c.byName("eu-west"), c.byName("ap-south")}, after, 30*time.Second)
+	secureAnswers("validated answers after us-east was killed", after)
+	for _, r := range []*region{c.byName("eu-west"), c.byName("ap-south")} {
+		if out := delv(r.dns, "www.example.com"); !strings.Contains(out, "fully validated") {
+			t.Errorf("delv www at %s after the failover: not validated:\n%s", r.name, out)
+		}
+	}
 }

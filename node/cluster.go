@@ -55,6 +55,9 @@ func (n *Node) startCluster(ctx context.Context) error {
 	}
 	n.store = s
 	n.reg.MustRegister(s.Collector())
+	if err := n.startDNSSECSync(ctx); err != nil {
+		return err
+	}
 	if cl.Join != "" {
 		n.goRun(func() { n.joinUntilDone(ctx, cl.Join) })
 	}

@@ -88,6 +88,9 @@ func (c *Config) validateDNSSEC() error {
 	if c.Data == "" {
 		return errors.New("dnssec: a data directory (data, --data) is required: the zone keys are kept there")
 	}
+	if cl := c.Cluster; cl != nil && cl.Secret == "" && cl.SecretFile == "" {
+		return errors.New("dnssec: a cluster needs cluster.secret or cluster.secret_file: the zone keys are sealed with a key derived from it")
+	}
 	return nil
 }
 
@@ -102,8 +105,15 @@ type signing struct {
 	signer *dnssec.Signer
 	path   string // the key file of a single node
 
+	// In a cluster (dnssec_cluster.go): the cluster secret the keys are
+	// sealed with, the node's context, and one proposal at a time.
+	secret  string
+	ctx     context.Context
+	propose sync.Mutex
+
 	mu   sync.Mutex // key changes
 	keys []*dnssec.Key
+	seq  uint64 // in a cluster: the committed keys' Seq signed with
 }
 
 // keyFile is where a single node keeps its zone keys.
@@ -121,6 +131,9 @@ func newSigning(cfg *Config) (*signing, error) {
 	}
 	sg := &signing{zones: zones, all: all, alg: alg, split: cfg.DNSSEC.Split, signer: dnssec.New(dnssec.Options{}),
 		path: filepath.Join(cfg.Data, keyFile)}
+	if cfg.Cluster != nil {
+		return sg, nil // the keys come from the cluster state
+	}
 	b, err := os.ReadFile(sg.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -169,7 +182,8 @@ func (sg *signing) save(keys []*dnssec.Key) error {
 
 // dnssecKeys generates the keys of every zone of snap that is to be
 // signed and has none yet, before snap is served (called by serve, with
-// n.zonesMu held). A single node keeps them in its key file.
+// n.zonesMu held). A single node keeps them in its key file; in a cluster
+// they are proposed in the background.
 func (n *Node) dnssecKeys(snap *dnsserver.Snapshot) {
 	sg := n.signing
 	if sg == nil {
@@ -191,7 +205,11 @@ func (n *Node) dnssecKeys(snap *dnsserver.Snapshot) {
 	if !added {
 		return
 	}
-	if err := n.storeKeys(keys); err != nil {
+	if n.store != nil {
+		n.proposeKeys(keys)
+		return
+	}
+	if err := n.saveKeys(keys); err != nil {
 		n.log.Error("dnssec: keeping new keys; the zone is served unsigned", "err", err)
 		return
 	}
@@ -202,10 +220,10 @@ func (n *Node) dnssecKeys(snap *dnsserver.Snapshot) {
 	}
 }
 
-// storeKeys keeps keys and signs with them. sg.mu is held.
-func (n *Node) storeKeys(keys []*dnssec.Key) error {
-	sg := n.signing
-	if err := sg.save(keys); err != nil {
+// saveKeys keeps keys in the key file of a single node and signs with
+// them. sg.mu is held.
+func (n *Node) saveKeys(keys []*dnssec.Key) error {
+	if err := n.signing.save(keys); err != nil {
 		return err
 	}
 	n.useKeys(keys)
@@ -237,7 +255,7 @@ func (n *Node) clearSignedReplies(ctx context.Context) {
 
 // rollover applies one step of a key rollover to zone (see
 // docs/dnssec.md).
-func (n *Node) rollover(req api.RolloverRequest) ([]api.DNSSECKey, error) {
+func (n *Node) rollover(ctx context.Context, req api.RolloverRequest) ([]api.DNSSECKey, error) {
 	sg := n.signing
 	if sg == nil {
 		return nil, errors.New("this node signs no zone (dnssec is not configured)")
@@ -245,7 +263,12 @@ func (n *Node) rollover(req api.RolloverRequest) ([]api.DNSSECKey, error) {
 	zone := dnsCanonical(req.Zone)
 	role := dnssec.Role(req.Role)
 	sg.mu.Lock()
-	defer sg.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			sg.mu.Unlock()
+		}
+	}()
 	if len(dnssec.ZoneKeys(sg.keys, zone)) == 0 {
 		return nil, fmt.Errorf("%s: no keys (is the zone served and signed?)", zone)
 	}
@@ -272,7 +295,14 @@ func (n *Node) rollover(req api.RolloverRequest) ([]api.DNSSECKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := n.storeKeys(keys); err != nil {
+	if n.store != nil {
+		prev := sg.seq
+		sg.mu.Unlock()
+		locked = false
+		if err := n.commitKeys(ctx, prev, keys); err != nil {
+			return nil, err
+		}
+	} else if err := n.saveKeys(keys); err != nil {
 		return nil, err
 	}
 	n.log.Info("dnssec: rollover step", "zone", zone, "role", string(role), "step", req.Step)
@@ -325,7 +355,7 @@ func (n *Node) rolloverHandler(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "bad request: %v", err)
 		return
 	}
-	keys, err := n.rollover(req)
+	keys, err := n.rollover(r.Context(), req)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,14 +75,76 @@ func TestDNSSECNode(t *testing.T) {
 	if st := n2.Status().DNSSEC; st == nil || len(st.Zones) != 1 || st.Zones[0].Keys[0].Tag != tag {
 		t.Fatalf("after a restart: %+v, want the key %d again", st, tag)
 	}
-	if _, err := n2.rollover(api.RolloverRequest{Zone: "example.com", Step: "switch"}); err == nil || !strings.Contains(err.Error(), "no pre-published") {
+	if _, err := n2.rollover(context.Background(), api.RolloverRequest{Zone: "example.com", Step: "switch"}); err == nil || !strings.Contains(err.Error(), "no pre-published") {
 		t.Fatalf("switch first: %v, want a refusal", err)
 	}
-	keys, err := n2.rollover(api.RolloverRequest{Zone: "example.com", Step: "prepublish"})
+	keys, err := n2.rollover(context.Background(), api.RolloverRequest{Zone: "example.com", Step: "prepublish"})
 	if err != nil || len(keys) != 2 || keys[1].State != "published" {
 		t.Fatalf("prepublish: %+v, %v; want the active key and a published one", keys, err)
 	}
-	if _, err := n2.rollover(api.RolloverRequest{Zone: "example.org", Step: "prepublish"}); err == nil {
+	if _, err := n2.rollover(context.Background(), api.RolloverRequest{Zone: "example.org", Step: "prepublish"}); err == nil {
 		t.Fatal("prepublish for a zone not signed: no error")
+	}
+}
+
+// TestDNSSECClusterNode (DNSSEC-32): in a (one-node) cluster the zone's key
+// is made once, committed sealed in the cluster state (no key file), and
+// signed with after a restart from that state; the sealed keys open only
+// with the cluster secret.
+func TestDNSSECClusterNode(t *testing.T) {
+	data, zonesDir := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(zonesDir, "example.com.zone"), []byte(testZone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	raft := freeAddr(t)
+	off := false
+	const secret = "Zq3vN8xK2mW7pL4rT9yB6cF1hJ5dG0sA"
+	mk := func() *Config {
+		cfg := DefaultConfig()
+		cfg.Node, cfg.Region, cfg.Data, cfg.Zones = "n1", "us-east", data, zonesDir
+		cfg.DNS.Listen, cfg.Admin, cfg.ZonesPoll = StringList{"127.0.0.1:0"}, "127.0.0.1:0", 0
+		cfg.Probes.Enabled = &off
+		cfg.DNSSEC = &DNSSECConfig{Zones: StringList{"*"}}
+		cfg.Cluster = &ClusterConfig{Raft: raft, Secret: secret, Fast: true,
+			Peers: []PeerConfig{{ID: "n1", Raft: raft, Region: "us-east"}}}
+		return cfg
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := Start(context.Background(), mk(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the zone's key committed and used", func() bool {
+		st := n.Status().DNSSEC
+		_, ok := n.store.State().DNSSECKeys()
+		return ok && st != nil && len(st.Zones) == 1
+	})
+	tag := n.Status().DNSSEC.Zones[0].Keys[0].Tag
+	rec, _ := n.store.State().DNSSECKeys()
+	if rec.Seq != 1 {
+		t.Errorf("keys committed %d times, want once", rec.Seq)
+	}
+	if _, err := unseal("another secret entirely, 32 chars", rec.Sealed); err == nil {
+		t.Error("the sealed keys open with another secret")
+	}
+	if keys, err := unseal(secret, rec.Sealed); err != nil || len(keys) != 1 || keys[0].Tag != tag {
+		t.Errorf("unseal: %v, %v; want the key %d", keys, err, tag)
+	}
+	if _, err := os.Stat(filepath.Join(data, keyFile)); err == nil {
+		t.Error("a cluster node wrote a key file")
+	}
+	if err := n.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n, err = Start(context.Background(), mk(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop(context.Background())
+	if st := n.Status().DNSSEC; st == nil || len(st.Zones) != 1 || st.Zones[0].Keys[0].Tag != tag {
+		t.Fatalf("after a restart: %+v, want the key %d from the state at once", st, tag)
+	}
+	if rec, _ := n.store.State().DNSSECKeys(); rec.Seq != 1 {
+		t.Errorf("after a restart the keys were committed again (seq %d)", rec.Seq)
 	}
 }

@@ -19,6 +19,7 @@ const (
 	TypeOverride     CommandType = 2
 	TypeZoneUpdate   CommandType = 3
 	TypeMemberChange CommandType = 4
+	// TypeDNSSECKeys CommandType = 5 (dnssec.go)
 )
 
 func (t CommandType) String() string {
@@ -31,6 +32,8 @@ func (t CommandType) String() string {
 		return "zone-update"
 	case TypeMemberChange:
 		return "member-change"
+	case TypeDNSSECKeys:
+		return "dnssec-keys"
 	}
 	return fmt.Sprintf("type-%d", byte(t))
 }
@@ -56,6 +59,7 @@ var commandVersion = map[CommandType]byte{
 	TypeOverride:     1,
 	TypeZoneUpdate:   1,
 	TypeMemberChange: 1,
+	TypeDNSSECKeys:   1,
 }
 
 // decoders is the explicit registry of (type, version) body decoders.
@@ -64,6 +68,7 @@ var decoders = map[CommandType]map[byte]func([]byte) (Command, error){
 	TypeOverride:     {1: decodeJSON[Override]},
 	TypeZoneUpdate:   {1: decodeJSON[ZoneUpdate]},
 	TypeMemberChange: {1: decodeJSON[MemberChange]},
+	TypeDNSSECKeys:   {1: decodeJSON[DNSSECKeys]},
 }
 
 func decodeJSON[T any, P interface {

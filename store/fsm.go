@@ -31,7 +31,7 @@ var (
 	bucketMembers   = []byte("members")
 
 	bucketBeats = []byte("heartbeats")
-	allBuckets  = [][]byte{bucketMeta, bucketVerdicts, bucketRTTs, bucketOverrides, bucketZones, bucketMembers, bucketBeats}
+	allBuckets  = [][]byte{bucketMeta, bucketVerdicts, bucketRTTs, bucketOverrides, bucketZones, bucketMembers, bucketBeats, bucketDNSSEC}
 
 	keyApplied = []byte("applied")
 	keyFormat  = []byte("format")
@@ -340,6 +340,8 @@ func (w *writer) apply(cmd Command) error {
 		w.put(bucketMembers, []byte(c.ID), c)
 		w.d.members()[c.ID] = *c
 		return nil
+	case *DNSSECKeys:
+		return w.applyDNSSECKeys(c) // dnssec.go
 	}
 	panic(fmt.Sprintf("store: no apply for %T", cmd))
 }
@@ -392,6 +394,9 @@ func loadStateTx(tx *bolt.Tx) (*State, error) {
 			return err
 		}
 		if err := loadBucket(tx, bucketBeats, func(h Heartbeat) { s.beats[h.Prober] = h }); err != nil {
+			return err
+		}
+		if err := loadBucket(tx, bucketDNSSEC, func(k DNSSECKeys) { s.dnssec = &k }); err != nil {
 			return err
 		}
 		return loadBucket(tx, bucketMembers, func(m MemberChange) { s.members[m.ID] = m })

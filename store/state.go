@@ -18,6 +18,7 @@ type State struct {
 	zones     map[string]ZoneUpdate
 	members   map[string]MemberChange
 	beats     map[string]Heartbeat // by prober
+	dnssec    *DNSSECKeys          // sealed zone keys (dnssec.go), nil for none
 }
 
 type verdictKey struct{ Key, Prober string }
