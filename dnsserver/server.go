@@ -16,13 +16,16 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 
 	"github.com/gslbd/gslb/dnssec"
 )
@@ -70,6 +73,12 @@ type Config struct {
 	// RRL configures response-rate limiting of UDP replies (on by
 	// default; see RRL).
 	RRL RRL
+	// UDPSockets is how many UDP sockets each listen address gets, bound
+	// together with SO_REUSEPORT so the kernel spreads queries over them
+	// by source address and port, each served by its own goroutine
+	// (default GOMAXPROCS: one per core, so the cost of a query does not
+	// grow with the cores, as it does with readers sharing a socket).
+	UDPSockets int
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Signer, when set, signs the replies to DO=1 queries for the zones
@@ -131,6 +140,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TCPIdleTimeout == 0 {
 		cfg.TCPIdleTimeout = 8 * time.Second
 	}
+	if cfg.UDPSockets == 0 {
+		cfg.UDPSockets = runtime.GOMAXPROCS(0)
+	}
+	if cfg.UDPSockets < 0 {
+		return nil, errors.New("dns: UDPSockets must not be negative")
+	}
 	if cfg.ReadTimeout == 0 {
 		cfg.ReadTimeout = 2 * time.Second
 	}
@@ -173,19 +188,70 @@ func (s *Server) Start() error {
 			s.Shutdown(context.Background())
 			return fmt.Errorf("dns: listen %s: %w", addr, err)
 		}
-		uc := pc.(*net.UDPConn)
-		sizeBuffers(uc)
+		ucs := []*net.UDPConn{pc.(*net.UDPConn)}
+		if s.cfg.UDPSockets > 1 {
+			// The first socket was bound without SO_REUSEPORT, so that
+			// for port 0 the kernel gave a port no other socket holds
+			// (with the option set, it may hand out a port another
+			// process's SO_REUSEPORT sockets share); set now, it lets
+			// this server's other sockets join it.
+			if err := setReusePort(ucs[0]); err != nil {
+				pc.Close()
+				ln.Close()
+				s.Shutdown(context.Background())
+				return fmt.Errorf("dns: listen %s: SO_REUSEPORT: %w", addr, err)
+			}
+		}
+		for len(ucs) < s.cfg.UDPSockets {
+			more, err := reusePort.ListenPacket(context.Background(), "udp", pc.LocalAddr().String())
+			if err != nil {
+				for _, c := range ucs {
+					c.Close()
+				}
+				ln.Close()
+				s.Shutdown(context.Background())
+				return fmt.Errorf("dns: listen %s (socket %d): %w", addr, len(ucs)+1, err)
+			}
+			ucs = append(ucs, more.(*net.UDPConn))
+		}
 		s.mu.Lock()
 		s.lns = append(s.lns, ln)
-		s.conns = append(s.conns, uc)
+		s.conns = append(s.conns, ucs...)
 		s.udp = append(s.udp, pc.LocalAddr())
 		s.tcp = append(s.tcp, ln.Addr())
 		s.mu.Unlock()
-		go s.serveUDP(uc)
+		for _, uc := range ucs {
+			sizeBuffers(uc)
+			go s.serveUDP(uc)
+		}
 		go s.serveTCP(ln)
-		s.log.Info("listening", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String())
+		s.log.Info("listening", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String(), "udp_sockets", len(ucs))
 	}
 	return nil
+}
+
+// reusePort opens UDP sockets with SO_REUSEPORT, to join a socket bound
+// to the same address (setReusePort), the kernel spreading the datagrams
+// over them by source address and port.
+var reusePort = net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error { return reuse(c) }}
+
+// setReusePort sets SO_REUSEPORT on bound socket c.
+func setReusePort(c *net.UDPConn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return reuse(raw)
+}
+
+func reuse(c syscall.RawConn) error {
+	var err error
+	if e := c.Control(func(fd uintptr) {
+		err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); e != nil {
+		return e
+	}
+	return err
 }
 
 // listenPair opens UDP and TCP on one address; for port 0 it finds a port

@@ -6,7 +6,6 @@ import (
 	"hash/maphash"
 	"net"
 	"net/netip"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -56,7 +55,9 @@ func (s *Server) serveUDP(conn *net.UDPConn) {
 			s.log.Warn("cannot learn the destination address of UDP queries", "addr", la.String(), "err", e4)
 		}
 	}
-	n := max(1, runtime.GOMAXPROCS(0))
+	// One reader per socket: Start opens a socket per core (UDPSockets)
+	// on each address, which spread the load without sharing a queue.
+	n := 1
 	done := make(chan struct{}, n)
 	for i := 0; i < n; i++ {
 		r := &udpReader{s: s, conn: conn, wild: wild, buf: make([]byte, dns.MaxMsgSize), out: make([]byte, 0, dns.MaxMsgSize), hseed: s.hseed}
