@@ -71,12 +71,13 @@ func freeBase(t *testing.T, ips []string) int {
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
-	return newClusterWith(t, " interval=1s fails=2 passes=2")
+	return newClusterWith(t, " interval=1s fails=2 passes=2", true)
 }
 
 // newClusterWith is newCluster with checkOpts after each region pool's
-// check= (empty: the default checks).
-func newClusterWith(t *testing.T, checkOpts string) *cluster {
+// check= (empty: the default checks), and the Raft timing of cluster.fast
+// or the defaults.
+func newClusterWith(t *testing.T, checkOpts string, fast bool) *cluster {
 	t.Helper()
 	ips := []string{"127.0.0.31", "127.0.0.32", "127.0.0.33"}
 	if ln, err := net.Listen("tcp", "127.0.0.32:0"); err != nil {
@@ -136,7 +137,7 @@ zones_poll: 1s
 cluster:
   raft: "%s"
   secret: "%s"
-  fast: true
+  fast: %v
   peers:
 %sproxy:
   listeners:
@@ -149,7 +150,7 @@ cluster:
       backends:
         - {address: "%s"}
         - {address: "%s"}
-`, r.name, r.name, r.dns, r.admin, filepath.Join(c.dir, r.name, "data"), zdir, r.raft, secret, peers.String(), r.proxy, r.backends[0].addr, r.backends[1].addr)
+`, r.name, r.name, r.dns, r.admin, filepath.Join(c.dir, r.name, "data"), zdir, r.raft, secret, fast, peers.String(), r.proxy, r.backends[0].addr, r.backends[1].addr)
 		r.config = writeFile(t, c.dir, r.name+".yaml", cfg)
 	}
 	for _, r := range c.regions {

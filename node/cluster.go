@@ -34,7 +34,7 @@ func (n *Node) startCluster(ctx context.Context) error {
 	sc := store.Config{
 		NodeID: n.name, DataDir: filepath.Join(n.cfg.Data, "raft"), RaftAddr: cl.Raft, AdvertiseAddr: cl.Advertise,
 		Secret: secret, NonVoter: cl.NonVoter, Logger: n.log,
-		CheckZone: n.checkZoneContent, ClusterID: cl.ClusterID,
+		CheckZone: n.checkZoneContent, ClusterID: cl.ClusterID, Told: n.told,
 	}
 	if t := cl.TLS; t != nil {
 		sc.TLS = &store.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}

@@ -41,16 +41,23 @@ type failover struct {
 // transition, from another prober and not looked at before, disagrees with
 // this prober's view (or that this prober has no view of yet). Called on
 // every commit.
+func (n *Node) recheckOnCommit(st *store.State) {
+	if n.health == nil {
+		return
+	}
+	n.recheckTransitions(st.Transitions())
+}
+
+// recheckTransitions re-checks at once each member whose transition in ts,
+// committed or told (store.Tell), from another prober and not looked at
+// before, disagrees with this prober's view.
 //
 // While a member is still in disagreement it is checked again every short
 // interval, for at most recheckFor: a region that restarts commits its
 // first view before its proxy listens, and a re-check that found the
 // proxy not yet there must not wait for the regular schedule.
-func (n *Node) recheckOnCommit(st *store.State) {
-	if n.health == nil {
-		return
-	}
-	ts := n.disagreeing(st.Transitions())
+func (n *Node) recheckTransitions(all []store.Transition) {
+	ts := n.disagreeing(all)
 	if len(ts) == 0 {
 		return
 	}
@@ -121,14 +128,16 @@ func (n *Node) raftTimeout() time.Duration {
 }
 
 // watchMembers turns the store's view of each member's last contact into
-// hints. A contact older than half the heartbeat timeout re-checks the
-// member's pools (cheap, so early); one older than the timeout also marks
-// its prober silent in the aggregator. For members whose contact a
-// follower learns from the leader (polled once per heartbeat timeout) the
-// thresholds are one timeout longer.
+// hints. A contact older than three Raft heartbeats (Raft sends one every
+// tenth of the heartbeat timeout) re-checks the member's pools: cheap, so
+// early, and a false alarm on a loaded machine costs one check per member;
+// one older than the timeout also marks its prober silent in the
+// aggregator. For members whose contact a follower learns from the leader
+// (polled once per heartbeat timeout) the thresholds are one timeout
+// longer. The contacts are looked at every heartbeat.
 func (n *Node) watchMembers(ctx context.Context) {
 	hb := n.raftTimeout()
-	tick := time.NewTicker(hb / 6)
+	tick := time.NewTicker(hb / 10)
 	defer tick.Stop()
 	hinted := map[string]bool{}
 	// The last contact known of each member, with its slack: when the view
@@ -164,7 +173,7 @@ func (n *Node) watchMembers(ctx context.Context) {
 				continue // never heard of: nothing to say
 			}
 			age := now.Sub(c.at)
-			stale, dead := age > hb/2+c.slack, age > hb+c.slack
+			stale, dead := age > staleContact(hb)+c.slack, age > hb+c.slack
 			if stale != hinted[m.ID] {
 				hinted[m.ID] = stale
 				n.recheckFronted(m.ID, m.Addr, "member "+map[bool]string{true: "silent", false: "back"}[stale])
@@ -173,6 +182,11 @@ func (n *Node) watchMembers(ctx context.Context) {
 		}
 	}
 }
+
+// staleContact is how old a member's last contact may grow before its
+// pools are re-checked: three Raft heartbeats (300 ms with the default
+// timing, 90 ms with cluster.fast).
+func staleContact(hb time.Duration) time.Duration { return 3 * hb / 10 }
 
 // markSilent tells the aggregator whether the member's prober is silent,
 // logging the changes.

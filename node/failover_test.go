@@ -154,3 +154,76 @@ func TestDisagreeingTransitions(t *testing.T) {
 		}
 	})
 }
+
+func TestToldCountsBeforeCommit(t *testing.T) {
+	// Issue 16: the survivors of a dead Raft leader's region hear each
+	// other's transitions straight (store.Tell) while nothing commits. A
+	// told transition counts in this node's verdicts at once and re-checks
+	// the member when it disagrees; this node's own batch, echoed back,
+	// changes nothing.
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		checks := map[string]int{}
+		var k string
+		n := failoverNode(t, func(_ context.Context, tg probes.Target) probes.Result {
+			mu.Lock()
+			defer mu.Unlock()
+			checks[tg.Key()]++
+			if tg.Key() == k {
+				return probes.Result{Reason: "connection refused", Refused: true}
+			}
+			return probes.Result{Up: true, Reason: "HTTP 200"}
+		})
+		mu.Lock()
+		k = keyOf(n, "web-eu", "198.51.100.10")
+		mu.Unlock()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.health.prober.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		time.Sleep(time.Second) // every target's first checks
+		synctest.Wait()
+		if own, ok := n.health.prober.Status(k); !ok || own.Up {
+			t.Fatalf("this prober's view of %s: %+v, want down", k, own)
+		}
+		// Two other probers, committed, see it up.
+		now := time.Now()
+		other := keyOf(n, "web-us", "192.0.2.11")
+		for _, p := range []string{"eu-west", "ap-south"} {
+			n.health.agg.Report(probes.Report{Prober: p, Region: p, Time: now.Add(-time.Second), Every: defaultEvery, Full: true,
+				Statuses: []probes.Status{{Key: k, Up: true}, {Key: other, Up: true}}})
+		}
+		if up, known := n.health.agg.Verdict(k); !known || !up {
+			t.Fatalf("verdict with one of three probers down: up=%v known=%v, want up", up, known)
+		}
+		n.told(&store.ReportBatch{Prober: n.name, Transitions: []store.Transition{{Prober: n.name, Key: k, Up: true, At: now}}})
+		if up, _ := n.health.agg.Verdict(k); !up {
+			t.Fatalf("this node's own batch, told back, changed the verdict")
+		}
+		mu.Lock()
+		before := checks[k]
+		mu.Unlock()
+		n.told(&store.ReportBatch{Prober: "eu-west", Transitions: []store.Transition{
+			{Prober: "eu-west", Region: "eu-west", Key: k, Up: false, At: now, Reason: "connection refused"}}})
+		if up, known := n.health.agg.Verdict(k); !known || up {
+			t.Errorf("verdict after eu-west told it down: up=%v known=%v, want down (two of three)", up, known)
+		}
+		synctest.Wait()
+		mu.Lock()
+		after := checks[k]
+		mu.Unlock()
+		if after != before {
+			t.Errorf("a told transition that agrees with this prober checked it again (%d checks, was %d)", after, before)
+		}
+		n.told(&store.ReportBatch{Prober: "eu-west", Transitions: []store.Transition{
+			{Prober: "eu-west", Region: "eu-west", Key: keyOf(n, "web-us", "192.0.2.10"), Up: false, At: now.Add(time.Millisecond)}}})
+		synctest.Wait()
+		mu.Lock()
+		after = checks[keyOf(n, "web-us", "192.0.2.10")]
+		mu.Unlock()
+		if after < 2 {
+			t.Errorf("a told transition that disagrees with this prober: %d checks of the member, want the first and one at once", after)
+		}
+		time.Sleep(2 * recheckFor) // the re-checks while it disagrees end
+	})
+}

@@ -100,12 +100,7 @@ func reportsFrom(st *store.State, self string, quorum map[string]zones.Quorum) [
 		if t.At.After(a.at) {
 			a.at = t.At
 		}
-		target := t.Target
-		if target == "" {
-			target = t.Key
-		}
-		a.sts = append(a.sts, probes.Status{Key: t.Key, Target: target, Up: t.Up, Since: t.At, Reason: t.Reason,
-			Quorum: quorum[t.Key], RTT: t.RTT, MinRTT: t.MinRTT, CertExpiry: t.CertExpiry})
+		a.sts = append(a.sts, statusOf(t, quorum))
 	}
 	for _, r := range st.RTTs() {
 		if r.Prober == self {
@@ -127,13 +122,30 @@ func reportsFrom(st *store.State, self string, quorum map[string]zones.Quorum) [
 	return out
 }
 
-// feedRemoteReports hands other probers' committed views to the local
-// aggregator, each prober's only when it has something newer.
-func (n *Node) feedRemoteReports(st *store.State) {
+// statusOf is a prober's status as its transition t says, with the
+// quorum= rule of its check key.
+func statusOf(t store.Transition, quorum map[string]zones.Quorum) probes.Status {
+	target := t.Target
+	if target == "" {
+		target = t.Key
+	}
+	return probes.Status{Key: t.Key, Target: target, Up: t.Up, Since: t.At, Reason: t.Reason,
+		Quorum: quorum[t.Key], RTT: t.RTT, MinRTT: t.MinRTT, CertExpiry: t.CertExpiry}
+}
+
+// quorums gives each check key of the zones served its quorum= rule.
+func (n *Node) quorums() map[string]zones.Quorum {
 	quorum := map[string]zones.Quorum{}
 	for _, t := range probes.TargetsFromZones(n.loader.Zones()...) {
 		quorum[t.Key()] = t.Check.Quorum
 	}
+	return quorum
+}
+
+// feedRemoteReports hands other probers' committed views to the local
+// aggregator, each prober's only when it has something newer.
+func (n *Node) feedRemoteReports(st *store.State) {
+	quorum := n.quorums()
 	n.remoteMu.Lock()
 	defer n.remoteMu.Unlock()
 	if n.remoteSeen == nil {
@@ -146,6 +158,32 @@ func (n *Node) feedRemoteReports(st *store.State) {
 		n.remoteSeen[r.Prober] = r.Time
 		n.health.agg.Report(r)
 	}
+}
+
+// told applies the transitions that another member's prober sent straight
+// to this node (store.Tell), as that prober's report, and re-checks the
+// members on which it disagrees with this prober: the survivors of a dead
+// region hear each other's verdicts during a Raft election, when nothing
+// commits. The committed state reconciles: the same transitions arrive
+// again with the commit (the aggregator applies a prober's reports in the
+// order of their times, so an older one never undoes a newer one), and a
+// prober whose transition was told but never committed is corrected by
+// its next committed report.
+func (n *Node) told(b *store.ReportBatch) {
+	if n.health == nil || b.Prober == n.name || len(b.Transitions) == 0 {
+		return
+	}
+	quorum := n.quorums()
+	r := probes.Report{Prober: b.Prober, Every: defaultEvery}
+	for _, t := range b.Transitions {
+		r.Region = t.Region
+		if t.At.After(r.Time) {
+			r.Time = t.At
+		}
+		r.Statuses = append(r.Statuses, statusOf(t, quorum))
+	}
+	n.health.agg.Report(r)
+	n.recheckTransitions(b.Transitions)
 }
 
 // reportForwarder carries the local prober's transitions, and with each
@@ -163,19 +201,37 @@ type reportForwarder struct {
 	wake  chan struct{}
 }
 
+// tellTimeout bounds how long a transition is told to the other members;
+// a member that does not answer by then learns it from the commit.
+const tellTimeout = time.Second
+
 func newReportForwarder(n *Node, s *store.Store) *reportForwarder {
 	return &reportForwarder{n: n, s: s, sent: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
-// Report is the prober's sink (called from the prober's goroutines).
+// Report is the prober's sink (called from the prober's goroutines). New
+// transitions are also told to the other members at once (store.Tell),
+// so that they count before they commit.
 func (f *reportForwarder) Report(r probes.Report) {
 	f.mu.Lock()
+	var tell []store.Transition
 	for _, st := range r.Statuses {
 		if up, ok := f.sent[st.Key]; ok && up == st.Up {
 			continue
 		}
-		f.queue = append(f.queue, transitionOf(r, st))
+		t := transitionOf(r, st)
+		f.queue = append(f.queue, t)
+		tell = append(tell, t)
 		f.sent[st.Key] = st.Up
+	}
+	if len(tell) > 0 {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), tellTimeout)
+			defer cancel()
+			if err := f.s.Tell(ctx, &store.ReportBatch{Prober: f.n.name, Transitions: tell}); err != nil {
+				f.n.log.Debug("telling the other members a transition", "err", err)
+			}
+		}()
 	}
 	if r.Full {
 		f.beat = heartbeatOf(r)

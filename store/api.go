@@ -41,6 +41,7 @@ func newAPIServer(s *Store) *apiServer {
 	mux.HandleFunc("POST /v1/remove", a.handleMember)
 	mux.HandleFunc("POST /v1/readindex", a.handleReadIndex)
 	mux.HandleFunc("GET /v1/contacts", a.handleContacts)
+	mux.HandleFunc("POST /v1/tell", a.handleTell) // tell.go
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

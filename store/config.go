@@ -57,6 +57,9 @@ type Config struct {
 	// does not load is refused before it reaches the log. Errors are
 	// returned by Submit as they are.
 	CheckZone func(name string, content []byte) error
+	// Told, if set, receives the report batches other members send with
+	// Tell (validated, not committed), from the internal API's goroutines.
+	Told func(*ReportBatch)
 
 	// Listener, if set, is used instead of listening on RaftAddr (tests
 	// and socket activation). The store closes it.
