@@ -272,15 +272,12 @@ func (z *Zone) cacheKey(rrset []dns.RR) []byte {
 	var recs [][]byte
 	buf := make([]byte, 0, 64*len(rrset))
 	for _, rr := range rrset {
-		h := rr.Header()
-		name := h.Name
-		if lower := strings.ToLower(name); lower != name {
-			c := dns.Copy(rr)
-			c.Header().Name = lower
-			rr = c
-		}
-		b := make([]byte, dns.Len(rr)+16)
-		n, err := dns.PackRR(rr, b, 0, nil, false)
+		// A copy: dns.PackRR writes Rdlength into the record, and rrset
+		// is shared with every other query answered from it.
+		c := dns.Copy(rr)
+		c.Header().Name = strings.ToLower(c.Header().Name)
+		b := make([]byte, dns.Len(c)+16)
+		n, err := dns.PackRR(c, b, 0, nil, false)
 		if err != nil {
 			continue
 		}
