@@ -60,11 +60,17 @@ type geoMap struct {
 
 // trie nodes: node n's children are nodes[2n] and nodes[2n+1]; a child is
 // 0 (absent: unknown clients), leafBit|value, or the index of a node.
-type trie struct{ nodes []uint32 }
+type trie struct {
+	nodes []uint32
+	limit int // while building: merge when nodes grows to this
+}
 
 const leafBit = 1 << 31
 
-func newTrie() trie { return trie{nodes: make([]uint32, 2, 1024)} }
+// trieMergeAt is the size at which a trie being built is first merged.
+var trieMergeAt = 1 << 16
+
+func newTrie() trie { return trie{nodes: make([]uint32, 2, 1024), limit: trieMergeAt} }
 
 func bitAt(a []byte, i int) int { return int(a[i>>3]>>(7-uint(i&7))) & 1 }
 
@@ -181,10 +187,53 @@ type geoKey struct {
 }
 
 // buildGeoMap merges db (nil: no database) with regions.
+//
+// Without serves= prefixes (the common case) each network's leaf is its
+// final ordering from the start, and the trie is merged as it grows: a
+// country database's million networks fall to a few hundred thousand nodes,
+// and the build's peak stays near that. With prefixes, a leaf first holds
+// the network's location (its key), prefixes are laid over them, and only
+// then do leaves become orderings.
 func buildGeoMap(db *geodata.DB, regions []*zones.Region) (*geoMap, error) {
 	m := &geoMap{v4: newTrie(), v6: newTrie()}
+	// serves= prefixes, shortest first so the most specific wins.
+	type tagged struct {
+		p       netip.Prefix
+		regions []int
+	}
+	var tags []tagged
+	byPrefix := map[netip.Prefix]int{}
+	for ri, r := range regions {
+		for _, p := range r.Prefixes {
+			if i, ok := byPrefix[p]; ok {
+				tags[i].regions = append(tags[i].regions, ri)
+				continue
+			}
+			byPrefix[p] = len(tags)
+			tags = append(tags, tagged{p, []int{ri}})
+		}
+	}
+	sort.SliceStable(tags, func(i, j int) bool { return tags[i].p.Bits() < tags[j].p.Bits() })
+	direct := len(tags) == 0
+
+	// Equal orderings share an id; the unknown client's is the first.
+	orderIdx := map[string]int{}
+	orderOf := func(k geoKey, explicit []int) uint32 {
+		o := orderFor(k, explicit, regions)
+		key := o.key()
+		id, ok := orderIdx[key]
+		if !ok {
+			id = len(m.orders)
+			m.orders = append(m.orders, o)
+			orderIdx[key] = id
+		}
+		return uint32(id)
+	}
+	m.unknown = int(orderOf(geoKey{}, nil))
+
 	keys := []geoKey{{}}
 	keyIdx := map[geoKey]uint32{{}: 0}
+	keyLeaf := []uint32{0} // direct: the leaf of each key (0 for the unknown ordering, so it merges with absent)
 	type combo struct{ key, tag uint32 }
 	combos := []combo{{0, 0}}
 	comboIdx := map[combo]uint32{{0, 0}: 0}
@@ -216,11 +265,27 @@ func buildGeoMap(db *geodata.DB, regions []*zones.Region) (*geoMap, error) {
 				ki = uint32(len(keys))
 				keys = append(keys, k)
 				keyIdx[k] = ki
+				leaf := uint32(0)
+				if direct {
+					if id := orderOf(k, nil); int(id) != m.unknown {
+						leaf = leafBit | id
+					}
+				}
+				keyLeaf = append(keyLeaf, leaf)
 			}
 			v := leafBit | comboOf(combo{ki, 0})
+			if direct {
+				v = keyLeaf[ki]
+			}
 			t, a := family(in.Network.Masked())
 			for _, s := range t.slots(a, in.Network.Bits()) {
 				t.nodes[s] = v
+			}
+			if direct && len(t.nodes) >= t.limit {
+				t.merge(0)
+				t.merge(1)
+				t.compact()
+				t.limit = max(2*len(t.nodes), trieMergeAt)
 			}
 			return true
 		})
@@ -228,71 +293,49 @@ func buildGeoMap(db *geodata.DB, regions []*zones.Region) (*geoMap, error) {
 			return nil, fmt.Errorf("geo database: %w", err)
 		}
 	}
-	// serves= prefixes, shortest first so the most specific wins.
-	type tagged struct {
-		p       netip.Prefix
-		regions []int
-	}
-	var tags []tagged
-	byPrefix := map[netip.Prefix]int{}
-	for ri, r := range regions {
-		for _, p := range r.Prefixes {
-			if i, ok := byPrefix[p]; ok {
-				tags[i].regions = append(tags[i].regions, ri)
-				continue
+	if !direct {
+		for ti, tg := range tags {
+			t, a := family(tg.p)
+			tag := uint32(ti + 1)
+			for _, s := range t.slots(a, tg.p.Bits()) {
+				t.apply(s, func(v uint32) uint32 {
+					key := uint32(0)
+					if v != 0 {
+						key = combos[v&^leafBit].key
+					}
+					return leafBit | comboOf(combo{key, tag})
+				})
 			}
-			byPrefix[p] = len(tags)
-			tags = append(tags, tagged{p, []int{ri}})
+		}
+		// Each combination becomes an ordering.
+		comboOrder := make([]uint32, len(combos))
+		for ci, c := range combos {
+			var explicit []int
+			if c.tag > 0 {
+				explicit = tags[c.tag-1].regions
+			}
+			comboOrder[ci] = orderOf(keys[c.key], explicit)
+		}
+		for _, t := range []*trie{&m.v4, &m.v6} {
+			unknownLeaf := leafBit | uint32(m.unknown)
+			for s := 0; s < 2; s++ {
+				t.apply(s, func(v uint32) uint32 {
+					if v == 0 {
+						return 0
+					}
+					if o := leafBit | comboOrder[v&^leafBit]; o != unknownLeaf {
+						return o
+					}
+					return 0 // the unknown ordering: same as absent, so it merges
+				})
+			}
 		}
 	}
-	sort.SliceStable(tags, func(i, j int) bool { return tags[i].p.Bits() < tags[j].p.Bits() })
-	for ti, tg := range tags {
-		t, a := family(tg.p)
-		tag := uint32(ti + 1)
-		for _, s := range t.slots(a, tg.p.Bits()) {
-			t.apply(s, func(v uint32) uint32 {
-				key := uint32(0)
-				if v != 0 {
-					key = combos[v&^leafBit].key
-				}
-				return leafBit | comboOf(combo{key, tag})
-			})
-		}
-	}
-	// Each combination becomes an ordering; equal orderings share an id.
-	orderIdx := map[string]int{}
-	comboOrder := make([]uint32, len(combos))
-	for ci, c := range combos {
-		var explicit []int
-		if c.tag > 0 {
-			explicit = tags[c.tag-1].regions
-		}
-		o := orderFor(keys[c.key], explicit, regions)
-		k := o.key()
-		id, ok := orderIdx[k]
-		if !ok {
-			id = len(m.orders)
-			m.orders = append(m.orders, o)
-			orderIdx[k] = id
-		}
-		comboOrder[ci] = uint32(id)
-	}
-	m.unknown = int(comboOrder[0])
 	for _, t := range []*trie{&m.v4, &m.v6} {
-		unknownLeaf := leafBit | uint32(m.unknown)
-		for s := 0; s < 2; s++ {
-			t.apply(s, func(v uint32) uint32 {
-				if v == 0 {
-					return 0
-				}
-				if o := leafBit | comboOrder[v&^leafBit]; o != unknownLeaf {
-					return o
-				}
-				return 0 // the unknown ordering: same as absent, so it merges
-			})
-			t.merge(s)
-		}
+		t.merge(0)
+		t.merge(1)
 		t.compact()
+		t.limit = 0
 	}
 	return m, nil
 }

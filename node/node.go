@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -293,6 +294,10 @@ func (n *Node) serve(snap *dnsserver.Snapshot, why string) {
 		// Checks start when a zone loads, not on the first query.
 		n.health.prober.SetTargets(probes.TargetsFromZones(n.loader.Zones()...))
 	}
+	// The zones' old version and what parsing them left behind are garbage
+	// now: hand the memory back to the system at once rather than keep the
+	// peak of the load as the node's size (docs/operations.md).
+	go debug.FreeOSMemory()
 }
 
 func (n *Node) stateIndex() uint64 {
