@@ -240,7 +240,7 @@ func (l *Loader) load(ins []input) (*Snapshot, []error) {
 		err := zones.Link(zs)
 		var set *gslb.Set
 		if err == nil {
-			set, err = gslb.Compile(zs, l.env())
+			set, err = gslb.CompileFrom(l.set, zs, l.env())
 		}
 		if err == nil {
 			err = duplicateOrigins(zs)

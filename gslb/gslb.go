@@ -196,7 +196,9 @@ type Set struct {
 	cnameOnly int // pools with a cname= and no members
 	records   map[*zones.Record]*Record
 	geo       *geoMap
-	view0     *View // for the Env compiled with
+	geoDB     *geodata.DB          // the database geo was built from
+	compiled  map[*zones.Zone]bool // the zones whose records are in records
+	view0     *View                // for the Env compiled with
 }
 
 // compileCtx is what policy constructors get besides the record.
@@ -212,7 +214,18 @@ type compileCtx struct {
 // every record's policy and options; errors name the zone file and line.
 // env.Health and env.Latency make the Set's DefaultView.
 func Compile(zs []*zones.Zone, env Env) (*Set, error) {
-	s := &Set{records: map[*zones.Record]*Record{}}
+	return CompileFrom(nil, zs, env)
+}
+
+// CompileFrom is Compile that reuses what it can of prev (nil: nothing).
+// When every region and pool is defined as in prev and the geo database is
+// the same, the records of a zone given again as the same *zones.Zone are
+// not compiled again: the new Set holds copies of prev's records that share
+// their policies (geo preference tables included) and refer to the new Set.
+// So a reload that changes one zone of many compiles that zone's records
+// only. prev is not modified and stays valid.
+func CompileFrom(prev *Set, zs []*zones.Zone, env Env) (*Set, error) {
+	s := &Set{records: map[*zones.Record]*Record{}, compiled: make(map[*zones.Zone]bool, len(zs)), geoDB: env.Geo}
 	cx := &compileCtx{set: s, env: env, poolIdx: map[string]int{}, regionIdx: map[string]int{}, prefs: map[string]*prefTable{}}
 	for _, r := range zones.Regions(zs) {
 		s.regions = append(s.regions, r)
@@ -243,8 +256,21 @@ func Compile(zs []*zones.Zone, env Env) (*Set, error) {
 		cx.poolIdx[n] = len(s.pools)
 		s.pools = append(s.pools, p)
 	}
+	reuse := prev != nil && s.sameDefinitions(prev) && prev.geoDB == env.Geo
+	if reuse {
+		s.geo = prev.geo // the same regions and database make the same map
+	}
 	var errs []error
 	for _, z := range zs {
+		s.compiled[z] = true
+		if reuse && prev.compiled[z] {
+			for _, zr := range z.Records {
+				r := *prev.records[zr]
+				r.set = s
+				s.records[zr] = &r
+			}
+			continue
+		}
 		for _, zr := range z.Records {
 			r, err := cx.compileRecord(zr)
 			if err != nil {
@@ -259,6 +285,25 @@ func Compile(zs []*zones.Zone, env Env) (*Set, error) {
 	}
 	s.view0 = s.newView(env.Health, env.Latency, time.Now(), nil)
 	return s, nil
+}
+
+// sameDefinitions reports whether s and o define the same regions and pools
+// (by content, in the same order, so every index means the same in both).
+func (s *Set) sameDefinitions(o *Set) bool {
+	if len(s.regions) != len(o.regions) || len(s.pools) != len(o.pools) {
+		return false
+	}
+	for i, r := range s.regions {
+		if !zones.SameRegion(r, o.regions[i]) {
+			return false
+		}
+	}
+	for i, p := range s.pools {
+		if !zones.SamePool(p.src, o.pools[i].src) {
+			return false
+		}
+	}
+	return true
 }
 
 func (cx *compileCtx) compileRecord(zr *zones.Record) (*Record, error) {

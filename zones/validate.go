@@ -369,7 +369,7 @@ func Link(zs []*Zone) error {
 	pools := map[string]*Pool{}
 	for _, z := range zs {
 		for _, r := range z.Regions {
-			if o, ok := regions[r.Name]; ok && !sameRegion(o, r) {
+			if o, ok := regions[r.Name]; ok && !SameRegion(o, r) {
 				errs = append(errs, newError(r.Pos, fmt.Sprintf("$REGION %s: defined differently at %s", r.Name, o.Pos)))
 				continue
 			}
@@ -378,7 +378,7 @@ func Link(zs []*Zone) error {
 	}
 	for _, z := range zs {
 		for _, pl := range z.Pools {
-			if o, ok := pools[pl.Name]; ok && !samePool(o, pl) {
+			if o, ok := pools[pl.Name]; ok && !SamePool(o, pl) {
 				errs = append(errs, newError(pl.Pos, fmt.Sprintf("$POOL %s: defined differently at %s", pl.Name, o.Pos)))
 				continue
 			}
@@ -400,13 +400,17 @@ func Link(zs []*Zone) error {
 	return errorList(errs)
 }
 
-func sameRegion(a, b *Region) bool {
+// SameRegion reports whether two regions are defined alike (wherever they
+// are written).
+func SameRegion(a, b *Region) bool {
 	x, y := *a, *b
 	x.Pos, y.Pos = Pos{}, Pos{}
 	return reflect.DeepEqual(x, y)
 }
 
-func samePool(a, b *Pool) bool {
+// SamePool reports whether two pools are defined alike (wherever they are
+// written).
+func SamePool(a, b *Pool) bool {
 	x, y := *a, *b
 	x.Pos, y.Pos = Pos{}, Pos{}
 	return reflect.DeepEqual(x, y)
