@@ -142,12 +142,14 @@ func (q *query) glueFits() bool {
 func (s *Server) answerNode(q *query, z *servedZone, n *node, owner string) string {
 	m := &q.m
 	qt := q.qtype
-	if n.cname != nil && qt != dns.TypeCNAME {
-		m.Answer = append(m.Answer, q.rename(n.cname, owner))
+	if n.cname && qt != dns.TypeCNAME {
+		for _, rr := range n.get(dns.TypeCNAME) {
+			m.Answer = append(m.Answer, q.rename(rr, owner))
+		}
 		if qt == dns.TypeANY {
 			return "" // RFC 1034 §4.3.2 step 3a: ANY matches the CNAME itself
 		}
-		return dns.CanonicalName(n.cname.Target)
+		return dns.CanonicalName(n.cnameTarget())
 	}
 	if n.gslb != 0 && (qt == dns.TypeA || qt == dns.TypeAAAA || qt == dns.TypeANY) {
 		return s.answerGSLB(q, z, z.record(n), owner)
@@ -155,7 +157,7 @@ func (s *Server) answerNode(q *query, z *servedZone, n *node, owner string) stri
 	if qt == dns.TypeANY {
 		// RFC 8482 §4.2: one RRset is a complete answer to ANY.
 		if len(n.rrsets) > 0 {
-			for _, rr := range n.rrsets[0].rrs {
+			for _, rr := range n.rrsets[0].rrs(n.name) {
 				m.Answer = append(m.Answer, q.rename(rr, owner))
 			}
 			return ""

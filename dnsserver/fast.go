@@ -262,7 +262,7 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 			return nil, false
 		}
 		ns = 1
-	case n.cname != nil && wq.qtype != dns.TypeCNAME:
+	case n.cname && wq.qtype != dns.TypeCNAME:
 		return nil, false // a CNAME chain
 	case n.gslb != 0 && (wq.qtype == dns.TypeA || wq.qtype == dns.TypeAAAA):
 		var servfail bool
@@ -294,7 +294,7 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 			return nil, false // not pre-packed
 		}
 		// Every record: a pointer to the question name, then the rest.
-		w := set.wire
+		w := set.wire()
 		for k := uint16(0); k < set.n; k++ {
 			l := 10 + int(binary.BigEndian.Uint16(w[8:]))
 			out = append(out, 0xc0, 12)
@@ -302,7 +302,7 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 			w = w[l:]
 		}
 		// The additional records: their owner, then the rest.
-		w = set.xwire
+		w = set.xwire()
 		for k := uint16(0); k < set.nx; k++ {
 			o := nameLen(w)
 			l := o + 10 + int(binary.BigEndian.Uint16(w[o+8:]))

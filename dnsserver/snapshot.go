@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"encoding/binary"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -78,44 +79,83 @@ type zone struct {
 type node struct {
 	name   string
 	rrsets []rrset
-	cut    bool       // NS records below the apex: a delegation point
-	cname  *dns.CNAME // the CNAME, if any
+	cut    bool // NS records below the apex: a delegation point
+	cname  bool // a CNAME (cnameTarget)
 	// gslb is 1 + the index of the node's GSLB record in zones.Zone.Records
 	// (0: none); servedZone.record binds it to the snapshot's compiled one.
 	gslb int32
 	wild *node // the "*" child, for RFC 4592 synthesis
 }
 
+// rrset is one RRset in wire form, the only form the built zone keeps (no
+// dns.RR per record): wire() holds its n records without their owner (type,
+// class, TTL, RDLENGTH, RDATA with names uncompressed; the owner is the
+// node's name, or the query name for a wildcard), xwire() the nx records of
+// its additional section whole (owner names uncompressed): the in-zone
+// addresses of NS, MX and SRV targets (RFC 1035 §3.3.9, §4.3.2; RFC 2782).
+// Both share one slice, b, split at x. The wire fast path copies them into
+// replies; the miekg/dns path unpacks them when it needs them (rrs, extra).
 type rrset struct {
-	t   uint16
-	rrs []dns.RR
-	// extra holds the in-zone addresses of NS, MX and SRV targets, for the
-	// additional section (RFC 1035 §3.3.9, §4.3.2; RFC 2782).
-	extra []dns.RR
-	// The same, packed for the wire fast path (fast.go): wire holds the
-	// n records without their owner (type, class, TTL, RDLENGTH, RDATA:
-	// the owner is the query name, written as a pointer), xwire the
-	// nx additional records whole (their owner names uncompressed).
-	wire  []byte
-	xwire []byte
+	t     uint16
 	n, nx uint16
+	x     uint32
+	b     []byte
 }
 
-// extra returns the additional-section records for type t at n.
-func (n *node) extra(t uint16) []dns.RR {
-	for i := range n.rrsets {
-		if n.rrsets[i].t == t {
-			return n.rrsets[i].extra
-		}
+func (set *rrset) wire() []byte  { return set.b[:set.x] }
+func (set *rrset) xwire() []byte { return set.b[set.x:] }
+
+// cnameTarget returns the target of n's CNAME ("" if none).
+func (n *node) cnameTarget() string {
+	set := n.rrset(dns.TypeCNAME)
+	if set == nil || set.x < 10 {
+		return ""
 	}
-	return nil
+	t, _, _ := dns.UnpackDomainName(set.b[10:set.x], 0)
+	return t
 }
 
-func (n *node) get(t uint16) []dns.RR {
-	for i := range n.rrsets {
-		if n.rrsets[i].t == t {
-			return n.rrsets[i].rrs
+// rrs returns the records of set, owned by owner, unpacked.
+func (set *rrset) rrs(owner string) []dns.RR {
+	var buf [256]byte
+	ol, err := dns.PackDomainName(owner, buf[:], 0, nil, false)
+	if err != nil {
+		return nil
+	}
+	out := make([]dns.RR, 0, set.n)
+	for w := set.wire(); len(w) >= 10; {
+		l := 10 + int(binary.BigEndian.Uint16(w[8:]))
+		rr, _, err := dns.UnpackRR(append(buf[:ol:ol], w[:l]...), 0)
+		if err == nil {
+			out = append(out, rr)
 		}
+		w = w[l:]
+	}
+	return out
+}
+
+// extra returns the additional-section records for type t at n, unpacked.
+func (n *node) extra(t uint16) []dns.RR {
+	set := n.rrset(t)
+	if set == nil || set.nx == 0 {
+		return nil
+	}
+	out := make([]dns.RR, 0, set.nx)
+	for x, off := set.xwire(), 0; off < len(x); {
+		rr, next, err := dns.UnpackRR(x, off)
+		if err != nil {
+			break
+		}
+		out = append(out, rr)
+		off = next
+	}
+	return out
+}
+
+// get returns n's records of type t, unpacked (nil: none).
+func (n *node) get(t uint16) []dns.RR {
+	if set := n.rrset(t); set != nil {
+		return set.rrs(n.name)
 	}
 	return nil
 }
@@ -184,24 +224,27 @@ func buildZone(z *zones.Zone) *zone {
 		return n
 	}
 	get(zn.origin)
-	for rr := range z.RRs.All() {
-		h := rr.Header()
-		n := get(h.Name)
+	for p := range z.RRs.Packed() {
+		t := p.Type()
+		n := get(p.Name())
 		i := 0
-		for ; i < len(n.rrsets) && n.rrsets[i].t != h.Rrtype; i++ {
+		for ; i < len(n.rrsets) && n.rrsets[i].t != t; i++ {
 		}
 		if i == len(n.rrsets) {
-			n.rrsets = append(n.rrsets, rrset{t: h.Rrtype})
+			n.rrsets = append(n.rrsets, rrset{t: t})
 		}
-		n.rrsets[i].rrs = append(n.rrsets[i].rrs, rr)
-		switch h.Rrtype {
+		set := &n.rrsets[i]
+		set.b = append(set.b, p.Wire()[len(p.NameWire()):]...)
+		set.x = uint32(len(set.b))
+		set.n++
+		switch t {
 		case dns.TypeNS:
-			if h.Name != zn.origin {
+			if n.name != zn.origin {
 				n.cut = true
 				zn.cuts = true
 			}
 		case dns.TypeCNAME:
-			n.cname = rr.(*dns.CNAME)
+			n.cname = true
 		}
 	}
 	for i, r := range z.Records {
@@ -218,93 +261,94 @@ func buildZone(z *zones.Zone) *zone {
 	for _, n := range zn.nodes {
 		for i := range n.rrsets {
 			set := &n.rrsets[i]
-			for _, rr := range set.rrs {
-				var target string
-				switch v := rr.(type) {
-				case *dns.NS:
-					target = v.Ns
-				case *dns.MX:
-					target = v.Mx
-				case *dns.SRV:
-					target = v.Target
-				default:
+			skip := 0 // RDATA before the target name
+			switch set.t {
+			case dns.TypeNS:
+			case dns.TypeMX:
+				skip = 2
+			case dns.TypeSRV:
+				skip = 6
+			default:
+				continue
+			}
+			var targets []*node
+		next:
+			for w := set.wire(); len(w) >= 10; {
+				l := 10 + int(binary.BigEndian.Uint16(w[8:]))
+				rd := w[10:l]
+				w = w[l:]
+				if len(rd) <= skip {
 					continue
 				}
-				if t := zn.nodes[dns.CanonicalName(target)]; t != nil {
-					set.extra = appendAddrs(set.extra, t)
+				name, _, err := dns.UnpackDomainName(rd, skip)
+				if err != nil {
+					continue
 				}
+				t := zn.nodes[dns.CanonicalName(name)]
+				if t == nil {
+					continue
+				}
+				for _, d := range targets {
+					if d == t {
+						continue next
+					}
+				}
+				targets = append(targets, t)
 			}
 			if set.t == dns.TypeNS && n.cut {
 				// In-domain glue first: truncation drops from the end, and
 				// only sibling glue may go without TC (RFC 9471).
-				sort.SliceStable(set.extra, func(i, j int) bool {
-					return dns.IsSubDomain(n.name, set.extra[i].Header().Name) && !dns.IsSubDomain(n.name, set.extra[j].Header().Name)
+				sort.SliceStable(targets, func(i, j int) bool {
+					return dns.IsSubDomain(n.name, targets[i].name) && !dns.IsSubDomain(n.name, targets[j].name)
 				})
 			}
-			set.pack()
+			for _, t := range targets {
+				set.b, set.nx = t.appendWhole(set.b, set.nx, dns.TypeA)
+				set.b, set.nx = t.appendWhole(set.b, set.nx, dns.TypeAAAA)
+			}
 		}
 	}
-	zn.negWire, _ = packRR(nil, zn.neg, false)
+	zn.negWire, _ = packRR(nil, zn.neg)
 	zn.labels = dns.CountLabel(zn.origin)
 	return zn
 }
 
-// pack fills in the wire form of the rrset (a set too large for the wire
-// fast path keeps none and is answered by the miekg/dns path).
-func (set *rrset) pack() {
-	var w, x []byte
-	ok := true
-	for _, rr := range set.rrs {
-		w, ok = packRR(w, rr, false)
-		if !ok {
-			return
-		}
+// appendWhole appends n's records of type t to dst, each whole: owner name
+// (uncompressed) and the rest; nx counts them.
+func (n *node) appendWhole(dst []byte, nx uint16, t uint16) ([]byte, uint16) {
+	set := n.rrset(t)
+	if set == nil {
+		return dst, nx
 	}
-	for _, rr := range set.extra {
-		x, ok = packRR(x, rr, true)
-		if !ok {
-			return
-		}
+	var buf [256]byte
+	ol, err := dns.PackDomainName(n.name, buf[:], 0, nil, false)
+	if err != nil {
+		return dst, nx
 	}
-	if len(w) > dns.MaxMsgSize || len(x) > dns.MaxMsgSize {
-		return
+	for w := set.wire(); len(w) >= 10; {
+		l := 10 + int(binary.BigEndian.Uint16(w[8:]))
+		dst = append(dst, buf[:ol]...)
+		dst = append(dst, w[:l]...)
+		nx++
+		w = w[l:]
 	}
-	set.wire, set.xwire = w, x
-	set.n, set.nx = uint16(len(set.rrs)), uint16(len(set.extra))
+	return dst, nx
 }
 
-// packRR appends rr in wire form, without compression, to dst: whole, or
-// without its owner name. ok is false if rr does not pack.
-func packRR(dst []byte, rr dns.RR, owner bool) (_ []byte, ok bool) {
+// packRR appends rr in wire form, without its owner name and without
+// compression, to dst. ok is false if rr does not pack.
+func packRR(dst []byte, rr dns.RR) (_ []byte, ok bool) {
 	buf := make([]byte, dns.Len(rr)+256)
 	off, err := dns.PackRR(rr, buf, 0, nil, false)
 	if err != nil {
 		return dst, false
 	}
 	buf = buf[:off]
-	if !owner {
-		i := 0
-		for buf[i] != 0 {
-			i += 1 + int(buf[i])
-		}
-		buf = buf[i+1:]
+	i := 0
+	for buf[i] != 0 {
+		i += 1 + int(buf[i])
 	}
-	return append(dst, buf...), true
-}
-
-func appendAddrs(dst []dns.RR, t *node) []dns.RR {
-	for _, typ := range []uint16{dns.TypeA, dns.TypeAAAA} {
-	next:
-		for _, rr := range t.get(typ) {
-			for _, d := range dst {
-				if d == rr {
-					continue next
-				}
-			}
-			dst = append(dst, rr)
-		}
-	}
-	return dst
+	return append(dst, buf[i+1:]...), true
 }
 
 // parent returns the name one label up ("a.b." gives "b.").
@@ -387,8 +431,8 @@ func (s *Snapshot) GSLBRecord(name string) (rec *gslb.Record, chain []string) {
 			}
 		}
 		switch {
-		case n.cname != nil:
-			name = dns.CanonicalName(n.cname.Target)
+		case n.cname:
+			name = dns.CanonicalName(n.cnameTarget())
 		case n.gslb != 0:
 			return z.record(n), chain
 		default:
