@@ -53,3 +53,13 @@ func (c *Client) Rollover(ctx context.Context, req RolloverRequest) ([]DNSSECKey
 	_, err := c.Do(ctx, "POST", "/api/v1/dnssec/rollover", req, &keys)
 	return keys, err
 }
+
+// ExplainDNSSEC is how the answer explained is signed
+// (ExplainResponse.DNSSEC): the zone, whether it is signed, and with which
+// keys; nil when the node signs no zone.
+type ExplainDNSSEC struct {
+	Zone   string      `json:"zone"`
+	Signed bool        `json:"signed"`
+	Keys   []DNSSECKey `json:"keys,omitempty"`
+	DS     []string    `json:"ds,omitempty"`
+}

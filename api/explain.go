@@ -14,6 +14,8 @@ type ExplainResponse struct {
 	Chain      []string `json:"chain"` // the query name first, then each CNAME target
 	StateIndex uint64   `json:"state_index"`
 	*Explanation
+	// DNSSEC is the signing of the record's zone (api/dnssec.go).
+	DNSSEC *ExplainDNSSEC `json:"dnssec,omitempty"`
 }
 
 // Explanation is why a GSLB record answers what it answers for one client

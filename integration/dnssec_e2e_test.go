@@ -254,6 +254,10 @@ func TestDNSSECValidated(t *testing.T) {
 			strings.Join(strings.Fields(st.DNSSEC.Zones[0].DS[0]), " ") != strings.Join(strings.Fields(ds[0]), " ") || st.DNSSEC.Signatures == 0 {
 			t.Errorf("status dnssec: %s", out)
 		}
+		ex, err := exec.Command(binary(t), "explain", "www.example.com", "--client", "8.8.8.8", "--server", p.ready["admin"]).CombinedOutput()
+		if err != nil || !strings.Contains(string(ex), "dnssec") || !strings.Contains(string(ex), "example.com. signed online, keys csk "+strings.Fields(ds[0])[4]) {
+			t.Errorf("gslb explain: %v, want a dnssec line with the key tag of %s:\n%s", err, ds[0], ex)
+		}
 		resp, err := http.Get("http://" + p.ready["admin"] + "/metrics")
 		if err != nil {
 			t.Fatal(err)

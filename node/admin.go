@@ -89,7 +89,7 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle("GET /health", health)
 	mux.Handle("GET /api/v1/status", n.read(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.Status()) })))
 	mux.Handle("GET /api/v1/events", n.read(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.events()) })))
-	mux.Handle("GET /api/v1/explain", n.read(ExplainHandler(n.dns.Snapshot, n.geo, n.votes)))
+	mux.Handle("GET /api/v1/explain", n.read(ExplainHandler(n.dns.Snapshot, n.geo, n.votes, n.explainDNSSEC)))
 	mux.Handle("POST /api/v1/drain", n.write(n.overrideHandler(store.ActionDrain)))
 	mux.Handle("POST /api/v1/undrain", n.write(n.overrideHandler(store.ActionUndrain)))
 	mux.Handle("POST /api/v1/force-up", n.write(n.overrideHandler(store.ActionForceUp)))

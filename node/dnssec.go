@@ -398,3 +398,24 @@ func (m signerMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(sigZonesDesc, prometheus.GaugeValue, float64(len(m.s.Zones())))
 }
+
+// explainDNSSEC tells how the zone of name is signed, for gslb explain
+// (nil when the node signs no zone).
+func (n *Node) explainDNSSEC(name string) *api.ExplainDNSSEC {
+	sg := n.signing
+	if sg == nil {
+		return nil
+	}
+	origin, _, _ := n.dns.Snapshot().NameInfo(name, nil)
+	if origin == "" {
+		return nil
+	}
+	out := &api.ExplainDNSSEC{Zone: origin}
+	if z := sg.signer.Zone(origin); z != nil {
+		out.Signed, out.Keys = true, apiKeys(z.Keys)
+		for _, ds := range z.DS() {
+			out.DS = append(out.DS, ds.String())
+		}
+	}
+	return out
+}

@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +76,17 @@ func TestDNSSECNode(t *testing.T) {
 	n2, _ := startTestNode(t, on)
 	if st := n2.Status().DNSSEC; st == nil || len(st.Zones) != 1 || st.Zones[0].Keys[0].Tag != tag {
 		t.Fatalf("after a restart: %+v, want the key %d again", st, tag)
+	}
+	// gslb explain shows how the record's zone is signed.
+	resp, err := http.Get("http://" + n2.AdminAddr().String() + "/api/v1/explain?name=admin.example.com&client=8.8.8.8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ex api.ExplainResponse
+	err = json.NewDecoder(resp.Body).Decode(&ex)
+	resp.Body.Close()
+	if err != nil || ex.DNSSEC == nil || !ex.DNSSEC.Signed || ex.DNSSEC.Zone != "example.com." || len(ex.DNSSEC.Keys) != 1 || ex.DNSSEC.Keys[0].Tag != tag || len(ex.DNSSEC.DS) != 1 {
+		t.Fatalf("explain dnssec %+v (%v): want example.com. signed by key %d with its DS", ex.DNSSEC, err, tag)
 	}
 	if _, err := n2.rollover(context.Background(), api.RolloverRequest{Zone: "example.com", Step: "switch"}); err == nil || !strings.Contains(err.Error(), "no pre-published") {
 		t.Fatalf("switch first: %v, want a refusal", err)

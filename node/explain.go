@@ -28,7 +28,9 @@ func (n *Node) votes() []probes.KeyView {
 // subnet): why the GSLB record that answers NAME gives what it gives, from
 // the snapshot being served, with each member's per-prober votes from votes
 // (nil: none).
-func ExplainHandler(snap func() *dnsserver.Snapshot, geo *geodata.DB, votes func() []probes.KeyView) http.HandlerFunc {
+//
+// signing, if given, tells how the zone of the record's name is signed.
+func ExplainHandler(snap func() *dnsserver.Snapshot, geo *geodata.DB, votes func() []probes.KeyView, signing ...func(name string) *api.ExplainDNSSEC) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		name := strings.TrimSpace(q.Get("name"))
@@ -61,7 +63,11 @@ func ExplainHandler(snap func() *dnsserver.Snapshot, geo *geodata.DB, votes func
 		if votes != nil {
 			addVotes(ae, e, votes())
 		}
-		writeJSON(w, api.ExplainResponse{Query: name, Chain: chain, StateIndex: s.Index, Explanation: ae})
+		resp := api.ExplainResponse{Query: name, Chain: chain, StateIndex: s.Index, Explanation: ae}
+		for _, f := range signing {
+			resp.DNSSEC = f(chain[len(chain)-1])
+		}
+		writeJSON(w, resp)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/gslbd/gslb/api"
@@ -49,4 +50,21 @@ func runDNSSEC(args []string) int {
 	}
 	fs.Usage()
 	return 2
+}
+
+// explainSigning is gslb explain's dnssec line: how the record's zone is
+// signed.
+func explainSigning(d *api.ExplainDNSSEC) string {
+	if !d.Signed {
+		return d.Zone + " not signed (DO=1 answers carry no RRSIG)"
+	}
+	var keys []string
+	for _, k := range d.Keys {
+		keys = append(keys, fmt.Sprintf("%s %d (%s)", k.Role, k.Tag, k.State))
+	}
+	s := fmt.Sprintf("%s signed online, keys %s", d.Zone, strings.Join(keys, ", "))
+	for _, ds := range d.DS {
+		s += "; DS " + strings.Join(strings.Fields(ds)[4:], " ")
+	}
+	return s
 }

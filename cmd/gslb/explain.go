@@ -118,6 +118,9 @@ func printExplain(w io.Writer, r *api.ExplainResponse) {
 		fmt.Fprintf(tw, "   followed\t%s\n", strings.Join(r.Chain, " -> "))
 	}
 	fmt.Fprintf(tw, "   record\t%s GSLB %s\n", e.Record, e.Policy)
+	if d := r.DNSSEC; d != nil {
+		fmt.Fprintf(tw, "   dnssec\t%s\n", explainSigning(d)) // dnssec.go
+	}
 	if len(e.Options) > 0 {
 		var opts []string
 		for _, k := range sortedKeys(e.Options) {
