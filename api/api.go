@@ -130,6 +130,25 @@ type Override struct {
 type Proxy struct {
 	Healthy bool              `json:"healthy"`
 	Addrs   map[string]string `json:"addrs"`
+	// Spill is the spill-over to other regions' proxies, nil when the
+	// proxy has no spill section.
+	Spill *ProxySpill `json:"spill,omitempty"`
+}
+
+// ProxySpill is what the proxy's spill-over did since it started.
+type ProxySpill struct {
+	// Peers are the other regions' proxies in the order they are tried.
+	Peers []SpillPeer `json:"peers"`
+	// Received counts spilled requests received, by origin region.
+	Received map[string]uint64 `json:"received,omitempty"`
+}
+
+// SpillPeer is one spill peer: its last region health check and the
+// requests (and TCP connections) spilled to it.
+type SpillPeer struct {
+	Region string `json:"region"`
+	Up     bool   `json:"up"`
+	Sent   uint64 `json:"sent"`
 }
 
 // Event is one health transition seen by a prober (GET /api/v1/events).

@@ -24,6 +24,7 @@ func (d *demo) controlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, d.regions)
 	})
 	mux.Handle("POST /demo/kill", d.action(d.killRegion))
+	mux.Handle("POST /demo/kill-servers", d.action(d.killServers))
 	mux.Handle("POST /demo/start", d.action(d.startRegion))
 	mux.Handle("/", &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(&url.URL{Scheme: "http", Host: d.liveAdmin()})

@@ -2,8 +2,10 @@
 // region a real `gslb serve` process (DNS, prober, Raft member, region
 // proxy, admin) with two small HTTP backends behind its proxy. A control
 // listener serves the dashboard of a live node with kill and start buttons
-// (same origin), and `gslb demo kill|start REGION` from another terminal
-// finds it through a state file in a private per-user directory.
+// (same origin), and `gslb demo kill|kill-servers|start REGION` from
+// another terminal finds it through a state file in a private per-user
+// directory. Each region's proxy spills requests to the nearest other
+// region's proxy when its own servers are gone.
 //
 // The demo is a user of the product, not part of it: nothing of it is in
 // the node's config or API.
@@ -17,12 +19,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,7 +46,8 @@ type demoRegion struct {
 	Raft     string   `json:"raft"`
 	Proxy    string   `json:"proxy"`
 	Backends []string `json:"backends"`
-	Alive    bool     `json:"alive"`
+	Alive    bool     `json:"alive"`   // the node (and its proxy) runs
+	Servers  bool     `json:"servers"` // its backends run
 
 	cmd      *exec.Cmd
 	done     chan struct{}
@@ -90,17 +95,18 @@ func stateFile(create bool) (string, error) {
 // Run is `gslb demo [flags]` and `gslb demo kill|start REGION`; it returns
 // the exit code.
 func Run(args []string) int {
-	if len(args) > 0 && (args[0] == "kill" || args[0] == "start") {
+	if len(args) > 0 && (args[0] == "kill" || args[0] == "kill-servers" || args[0] == "start") {
 		return demoControl(args[0], args[1:])
 	}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: gslb demo [--port PORT] [--interval DURATION] [--fails N]\n       gslb demo kill REGION\n       gslb demo start REGION\n\nRuns a three-region cluster on loopback (Ctrl-C stops it); kill and start,\nfrom another terminal, kill a region (node, proxy, backends) and revive it.\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: gslb demo [--port PORT] [--interval DURATION] [--fails N]\n       gslb demo kill REGION\n       gslb demo kill-servers REGION\n       gslb demo start REGION\n\nRuns a three-region cluster on loopback (Ctrl-C stops it). From another\nterminal: kill stops a whole region (node, proxy, backends); kill-servers\nstops only its backends, so its proxy spills requests to the nearest other\nregion while DNS moves its clients; start brings back what was stopped.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	basePort := fs.Int("port", 5353, "DNS `PORT` of the demo nodes (other ports follow from it)")
 	interval := fs.Duration("interval", time.Second, "health-check interval of the demo pools")
 	fails := fs.Int("fails", 2, "consecutive failures before a member is down")
+	spill := fs.Bool("spill", true, "let a region's proxy send requests to the nearest other region's proxy when its own servers are gone")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -108,12 +114,13 @@ func Run(args []string) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "gslb demo: unknown word %q (want kill REGION, start REGION, or flags only); a running demo stops with Ctrl-C in its terminal\n", fs.Arg(0))
+		fmt.Fprintf(os.Stderr, "gslb demo: unknown word %q (want kill REGION, kill-servers REGION, start REGION, or flags only); a running demo stops with Ctrl-C in its terminal\n", fs.Arg(0))
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d, err := newDemo(*basePort, *interval, *fails)
+	d.noSpill = !*spill
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gslb demo:", err)
 		return 1
@@ -136,6 +143,7 @@ type demo struct {
 	secret   string
 	interval time.Duration
 	fails    int
+	noSpill  bool // the proxies have no spill section
 	control  *http.Server
 	ctlAddr  string
 	mu       sync.Mutex
@@ -239,6 +247,13 @@ func (d *demo) config(r *demoRegion) (string, error) {
 	if err := os.WriteFile(filepath.Join(zonesDir, "example.com.zone"), []byte(d.zone()), 0o644); err != nil {
 		return "", err
 	}
+	var spill strings.Builder
+	if !d.noSpill {
+		spill.WriteString("  spill:\n    check_interval: 500ms\n    peers:\n")
+		for _, p := range d.nearest(r) {
+			fmt.Fprintf(&spill, "      - {region: %s, address: \"%s\"}\n", p.Name, p.Proxy)
+		}
+	}
 	cfg := fmt.Sprintf(`# gslb demo node %s
 node: %s
 region: %s
@@ -265,10 +280,39 @@ cluster:
       backends:
         - {address: "%s"}
         - {address: "%s"}
-`, r.Name, r.Name, r.Name, r.DNS, r.Admin, filepath.Join(d.dir, r.Name, "data"), zonesDir, r.Raft, d.secret,
-		peers.String(), r.Proxy, r.Backends[0], r.Backends[1])
+%s`, r.Name, r.Name, r.Name, r.DNS, r.Admin, filepath.Join(d.dir, r.Name, "data"), zonesDir, r.Raft, d.secret,
+		peers.String(), r.Proxy, r.Backends[0], r.Backends[1], spill.String())
 	path := filepath.Join(d.dir, r.Name+".yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
+}
+
+// nearest returns the other regions, nearest first (great-circle
+// distance): the order in which r's proxy spills requests.
+func (d *demo) nearest(r *demoRegion) []*demoRegion {
+	var out []*demoRegion
+	for _, p := range d.regions {
+		if p != r {
+			out = append(out, p)
+		}
+	}
+	rad := func(x float64) float64 { return x * math.Pi / 180 }
+	dist := func(p *demoRegion) float64 {
+		a := math.Sin(rad(p.Lat-r.Lat)/2)*math.Sin(rad(p.Lat-r.Lat)/2) +
+			math.Cos(rad(r.Lat))*math.Cos(rad(p.Lat))*math.Sin(rad(p.Lon-r.Lon)/2)*math.Sin(rad(p.Lon-r.Lon)/2)
+		return math.Asin(math.Sqrt(a))
+	}
+	slices.SortStableFunc(out, func(a, b *demoRegion) int { return cmpFloat(dist(a), dist(b)) })
+	return out
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func (d *demo) start(ctx context.Context) error {
@@ -324,13 +368,27 @@ func demoServes(r *demoRegion) bool {
 	return ok
 }
 
-// startRegion starts a region's backends and node.
+// startRegion starts what of a region is stopped: its backends, its node,
+// or both.
 func (d *demo) startRegion(r *demoRegion) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if r.Alive {
+	if r.Alive && r.Servers {
 		return fmt.Errorf("%s is running", r.Name)
 	}
+	if !r.Servers {
+		if err := d.startServers(r); err != nil {
+			return err
+		}
+	}
+	if r.Alive {
+		return nil
+	}
+	return d.startNode(r)
+}
+
+// startServers starts a region's backends. d.mu is held.
+func (d *demo) startServers(r *demoRegion) error {
 	for i, a := range r.Backends {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
@@ -344,6 +402,33 @@ func (d *demo) startRegion(r *demoRegion) error {
 		go srv.Serve(ln)
 		r.backends = append(r.backends, srv)
 	}
+	r.Servers = true
+	return nil
+}
+
+// stopServers stops a region's backends. d.mu is held.
+func (d *demo) stopServers(r *demoRegion) {
+	for _, b := range r.backends {
+		b.Close()
+	}
+	r.backends, r.Servers = nil, false
+}
+
+// killServers stops only a region's backends: its node and proxy keep
+// running, the proxy spills requests to the nearest other region, and the
+// region's pool goes down in DNS.
+func (d *demo) killServers(r *demoRegion) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !r.Servers {
+		return fmt.Errorf("%s's servers are not running", r.Name)
+	}
+	d.stopServers(r)
+	return nil
+}
+
+// startNode starts a region's node. d.mu is held.
+func (d *demo) startNode(r *demoRegion) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -398,10 +483,8 @@ func (d *demo) killRegion(r *demoRegion) error {
 	}
 	r.cmd.Process.Kill()
 	<-r.done
-	for _, b := range r.backends {
-		b.Close()
-	}
-	r.backends, r.Alive = nil, false
+	d.stopServers(r)
+	r.Alive = false
 	return nil
 }
 
@@ -409,6 +492,8 @@ func (d *demo) close() {
 	for _, r := range d.regions {
 		if r.Alive {
 			d.killRegion(r)
+		} else if r.Servers {
+			d.killServers(r)
 		}
 	}
 	if d.control != nil {
@@ -452,15 +537,26 @@ Watch a failover:
   gslb status --server %[6]s  # members, each prober's vote, Raft
   gslb demo start eu-west     # bring it back; answers return after passes=2 checks
 
+Watch spill-over (the servers die, the node and proxy live):
+  gslb demo kill-servers eu-west   # stop only eu-west's two backends
+  curl http://%[5]s/          # still answered, by us-east's servers through eu-west's proxy
+  %[1]s www.example.com +subnet=81.2.69.0/24 +short    # within ~2 s: another region
+  gslb status --server %[8]s  # "spill-over to: us-east (up, N spilled)"
+  gslb demo start eu-west     # its servers return: requests go to them again
+The dashboard counts the spilled requests on each region's card.
+
 Logs and configs: %[7]s
 Ctrl-C stops everything.
-`, dig, eu.IP, us.IP, ap.IP, eu.Proxy, us.Admin, d.dir)
+`, dig, eu.IP, us.IP, ap.IP, eu.Proxy, us.Admin, d.dir, eu.Admin)
 }
 
-// demoControl is `gslb demo kill|start REGION`.
+// demoControl is `gslb demo kill|kill-servers|start REGION`.
 func demoControl(action string, args []string) int {
 	if len(args) != 1 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		fmt.Fprintf(os.Stderr, "usage: gslb demo %s REGION\n\n%s a region of the running demo: its node, proxy and backends.\n", action, map[string]string{"kill": "Kills", "start": "Starts again"}[action])
+		fmt.Fprintf(os.Stderr, "usage: gslb demo %s REGION\n\n%s\n", action, map[string]string{
+			"kill":         "Kills a region of the running demo: its node, proxy and backends.",
+			"kill-servers": "Stops only the backends of a region of the running demo: its node and\nproxy keep running, and the proxy spills requests to the nearest other region.",
+			"start":        "Starts again what of a region of the running demo was stopped."}[action])
 		if len(args) == 1 {
 			return 0
 		}
@@ -495,7 +591,7 @@ func demoControl(action string, args []string) int {
 		fmt.Fprintf(os.Stderr, "gslb demo %s %s: %s\n", action, args[0], e.Error)
 		return 1
 	}
-	verb := map[string]string{"kill": "killed", "start": "started"}[action]
+	verb := map[string]string{"kill": "killed", "kill-servers": "servers stopped (its node and proxy keep running)", "start": "started"}[action]
 	fmt.Printf("%s %s\n", args[0], verb)
 	return 0
 }

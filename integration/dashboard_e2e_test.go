@@ -300,10 +300,10 @@ func (d *demoRun) region(t *testing.T, name string) struct{ Name, DNS, Admin str
 
 // startDemo runs `gslb demo -port P` with TMPDIR=tmp and waits for its
 // table ("Ctrl-C stops everything").
-func startDemo(t *testing.T, tmp string) *demoRun {
+func startDemo(t *testing.T, tmp string, flags ...string) *demoRun {
 	t.Helper()
 	base := demoBase(t, []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"})
-	cmd := exec.Command(binary(t), "demo", "-port", fmt.Sprint(base))
+	cmd := exec.Command(binary(t), append([]string{"demo", "-port", fmt.Sprint(base)}, flags...)...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	// Its own process group: should the demo not stop on SIGINT, the
 	// cleanup kills it with its nodes.

@@ -1,6 +1,9 @@
 package node
 
-import "github.com/gslbd/gslb/proxy"
+import (
+	"github.com/gslbd/gslb/api"
+	"github.com/gslbd/gslb/proxy"
+)
 
 // proxyConfig fills in what the node knows for its proxy's spill-over
 // (proxy.spill): this node's region and the cluster secret, which every
@@ -18,4 +21,17 @@ func (n *Node) proxyConfig(pc proxy.Config) proxy.Config {
 	}
 	pc.Spill = &s
 	return pc
+}
+
+// spillStatus is the proxy's spill-over state for the status API.
+func spillStatus(p *proxy.Proxy) *api.ProxySpill {
+	s := p.SpillStatus()
+	if s == nil {
+		return nil
+	}
+	out := &api.ProxySpill{Received: s.Received}
+	for _, x := range s.Peers {
+		out.Peers = append(out.Peers, api.SpillPeer{Region: x.Region, Up: x.Up, Sent: x.Sent})
+	}
+	return out
 }

@@ -79,7 +79,7 @@ func (n *Node) Status() api.Status {
 	sort.Slice(st.Regions, func(i, j int) bool { return st.Regions[i].Name < st.Regions[j].Name })
 	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].Name < st.Pools[j].Name })
 	if n.proxy != nil {
-		st.Proxy = &api.Proxy{Healthy: n.proxy.Healthy(), Addrs: n.proxy.Addrs()}
+		st.Proxy = &api.Proxy{Healthy: n.proxy.Healthy(), Addrs: n.proxy.Addrs(), Spill: spillStatus(n.proxy)}
 	}
 	st.DNSSEC = n.dnssecStatus()
 	return st

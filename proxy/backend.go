@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -344,6 +345,8 @@ func (g *Group) eject(b *Backend) {
 	b.consecFails.Store(0)
 	b.ejectTotal.Add(1)
 	g.mu.Unlock()
+	g.log.Warn("backend ejected", "group", g.name, "backend", b.addr, "for", d, "ejection", k,
+		"reason", fmt.Sprintf("%d consecutive failures (5xx or connection errors)", o.ConsecutiveFailures))
 	g.rebuild()
 }
 

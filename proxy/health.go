@@ -23,10 +23,18 @@ func (c *checker) run(ctx context.Context) {
 	t := time.NewTicker(c.hc.Interval)
 	defer t.Stop()
 	fails, passes := 0, 0
+	var saidEjected int64 // the ejection (its end) already reported as passing its check
 	for {
 		err := c.probe(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if u := c.b.ejectedUntil.Load(); err == nil && u != saidEjected && c.b.ejected(time.Now().UnixNano()) {
+			// The active check and passive ejection disagree: say so once
+			// per ejection (the ejection stands until it ends).
+			saidEjected = u
+			c.g.log.Info("backend passes its active check while ejected", "group", c.g.name, "backend", c.b.addr,
+				"ejected_until", time.Unix(0, u).UTC().Format(time.RFC3339Nano))
 		}
 		if err != nil {
 			passes = 0

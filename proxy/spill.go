@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -287,20 +288,6 @@ func (s *spiller) checkPeer(ctx context.Context, c *http.Client, p *spillPeer) {
 	}
 }
 
-// SpillPeers reports each spill peer's last region health check, by region
-// (for status and tests).
-func (p *Proxy) SpillPeers() map[string]bool {
-	s := p.state.Load().spill
-	if s == nil {
-		return nil
-	}
-	m := make(map[string]bool, len(s.peers))
-	for _, x := range s.peers {
-		m[x.cfg.Region] = x.up.Load()
-	}
-	return m
-}
-
 // inbound is what a request's spill header said.
 type inbound struct {
 	marked  bool       // the header was present: never spill this request again
@@ -537,6 +524,10 @@ type spillMetrics struct {
 	receivedVec *prometheus.CounterVec
 	rejected    prometheus.Counter
 	peerUp      *prometheus.Desc
+
+	mu   sync.Mutex // the totals below, for SpillStatus (spill paths only)
+	sent map[string]uint64
+	recv map[string]uint64
 }
 
 func newSpillMetrics() *spillMetrics {
@@ -552,17 +543,59 @@ func newSpillMetrics() *spillMetrics {
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "spill_rejected_total",
 			Help: "Requests with a spill header that did not verify (bad MAC, stale time): served here, never spilled again, not trusted."}),
 		peerUp: prometheus.NewDesc(ns+"_"+sub+"_spill_peer_up", "1 when the spill peer's region health check passes.", []string{"region"}, nil),
+		sent:   map[string]uint64{},
+		recv:   map[string]uint64{},
 	}
 }
 
 func (m *spillMetrics) spilled(route, region, reason string) prometheus.Counter {
+	m.mu.Lock()
+	m.sent[region]++
+	m.mu.Unlock()
 	return m.spilledVec.WithLabelValues(route, region, reason)
 }
 func (m *spillMetrics) errors(region string) prometheus.Counter {
 	return m.errorsVec.WithLabelValues(region)
 }
 func (m *spillMetrics) received(region string) prometheus.Counter {
+	m.mu.Lock()
+	m.recv[region]++
+	m.mu.Unlock()
 	return m.receivedVec.WithLabelValues(region)
+}
+
+// SpillStatus is what the proxy's spill-over did since it started.
+type SpillStatus struct {
+	Region string
+	// Peers are the spill peers in order, with their last region health
+	// check and the requests and connections sent to each.
+	Peers []SpillPeerStatus
+	// Received counts the valid spilled requests received, by origin
+	// region.
+	Received map[string]uint64
+}
+
+// SpillPeerStatus is one spill peer's state.
+type SpillPeerStatus struct {
+	Region string
+	Up     bool
+	Sent   uint64
+}
+
+// SpillStatus returns the spill-over state, or nil without proxy.spill.
+func (p *Proxy) SpillStatus() *SpillStatus {
+	s := p.state.Load().spill
+	if s == nil {
+		return nil
+	}
+	m := p.spillm
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := &SpillStatus{Region: s.cfg.Region, Received: maps.Clone(m.recv)}
+	for _, x := range s.peers {
+		st.Peers = append(st.Peers, SpillPeerStatus{Region: x.cfg.Region, Up: x.up.Load(), Sent: m.sent[x.cfg.Region]})
+	}
+	return st
 }
 
 func (p *Proxy) collectSpill(ch chan<- prometheus.Metric) {

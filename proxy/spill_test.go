@@ -135,6 +135,12 @@ func TestSpillOver(t *testing.T) {
 		t.Errorf("spilled POST body: %q, want payload", body)
 	}
 
+	if st := a.p.SpillStatus(); st.Region != "eu-west" || len(st.Peers) != 1 || st.Peers[0].Sent != 41 {
+		t.Errorf("eu-west's spill status: %+v, want 41 requests sent to us-east", st)
+	}
+	if st := b.p.SpillStatus(); st.Received["eu-west"] != 41 {
+		t.Errorf("us-east's spill status: %+v, want 41 requests received from eu-west", st)
+	}
 	t.Run("forged header", func(t *testing.T) {
 		// A client's own spill header is not trusted at us-east: its
 		// X-Forwarded-For is replaced by the real peer.
@@ -198,15 +204,24 @@ func TestSpillSkipsUnhealthyPeer(t *testing.T) {
 		t.Fatalf("GET spilled: %d from %q, want 200 from the first peer's near", code, be)
 	}
 	nb.SetHealthy(false)
-	proxytest.Eventually(t, "the near peer checked down", func() bool { return !a.p.SpillPeers()["near"] })
+	proxytest.Eventually(t, "the near peer checked down", func() bool { return !peerUp(a.p, "near") })
 	if code, be := do(t, c, "GET", a.url+"/", ""); code != 200 || be != "far" {
 		t.Fatalf("GET spilled with the near region unhealthy: %d from %q, want 200 from far", code, be)
 	}
 	nb.SetHealthy(true)
-	proxytest.Eventually(t, "the near peer checked up", func() bool { return a.p.SpillPeers()["near"] })
+	proxytest.Eventually(t, "the near peer checked up", func() bool { return peerUp(a.p, "near") })
 	if code, be := do(t, c, "GET", a.url+"/", ""); code != 200 || be != "near" {
 		t.Fatalf("GET spilled after the near region recovered: %d from %q, want 200 from near", code, be)
 	}
+}
+
+func peerUp(p *proxy.Proxy, region string) bool {
+	for _, x := range p.SpillStatus().Peers {
+		if x.Region == region {
+			return x.Up
+		}
+	}
+	return false
 }
 
 func TestSpillConfig(t *testing.T) {
@@ -323,5 +338,42 @@ func TestSpillTCP(t *testing.T) {
 	}
 	if got := spilled(t, b); len(got) != 0 {
 		t.Errorf("b's gslb_proxy_spilled_total: %v, want none (nothing sent back to a)", got)
+	}
+}
+
+// BenchmarkSpill measures the added latency of a spilled request on
+// loopback: one GET at a time (no parallelism, so ns/op is the latency)
+// through us-east's proxy to its backend (direct), and through eu-west's
+// proxy, which has no server and spills it to us-east's (spilled).
+func BenchmarkSpill(b *testing.B) {
+	be := proxytest.NewBackend(b, "far")
+	bcfg := proxytest.HTTPConfig(proxytest.Group("web", proxy.AlgRoundRobin, be))
+	bcfg.RequestIDHeader = "-"
+	bcfg.Spill = &proxy.SpillConfig{Region: "us-east", Secret: spillSecret}
+	far := proxytest.Start(b, bcfg)
+	acfg := proxytest.HTTPConfig(proxy.GroupConfig{Name: "web", Backends: []proxy.BackendConfig{{Address: "127.0.0.1:1", Drain: true}}})
+	acfg.RequestIDHeader = "-"
+	acfg.Spill = &proxy.SpillConfig{Region: "eu-west", Secret: spillSecret, Peers: []proxy.SpillPeer{{Region: "us-east", Address: far.Addrs()["http"]}}}
+	home := proxytest.Start(b, acfg)
+	for _, tc := range []struct {
+		name string
+		p    *proxy.Proxy
+	}{{"direct", far}, {"spilled", home}} {
+		b.Run(tc.name, func(b *testing.B) {
+			url := "http://" + tc.p.Addrs()["http"] + "/"
+			c := benchClient()
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := c.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.Header.Get("X-Backend") != "far" {
+					b.Fatalf("%s: answered by %q, want far", tc.name, resp.Header.Get("X-Backend"))
+				}
+			}
+		})
 	}
 }

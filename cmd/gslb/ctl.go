@@ -201,6 +201,7 @@ func printStatus(w io.Writer, st *api.Status) {
 	}
 	if st.Proxy != nil {
 		fmt.Fprintf(w, "\nregion proxy: healthy=%v\n", st.Proxy.Healthy)
+		printSpill(w, st.Proxy.Spill)
 	}
 }
 

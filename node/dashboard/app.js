@@ -9,7 +9,7 @@ const TIMEOUT_MS = 3000;
 const MAX_EVENTS = 100;
 
 let lastOK = null; // Date of the last answer
-const pending = {}; // region -> "kill" | "start" while a demo request runs
+const pending = {}; // region -> "kill" | "kill-servers" | "start" while a demo request runs
 
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -77,11 +77,11 @@ let demo = null;
 async function tick() {
   try {
     const [st, events] = await Promise.all([getJSON('/api/v1/status'), getJSON('/api/v1/events')]);
-    let alive = null; // region -> running, from the demo's control endpoint
+    let alive = null; // region -> {alive, servers}, from the demo's control endpoint
     if (demo !== false) {
       try {
         alive = {};
-        for (const r of await getJSON('/demo/regions')) alive[r.name] = r.alive;
+        for (const r of await getJSON('/demo/regions')) alive[r.name] = r;
         demo = true;
       } catch (e) {
         alive = null;
@@ -133,6 +133,7 @@ function render(st, events, alive) {
     if (silent.length) facts.push(['not heard from', silent.map((m) => m.ID).join(', ')]);
   }
   if (st.proxy) facts.push(['proxy', st.proxy.healthy ? 'healthy' : 'UNHEALTHY']);
+  if (st.proxy && st.proxy.spill) facts.push(['spill-over', spillText(st.proxy.spill)]);
   if ((st.overrides || []).length) facts.push(['overrides', st.overrides.map((o) => o.action + ' ' + o.kind + ' ' + o.name).join(', ')]);
   facts.push(['updated', hms(st.time)]);
   document.getElementById('facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { 'data-fact': k }, v)]));
@@ -148,13 +149,21 @@ function regionCard(st, r, alive) {
   const card = el('article', { class: 'card region ' + state, id: 'region-' + r.name, 'data-region': r.name, 'data-state': state },
     el('h3', {}, r.name, ' ', mark(state), r.name === st.region ? el('span', { class: 'tag' }, 'this node') : null));
   if (demo) {
-    const running = alive && r.name in alive ? alive[r.name] : r.up;
-    const action = running ? 'kill' : 'start';
-    if (!running) card.append(el('p', { class: 'tag killed' }, 'killed by the demo'));
-    card.append(el('button', {
+    const d = alive && r.name in alive ? alive[r.name] : { alive: r.up, servers: r.up };
+    const button = (action, label) => el('button', {
       class: 'demo ' + action, 'data-action': action, disabled: !!pending[r.name],
       onclick: () => demoAction(action, r.name),
-    }, pending[r.name] ? (pending[r.name] === 'kill' ? 'Killing…' : 'Starting…') : running ? 'Kill region' : 'Start region'));
+    }, label);
+    if (!d.alive) {
+      card.append(el('p', { class: 'tag killed' }, 'killed by the demo'));
+      card.append(button('start', pending[r.name] ? 'Starting…' : 'Start region'));
+    } else if (!d.servers) {
+      card.append(el('p', { class: 'tag killed' }, 'servers stopped by the demo: its proxy spills requests to the next region'));
+      card.append(button('start', pending[r.name] ? 'Starting…' : 'Start servers'));
+    } else {
+      card.append(button('kill', pending[r.name] === 'kill' ? 'Killing…' : 'Kill region'), ' ',
+        button('kill-servers', pending[r.name] === 'kill-servers' ? 'Stopping…' : 'Kill servers'));
+    }
   }
   for (const p of (st.pools || []).filter((p) => p.region === r.name)) {
     card.append(el('h4', {}, 'pool ', p.name));
@@ -226,19 +235,33 @@ function renderEvents(st, events) {
   document.querySelector('#events tbody').replaceChildren(...rows);
 }
 
+// spillText says where this node's proxy sends requests when its region
+// has no server left, and how many it sent and received.
+function spillText(s) {
+  const to = (s.peers || []).map((p) => p.region + (p.up ? '' : ' (down)') + ': ' + p.sent).join(', ');
+  const from = Object.entries(s.received || {}).sort().map(([r, n]) => r + ': ' + n).join(', ');
+  return 'spilled to ' + (to || 'no peer') + (from ? '; received from ' + from : '');
+}
+
+const doing = { kill: 'killing ', 'kill-servers': 'stopping the servers of ', start: 'starting ' };
+const done = {
+  kill: ' killed: watch its card go down within a few seconds',
+  'kill-servers': '\'s servers stopped: its proxy spills requests to the next region (see "spill-over" above when this page comes from that region), and its card goes down within a few seconds as DNS moves its clients',
+  start: ' started: it comes back up after its health checks pass',
+};
+
 async function demoAction(action, region) {
   const msg = document.getElementById('demo-msg');
   pending[region] = action;
   msg.hidden = false;
-  msg.textContent = (action === 'kill' ? 'killing ' : 'starting ') + region + '…';
+  msg.textContent = doing[action] + region + '…';
   try {
     const r = await fetch('/demo/' + action, {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ region: region }),
     });
     const body = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(body.error || 'HTTP ' + r.status);
-    msg.textContent = region + (action === 'kill' ? ' killed: watch its card go down within a few seconds'
-      : ' started: it comes back up after its health checks pass');
+    msg.textContent = region + done[action];
   } catch (e) {
     msg.textContent = action + ' ' + region + ' failed: ' + e.message;
   } finally {
