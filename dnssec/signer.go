@@ -269,6 +269,9 @@ func (z *Zone) sign(rrset []dns.RR, now time.Time) ([]dns.RR, time.Time) {
 // generation, then each record's uncompressed wire form with the owner in
 // lower case, sorted.
 func (z *Zone) cacheKey(rrset []dns.RR) []byte {
+	if k, ok := z.addrKey(rrset); ok {
+		return k
+	}
 	var recs [][]byte
 	buf := make([]byte, 0, 64*len(rrset))
 	for _, rr := range rrset {
@@ -285,11 +288,70 @@ func (z *Zone) cacheKey(rrset []dns.RR) []byte {
 	}
 	slices.SortFunc(recs, bytes.Compare)
 	buf = binary.BigEndian.AppendUint64(buf, z.gen)
+	buf = append(buf, 0) // the general form
 	for _, r := range recs {
 		buf = binary.BigEndian.AppendUint16(buf, uint16(len(r)))
 		buf = append(buf, r...)
 	}
 	return buf
+}
+
+// addrKey is cacheKey for the RRsets most answers are (A or AAAA, GSLB
+// answers among them), without packing: the key generation, 1, the owner
+// in lower case, type, class and TTL, then the addresses, sorted. ok is
+// false for any other RRset.
+func (z *Zone) addrKey(rrset []dns.RR) (key []byte, ok bool) {
+	h0 := rrset[0].Header()
+	size := 0
+	switch h0.Rrtype {
+	case dns.TypeA:
+		size = 4
+	case dns.TypeAAAA:
+		size = 16
+	default:
+		return nil, false
+	}
+	buf := make([]byte, 0, 8+1+len(h0.Name)+1+8+size*len(rrset))
+	buf = binary.BigEndian.AppendUint64(buf, z.gen)
+	buf = append(buf, 1)
+	for i := 0; i < len(h0.Name); i++ {
+		c := h0.Name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf = append(buf, c)
+	}
+	buf = append(buf, 0)
+	buf = binary.BigEndian.AppendUint16(buf, h0.Rrtype)
+	buf = binary.BigEndian.AppendUint16(buf, h0.Class)
+	buf = binary.BigEndian.AppendUint32(buf, h0.Ttl)
+	start := len(buf)
+	for _, rr := range rrset {
+		h := rr.Header()
+		if h.Rrtype != h0.Rrtype || h.Class != h0.Class || h.Ttl != h0.Ttl || !strings.EqualFold(h.Name, h0.Name) {
+			return nil, false
+		}
+		var ip []byte
+		switch v := rr.(type) {
+		case *dns.A:
+			ip = v.A.To4()
+		case *dns.AAAA:
+			ip = v.AAAA.To16()
+		}
+		if len(ip) != size {
+			return nil, false
+		}
+		buf = append(buf, ip...)
+	}
+	// Insertion sort of the fixed-size addresses (RRsets are small).
+	for i := start + size; i < len(buf); i += size {
+		for j := i; j > start && bytes.Compare(buf[j:j+size], buf[j-size:j]) < 0; j -= size {
+			for k := 0; k < size; k++ {
+				buf[j+k], buf[j-size+k] = buf[j-size+k], buf[j+k]
+			}
+		}
+	}
+	return buf, true
 }
 
 type sigEntry struct {

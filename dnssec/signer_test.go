@@ -145,6 +145,14 @@ func TestSignatureCache(t *testing.T) {
 	if s.stats.Signatures.Load() != 2 {
 		t.Errorf("another RRset: signatures %d, want 2", s.stats.Signatures.Load())
 	}
+	z.Sign([]dns.RR{mustRR(t, "www.example.com. 31 IN A 192.0.2.10"), mustRR(t, "www.example.com. 31 IN A 192.0.2.11")})
+	z.Sign([]dns.RR{mustRR(t, "www.example.com. 30 IN AAAA 2001:db8::10")})
+	z.Sign([]dns.RR{mustRR(t, "www.example.com. 30 IN TXT x"), mustRR(t, "www.example.com. 30 IN TXT y")})
+	z.Sign([]dns.RR{mustRR(t, "www.example.com. 30 IN TXT y"), mustRR(t, "WWW.example.com. 30 IN TXT x")})
+	if s.stats.Signatures.Load() != 5 {
+		t.Errorf("another TTL, an AAAA, a TXT RRset twice in two orders: signatures %d, want 5", s.stats.Signatures.Load())
+	}
+	s.stats.Signatures.Store(2)
 	c.add(24 * time.Hour)
 	if got := z.Sign(a); &got[0] != &first[0] {
 		t.Error("signed again a day later, with three days of validity left")

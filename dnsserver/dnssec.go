@@ -69,7 +69,7 @@ func (s *Server) signReply(q *query, snap *Snapshot, do bool) {
 	if !do {
 		return
 	}
-	m.Answer = signSection(sg, snap, m.Answer)
+	m.Answer = signSection(sg, snap, m.Answer, q.qname, origin)
 	if len(m.Ns) == 0 {
 		return
 	}
@@ -89,13 +89,14 @@ func (s *Server) signReply(q *query, snap *Snapshot, do bool) {
 	case cut != "":
 		signReferral(q, snap, sg, cut)
 	default:
-		m.Ns = signSection(sg, snap, m.Ns)
+		m.Ns = signSection(sg, snap, m.Ns, q.qname, origin)
 	}
 }
 
 // signSection returns rrs with the RRSIGs of each of its RRsets (runs of
-// records of one owner and type) in a signed zone after it.
-func signSection(sg *dnssec.Signer, snap *Snapshot, rrs []dns.RR) []dns.RR {
+// records of one owner and type) in a signed zone after it. known is a
+// name whose zone is knownOrigin (the query name's, looked up already).
+func signSection(sg *dnssec.Signer, snap *Snapshot, rrs []dns.RR, known, knownOrigin string) []dns.RR {
 	out := make([]dns.RR, 0, 2*len(rrs))
 	for i := 0; i < len(rrs); {
 		h := rrs[i].Header()
@@ -105,7 +106,10 @@ func signSection(sg *dnssec.Signer, snap *Snapshot, rrs []dns.RR) []dns.RR {
 		}
 		out = append(out, rrs[i:j]...)
 		if h.Rrtype != dns.TypeRRSIG && h.Rrtype != dns.TypeOPT {
-			origin, _, _ := snap.NameInfo(h.Name, nil)
+			origin := knownOrigin
+			if !equalName(h.Name, known) {
+				origin, _, _ = snap.NameInfo(h.Name, nil)
+			}
 			if z := sg.Zone(origin); z != nil {
 				out = append(out, z.Sign(rrs[i:j])...)
 			}
@@ -138,7 +142,7 @@ func (s *Server) signDenial(q *query, snap *Snapshot, sg *dnssec.Signer, soa *dn
 		nsec = z.Denial(name, nodeTypes(snap, name), q.qtype, false, soa.Hdr.Ttl)
 	}
 	m.Ns = append(m.Ns, nsec)
-	m.Ns = signSection(sg, snap, m.Ns)
+	m.Ns = signSection(sg, snap, m.Ns, z.Origin, z.Origin)
 }
 
 // nodeTypes returns the types at name, or, for a name that only a
