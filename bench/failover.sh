@@ -6,7 +6,9 @@
 #   - gslb with the default checks (interval=5s fails=3 passes=2) and with
 #     its fastest (interval=500ms fails=1), on the demo's three-region
 #     cluster (`gslb demo`: a node, a region proxy and two servers per
-#     region; the record's pools check each region's proxy);
+#     region; the record's pools check each region's proxy; the demo runs
+#     Raft with cluster.fast, the e2e tests in integration/ with the
+#     default timing);
 #   - PowerDNS Authoritative LUA records (an `ifurlup` record over a primary
 #     and a secondary server) with its defaults and with
 #     lua-health-checks-interval=1;
