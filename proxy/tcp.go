@@ -14,8 +14,9 @@ import (
 
 // serveTCP proxies one accepted connection of a tcp listener to a backend
 // of its group: up to three backends are tried to connect, then bytes are
-// copied both ways (spliced by the kernel on Linux) with half-close
-// forwarded and an idle timeout.
+// copied both ways (copyConn: a read and a write per small message,
+// splice(2) for bulk, on Linux) with half-close forwarded and an idle
+// timeout.
 func (p *Proxy) serveTCP(listener string, c net.Conn) {
 	defer c.Close()
 	st := p.state.Load()
@@ -87,7 +88,7 @@ func pipe(a, b net.Conn, idle time.Duration) {
 	last.Store(time.Now().UnixNano())
 	done := make(chan struct{})
 	one := func(dst, src net.Conn) {
-		err := copyIdle(dst, src, idle, &last)
+		err := copyConn(dst, src, idle, &last)
 		if err == nil {
 			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 				cw.CloseWrite()
