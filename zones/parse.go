@@ -93,6 +93,8 @@ func ParseReader(r io.Reader, file, origin string, allowInclude bool) (*Zone, er
 	}
 	p.display = map[string]string{strings.TrimLeft(filepath.ToSlash(abs), "/"): file}
 	top := p.filter(file, r)
+	top.top = true
+	top.fast = fastState{on: fastPath, origin: origin}
 
 	zp := dns.NewZoneParser(top, origin, abs)
 	zp.SetDefaultTTL(3600)
@@ -160,7 +162,7 @@ func (p *parser) warnf(pos Pos, format string, args ...any) {
 // $POOL lines blanked (keeping the line count, so miekg/dns reports the same
 // line numbers) and remembered, and $GENERATE lines given the file's $TTL.
 // It reads r as miekg/dns asks for more.
-func (p *parser) filter(file string, r io.Reader) io.Reader {
+func (p *parser) filter(file string, r io.Reader) *lineFilter {
 	return &lineFilter{p: p, file: file, r: bufio.NewReaderSize(r, 64*1024)}
 }
 
@@ -178,6 +180,8 @@ type lineFilter struct {
 	pending []byte // what of out is still to be read
 	long    []byte // a line longer than r's buffer, as it is gathered
 	done    bool
+	top     bool      // the zone file itself (not an $INCLUDE)
+	fast    fastState // see fastpath.go
 }
 
 func (f *lineFilter) Read(b []byte) (int, error) {
@@ -221,6 +225,9 @@ func (f *lineFilter) next() {
 	f.line++
 	line = bytes.TrimSuffix(line, []byte{'\n'})
 	line = bytes.TrimSuffix(line, []byte{'\r'})
+	if f.top {
+		line = f.fastLine(line)
+	}
 	f.out = append(f.out[:0], line...)
 	if t := bytes.TrimLeft(line, " \t"); len(t) > 0 && t[0] == '$' {
 		f.out = f.directive(f.out)

@@ -143,7 +143,33 @@ type rrPos struct {
 
 // add packs rr, whose owner name is already in lower case.
 func (b *rrBuilder) add(rr dns.RR, pos Pos) error {
-	n := dns.Len(rr) + 16 // Len counts no compression; a margin for rdata packers that check generously
+	c, err := b.room(dns.Len(rr) + 16) // Len counts no compression; a margin for rdata packers that check generously
+	if err != nil {
+		return err
+	}
+	start := len(c)
+	end, err := dns.PackRR(rr, c[:cap(c)], start, nil, false)
+	if err != nil {
+		return err
+	}
+	lowerName(c[start:end])
+	b.added(c[:end], start, pos)
+	return nil
+}
+
+// addWire adds a record packed by the caller (owner in lower case).
+func (b *rrBuilder) addWire(w []byte, pos Pos) error {
+	c, err := b.room(len(w))
+	if err != nil {
+		return err
+	}
+	start := len(c)
+	b.added(append(c, w...), start, pos)
+	return nil
+}
+
+// room returns the last chunk with room for n more bytes.
+func (b *rrBuilder) room(n int) ([]byte, error) {
 	last := len(b.chunks) - 1
 	if last >= 0 {
 		// The first chunk starts small (a small zone stays small) and
@@ -156,23 +182,21 @@ func (b *rrBuilder) add(rr dns.RR, pos Pos) error {
 	}
 	if last < 0 || cap(b.chunks[last])-len(b.chunks[last]) < n {
 		if len(b.chunks) >= 1<<(32-chunkBits) {
-			return errors.New("zone too large (4 GiB of records)")
+			return nil, errors.New("zone too large (4 GiB of records)")
 		}
 		size := 1 << chunkBits
 		if last < 0 {
 			size = max(4096, n)
 		}
 		b.chunks = append(b.chunks, make([]byte, 0, size))
-		last++
 	}
-	c := b.chunks[last]
-	start := len(c)
-	end, err := dns.PackRR(rr, c[:cap(c)], start, nil, false)
-	if err != nil {
-		return err
-	}
-	lowerName(c[start:end])
-	b.chunks[last] = c[:end]
+	return b.chunks[len(b.chunks)-1], nil
+}
+
+// added records that the last chunk is now c, its new record at start.
+func (b *rrBuilder) added(c []byte, start int, pos Pos) {
+	last := len(b.chunks) - 1
+	b.chunks[last] = c
 	b.off = append(b.off, uint32(last)<<chunkBits|uint32(start))
 	fi := len(b.files) - 1
 	if fi < 0 || b.files[fi] != pos.File {
@@ -188,7 +212,6 @@ func (b *rrBuilder) add(rr dns.RR, pos Pos) error {
 		}
 	}
 	b.pos = append(b.pos, rrPos{uint32(pos.Line), uint32(fi)})
-	return nil
 }
 
 // lowerName lowers the ASCII letters of the wire name at the start of b
