@@ -18,6 +18,7 @@ import (
 // (fake) time, recording when each probe ran and the reported transitions.
 type scripted struct {
 	mu     sync.Mutex
+	slow   time.Duration // how long each probe takes
 	result func(now time.Time) probes.Result
 	probes []time.Time
 	deltas []probes.Status // transitions reported, in order
@@ -26,9 +27,11 @@ type scripted struct {
 
 func (s *scripted) probe(_ context.Context, _ probes.Target) probes.Result {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.probes = append(s.probes, time.Now())
-	return s.result(time.Now())
+	r, slow := s.result(time.Now()), s.slow
+	s.mu.Unlock()
+	time.Sleep(slow)
+	return r
 }
 
 func (s *scripted) Report(r probes.Report) {
@@ -251,10 +254,16 @@ func TestDampingFlappingMember(t *testing.T) {
 	// never comes back while it flaps, whatever the schedule's jitter and
 	// the flapping's phase; once it stops, it comes back within
 	// HalfLife × log2(Max/Reuse), an interval and the settle window; and
-	// when it then really goes down it is reported down at once.
-	for run := range 12 {
+	// when it then really goes down it is reported down at once. Checks
+	// that take 150 ms each (a loaded machine, a far member) space the
+	// settle windows' checks out: a window then lasts its ten checks.
+	for run := range 16 {
 		phase := time.Duration(run) * 117 * time.Millisecond
-		t.Run(fmt.Sprintf("phase %v", phase), func(t *testing.T) {
+		var slow time.Duration
+		if run >= 12 {
+			slow = 150 * time.Millisecond
+		}
+		t.Run(fmt.Sprintf("phase %v, checks taking %v", phase, slow), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				began := time.Now().Add(-phase)
 				flap := func(now time.Time) probes.Result {
@@ -263,7 +272,7 @@ func TestDampingFlappingMember(t *testing.T) {
 					}
 					return ok(now)
 				}
-				s := &scripted{result: flap}
+				s := &scripted{result: flap, slow: slow}
 				startScripted(t, s, probes.Damping{}, defaultTarget(addr(1)))
 				time.Sleep(10 * time.Minute)
 				synctest.Wait()
@@ -282,7 +291,7 @@ func TestDampingFlappingMember(t *testing.T) {
 				s.set(ok)
 				t0 := time.Now()
 				d := probes.DefaultDamping()
-				hold := time.Duration(float64(d.HalfLife)*math.Log2(d.Max/d.Reuse)) + zones.DefaultInterval + 2*time.Second
+				hold := time.Duration(float64(d.HalfLife)*math.Log2(d.Max/d.Reuse)) + zones.DefaultInterval*11/10 + 10*(fastinter+slow) + time.Second
 				time.Sleep(hold)
 				synctest.Wait()
 				if up, _ := s.state(); !up {

@@ -84,14 +84,17 @@ type target struct {
 	h    Hysteresis
 	damp Damping
 	up   bool // the reported state: h.Up() unless damping holds it down
-	// Flap damping's settle windows (see settle): until watch, a passed
-	// check after going down puts the target on probation; prove is set
-	// while it is on probation or suppressed, and cleared when it is
-	// reported up; probation is when its passed checks began (zero: not
-	// begun).
+	// Flap damping's settle windows (see settle): until watch, and for
+	// settleChecks checks (watched counts them), a passed check after
+	// going down puts the target on probation; prove is set while it is
+	// on probation or suppressed, and cleared when it is reported up;
+	// probation is when its passed checks began (zero: not begun), passed
+	// how many there have been.
 	watch      time.Time
+	watched    int
 	prove      bool
 	probation  time.Time
+	passed     int
 	rtt        RTTStat
 	since      time.Time
 	reason     string
@@ -454,7 +457,7 @@ func (p *Prober) observe(tg *target, t Target, r Result) (doubt bool) {
 	changed := tg.up != (tg.h.Up() && !held)
 	tg.up = tg.h.Up() && !held
 	if changed && !tg.up && tg.damp.HalfLife > 0 {
-		tg.watch, settling = now.Add(t.settle()), true
+		tg.watch, tg.watched, settling = now.Add(t.settle()), 0, true
 	}
 	if tg.up {
 		tg.prove, tg.probation = false, time.Time{}
@@ -514,13 +517,20 @@ func (p *Prober) observe(tg *target, t Target, r Result) (doubt bool) {
 //
 // Neither delays the first outage: it is reported when the hysteresis
 // confirms it; and an outage that lasts longer than the window comes back
-// as soon as passes checks say so.
+// as soon as passes checks say so. A window lasts its time and at least
+// settleChecks checks, so that checks delayed on a loaded machine do not
+// shorten it below the flapping they must see.
 func (tg *target) settle(t Target, r Result, now time.Time) (held, settling bool) {
 	if tg.damp.HalfLife <= 0 {
 		return false, false
 	}
 	sup := tg.damp.Suppressed(now)
-	watching := !tg.up && now.Before(tg.watch)
+	watching := !tg.up && !tg.watch.IsZero() && (now.Before(tg.watch) || tg.watched < settleChecks)
+	if watching {
+		tg.watched++
+	} else {
+		tg.watch = time.Time{}
+	}
 	if watching && r.Up {
 		tg.prove, tg.watch, watching = true, time.Time{}, false
 	}
@@ -539,13 +549,17 @@ func (tg *target) settle(t Target, r Result, now time.Time) (held, settling bool
 		tg.probation = time.Time{}
 		return true, false
 	case tg.probation.IsZero():
-		tg.probation = now
+		tg.probation, tg.passed = now, 1
 		return true, true
-	case now.Sub(tg.probation) < t.settle():
+	case now.Sub(tg.probation) < t.settle() || tg.passed < settleChecks:
+		tg.passed++
 		return true, true
 	}
 	return false, false
 }
+
+// settleChecks is the least number of checks in a settle window.
+const settleChecks = 10
 
 // status returns tg's Status; p.mu must be held.
 func (tg *target) status() Status {
