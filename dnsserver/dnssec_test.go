@@ -257,6 +257,26 @@ func TestSignedTruncation(t *testing.T) {
 	verifySections(t, "big/TXT", r, sg.Zone("example.com.").DNSKEY())
 }
 
+// TestClearReplies (DNSSEC-14): ClearReplies empties the reply cache, so a
+// signed reply is made again (with the signer's current signatures) at
+// the next query.
+func TestClearReplies(t *testing.T) {
+	srv, _ := startSigned(t)
+	q := doQuery("mail.example.com.", dns.TypeA, true, 1232)
+	dnstest.Exchange(t, srv.Addr, "udp", q)
+	hits := srv.CacheHits()
+	dnstest.Exchange(t, srv.Addr, "udp", q)
+	if srv.CacheHits() != hits+1 {
+		t.Fatalf("the same signed question again: cache hits %d -> %d, want one more", hits, srv.CacheHits())
+	}
+	srv.ClearReplies()
+	misses := srv.CacheMisses()
+	dnstest.Exchange(t, srv.Addr, "udp", q)
+	if srv.CacheMisses() != misses+1 {
+		t.Errorf("after ClearReplies: cache misses %d -> %d, want one more", misses, srv.CacheMisses())
+	}
+}
+
 // TestSignatureCacheAcrossClients (DNSSEC-13): one GSLB answer given to
 // many clients (each with its own ECS subnet, so the reply cache does not
 // answer) is signed once.

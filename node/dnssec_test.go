@@ -160,4 +160,16 @@ func TestDNSSECClusterNode(t *testing.T) {
 	if rec, _ := n.store.State().DNSSECKeys(); rec.Seq != 1 {
 		t.Errorf("after a restart the keys were committed again (seq %d)", rec.Seq)
 	}
+	// A rollover step is committed, and signed with at once.
+	keys, err := n.rollover(context.Background(), api.RolloverRequest{Zone: "example.com", Step: "prepublish"})
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("prepublish in a cluster: %+v, %v; want two keys", keys, err)
+	}
+	rec, _ = n.store.State().DNSSECKeys()
+	if rec.Seq != 2 || len(n.Status().DNSSEC.Zones[0].Keys) != 2 {
+		t.Errorf("after prepublish: seq %d, status %+v; want seq 2 and both keys", rec.Seq, n.Status().DNSSEC)
+	}
+	if committed, err := unseal(secret, rec.Sealed); err != nil || len(committed) != 2 {
+		t.Errorf("committed keys after prepublish: %d, %v; want 2", len(committed), err)
+	}
 }
