@@ -117,6 +117,9 @@ const batch = 32
 // sendmmsg (golang.org/x/net's ReadBatch/WriteBatch): under load one system
 // call reads, and one writes, up to batch datagrams.
 func (r *udpReader) loopBatch() {
+	if r.loopMmsg() {
+		return
+	}
 	var pc interface {
 		ReadBatch([]ipv4.Message, int) (int, error)
 		WriteBatch([]ipv4.Message, int) (int, error)
