@@ -76,6 +76,24 @@ type Region struct {
 	Lon     float64 `json:"lon"`
 	Up      bool    `json:"up"` // some pool of the region has a member up
 	Drained bool    `json:"drained"`
+	// Load is the region proxy's last committed load report (nil before
+	// one, or outside a cluster).
+	Load *RegionLoad `json:"load,omitempty"`
+}
+
+// RegionLoad is a region proxy's capacity and load, summed over its
+// backend groups (and its nodes).
+type RegionLoad struct {
+	// Utilisation is the largest of the groups' (0 idle, 1 full or no
+	// server available): requests in flight over the available backends'
+	// max_conns.
+	Utilisation float64       `json:"utilisation"`
+	Backends    int           `json:"backends"`
+	Available   int           `json:"available"`
+	InFlight    int64         `json:"in_flight"`
+	Rate        float64       `json:"rate"`    // requests per second
+	Latency     time.Duration `json:"latency"` // the slowest group's EWMA
+	At          time.Time     `json:"at"`      // when the newest report was made
 }
 
 // Pool is one pool and its members.

@@ -121,6 +121,17 @@ func TestSpillOverDemo(t *testing.T) {
 	if !noSpill && !strings.Contains(string(out), "spill-over to: us-east (up, ") {
 		t.Errorf("gslb status of eu-west during the outage does not show the spill-over to us-east:\n%s", out)
 	}
+	// The cluster knows eu-west's proxy has no server: its load report,
+	// committed through the store, as any node's status shows it.
+	waitFor(t, "eu-west's load report with no server available", 10*time.Second, func() bool {
+		out, _ := exec.Command(binary(t), "status", "--server", us.Admin).CombinedOutput()
+		for _, l := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(l); len(f) > 3 && f[0] == "eu-west" && f[2] == "100%" && f[3] == "0/2" {
+				return true
+			}
+		}
+		return false
+	})
 	sleepUntil(15 * time.Second)
 	started := time.Since(start)
 	demo("start", eu.Name)

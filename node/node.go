@@ -159,6 +159,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *Node, err err
 		n.reg.MustRegister(n.proxy)
 	}
 	n.startFailover(ctx)
+	n.startLoadReports(ctx)
 	if cfg.Admin != "" {
 		if n.admin, err = startAdmin(cfg.Admin, n.Handler(), log); err != nil {
 			return nil, err

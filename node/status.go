@@ -76,6 +76,7 @@ func (n *Node) Status() api.Status {
 	for i := range st.Regions {
 		st.Regions[i].Up = regionUp[st.Regions[i].Name] && !st.Regions[i].Drained
 	}
+	n.addLoads(&st)
 	sort.Slice(st.Regions, func(i, j int) bool { return st.Regions[i].Name < st.Regions[j].Name })
 	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].Name < st.Pools[j].Name })
 	if n.proxy != nil {

@@ -20,6 +20,7 @@ const (
 	TypeZoneUpdate   CommandType = 3
 	TypeMemberChange CommandType = 4
 	// TypeDNSSECKeys CommandType = 5 (dnssec.go)
+	// TypeLoadReport CommandType = 6 (load.go)
 )
 
 func (t CommandType) String() string {
@@ -34,6 +35,8 @@ func (t CommandType) String() string {
 		return "member-change"
 	case TypeDNSSECKeys:
 		return "dnssec-keys"
+	case TypeLoadReport:
+		return "load-report"
 	}
 	return fmt.Sprintf("type-%d", byte(t))
 }
@@ -60,6 +63,7 @@ var commandVersion = map[CommandType]byte{
 	TypeZoneUpdate:   1,
 	TypeMemberChange: 1,
 	TypeDNSSECKeys:   1,
+	TypeLoadReport:   1,
 }
 
 // decoders is the explicit registry of (type, version) body decoders.
@@ -69,6 +73,7 @@ var decoders = map[CommandType]map[byte]func([]byte) (Command, error){
 	TypeZoneUpdate:   {1: decodeJSON[ZoneUpdate]},
 	TypeMemberChange: {1: decodeJSON[MemberChange]},
 	TypeDNSSECKeys:   {1: decodeJSON[DNSSECKeys]},
+	TypeLoadReport:   {1: decodeJSON[LoadReport]},
 }
 
 func decodeJSON[T any, P interface {

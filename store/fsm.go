@@ -31,7 +31,7 @@ var (
 	bucketMembers   = []byte("members")
 
 	bucketBeats = []byte("heartbeats")
-	allBuckets  = [][]byte{bucketMeta, bucketVerdicts, bucketRTTs, bucketOverrides, bucketZones, bucketMembers, bucketBeats, bucketDNSSEC}
+	allBuckets  = [][]byte{bucketMeta, bucketVerdicts, bucketRTTs, bucketOverrides, bucketZones, bucketMembers, bucketBeats, bucketDNSSEC, bucketLoads}
 
 	keyApplied = []byte("applied")
 	keyFormat  = []byte("format")
@@ -342,6 +342,8 @@ func (w *writer) apply(cmd Command) error {
 		return nil
 	case *DNSSECKeys:
 		return w.applyDNSSECKeys(c) // dnssec.go
+	case *LoadReport:
+		return w.applyLoadReport(c) // load.go
 	}
 	panic(fmt.Sprintf("store: no apply for %T", cmd))
 }
@@ -397,6 +399,9 @@ func loadStateTx(tx *bolt.Tx) (*State, error) {
 			return err
 		}
 		if err := loadBucket(tx, bucketDNSSEC, func(k DNSSECKeys) { s.dnssec = &k }); err != nil {
+			return err
+		}
+		if err := loadBucket(tx, bucketLoads, func(r LoadReport) { s.loads[r.Node] = r }); err != nil {
 			return err
 		}
 		return loadBucket(tx, bucketMembers, func(m MemberChange) { s.members[m.ID] = m })

@@ -17,8 +17,9 @@ type State struct {
 	overrides map[overrideKey]Override
 	zones     map[string]ZoneUpdate
 	members   map[string]MemberChange
-	beats     map[string]Heartbeat // by prober
-	dnssec    *DNSSECKeys          // sealed zone keys (dnssec.go), nil for none
+	beats     map[string]Heartbeat  // by prober
+	dnssec    *DNSSECKeys           // sealed zone keys (dnssec.go), nil for none
+	loads     map[string]LoadReport // by node (load.go); replaced whole on change
 }
 
 type verdictKey struct{ Key, Prober string }
@@ -31,6 +32,7 @@ func emptyState() *State {
 		zones:     map[string]ZoneUpdate{},
 		members:   map[string]MemberChange{},
 		beats:     map[string]Heartbeat{},
+		loads:     map[string]LoadReport{},
 	}
 }
 

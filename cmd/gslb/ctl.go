@@ -133,7 +133,7 @@ func printStatus(w io.Writer, st *api.Status) {
 	fmt.Fprintf(w, "zones: %s\n\n", strings.Join(zs, ", "))
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "REGION\tSTATE")
+	fmt.Fprintln(tw, "REGION\tSTATE\tPROXY LOAD")
 	for _, r := range st.Regions {
 		state := "up"
 		if r.Drained {
@@ -141,7 +141,7 @@ func printStatus(w io.Writer, st *api.Status) {
 		} else if !r.Up {
 			state = "DOWN"
 		}
-		fmt.Fprintf(tw, "%s\t%s\n", r.Name, state)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, state, loadText(r.Load))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

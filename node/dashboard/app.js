@@ -148,6 +148,12 @@ function regionCard(st, r, alive) {
   const state = r.drained ? 'drained' : r.up ? 'up' : 'down';
   const card = el('article', { class: 'card region ' + state, id: 'region-' + r.name, 'data-region': r.name, 'data-state': state },
     el('h3', {}, r.name, ' ', mark(state), r.name === st.region ? el('span', { class: 'tag' }, 'this node') : null));
+  if (r.load) {
+    const l = r.load;
+    card.append(el('p', { class: 'load', 'data-utilisation': l.utilisation },
+      'proxy load ' + Math.round(l.utilisation * 100) + '%: ' + l.available + '/' + l.backends + ' servers, ' +
+      l.in_flight + ' in flight, ' + l.rate.toFixed(1) + ' req/s, ' + (l.latency / 1e6).toFixed(1) + ' ms'));
+  }
   if (demo) {
     const d = alive && r.name in alive ? alive[r.name] : { alive: r.up, servers: r.up };
     const button = (action, label) => el('button', {
