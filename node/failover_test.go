@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -225,5 +226,57 @@ func TestToldCountsBeforeCommit(t *testing.T) {
 			t.Errorf("a told transition that disagrees with this prober: %d checks of the member, want the first and one at once", after)
 		}
 		time.Sleep(2 * recheckFor) // the re-checks while it disagrees end
+	})
+}
+
+func TestTellBatches(t *testing.T) {
+	// Transitions that queue up while a batch is being told go out
+	// together, at most tellMax in one request, in order, each once: a
+	// thousand targets starting make a few requests, not a thousand.
+	synctest.Test(t, func(t *testing.T) {
+		n := &Node{name: "us-east", log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		f := &reportForwarder{n: n, sent: map[string]bool{}, wake: make(chan struct{}, 1), tellWake: make(chan struct{}, 1)}
+		var mu sync.Mutex
+		var sizes []int
+		var keys []string
+		f.tell = func(ctx context.Context, b *store.ReportBatch) error {
+			time.Sleep(10 * time.Millisecond) // a round trip
+			mu.Lock()
+			defer mu.Unlock()
+			sizes = append(sizes, len(b.Transitions))
+			for _, tr := range b.Transitions {
+				keys = append(keys, tr.Key)
+			}
+			return nil
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { f.tellLoop(ctx); close(done) }()
+		var want []string
+		report := func(from, to int) {
+			r := probes.Report{Prober: n.name, Time: time.Now()}
+			for i := from; i < to; i++ {
+				k := fmt.Sprintf("k%04d", i)
+				r.Statuses = append(r.Statuses, probes.Status{Key: k, Up: true})
+				want = append(want, k)
+			}
+			f.Report(r)
+		}
+		report(0, 1)
+		for i := 1; i < 1200; i += 10 { // while the first one is told
+			report(i, i+10)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(keys, want) {
+			t.Errorf("told %d keys (first %v), want the %d reported, in order, once", len(keys), keys[:min(3, len(keys))], len(want))
+		}
+		if len(sizes) > 4 || slices.Max(sizes) > tellMax {
+			t.Errorf("requests of %v transitions, want at most 4 of at most %d for %d reports", sizes, tellMax, len(want)/10+1)
+		}
 	})
 }

@@ -199,14 +199,50 @@ type reportForwarder struct {
 	rtts  []store.RTTSummary
 	beat  *store.Heartbeat
 	wake  chan struct{}
+	// Transitions to tell the other members (tellLoop), its signal, and
+	// how (Store.Tell).
+	tellQ    []store.Transition
+	tellWake chan struct{}
+	tell     func(context.Context, *store.ReportBatch) error
 }
 
-// tellTimeout bounds how long a transition is told to the other members;
-// a member that does not answer by then learns it from the commit.
-const tellTimeout = time.Second
+// tellTimeout bounds how long a batch is told to the other members; a
+// member that does not answer by then learns it from the commit. At most
+// tellMax transitions go in one request.
+const (
+	tellTimeout = time.Second
+	tellMax     = 500
+)
 
 func newReportForwarder(n *Node, s *store.Store) *reportForwarder {
-	return &reportForwarder{n: n, s: s, sent: map[string]bool{}, wake: make(chan struct{}, 1)}
+	return &reportForwarder{n: n, s: s, sent: map[string]bool{}, wake: make(chan struct{}, 1), tellWake: make(chan struct{}, 1), tell: s.Tell}
+}
+
+// tellLoop tells the queued transitions to the other members, one request
+// per member for all that queued up meanwhile (tellMax at most), one
+// batch at a time: a thousand targets starting, or a region of them
+// dying, make a few requests, not a thousand.
+func (f *reportForwarder) tellLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.tellWake:
+		}
+		f.mu.Lock()
+		q := f.tellQ
+		f.tellQ = nil
+		f.mu.Unlock()
+		for len(q) > 0 {
+			n := min(len(q), tellMax)
+			tctx, cancel := context.WithTimeout(ctx, tellTimeout)
+			if err := f.tell(tctx, &store.ReportBatch{Prober: f.n.name, Transitions: q[:n]}); err != nil {
+				f.n.log.Debug("telling the other members a transition", "err", err)
+			}
+			cancel()
+			q = q[n:]
+		}
+	}
 }
 
 // Report is the prober's sink (called from the prober's goroutines). New
@@ -214,25 +250,17 @@ func newReportForwarder(n *Node, s *store.Store) *reportForwarder {
 // so that they count before they commit.
 func (f *reportForwarder) Report(r probes.Report) {
 	f.mu.Lock()
-	var tell []store.Transition
+	told := len(f.tellQ)
 	for _, st := range r.Statuses {
 		if up, ok := f.sent[st.Key]; ok && up == st.Up {
 			continue
 		}
 		t := transitionOf(r, st)
 		f.queue = append(f.queue, t)
-		tell = append(tell, t)
+		f.tellQ = append(f.tellQ, t)
 		f.sent[st.Key] = st.Up
 	}
-	if len(tell) > 0 {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), tellTimeout)
-			defer cancel()
-			if err := f.s.Tell(ctx, &store.ReportBatch{Prober: f.n.name, Transitions: tell}); err != nil {
-				f.n.log.Debug("telling the other members a transition", "err", err)
-			}
-		}()
-	}
+	tell := len(f.tellQ) > told
 	if r.Full {
 		f.beat = heartbeatOf(r)
 		f.rtts = rttsOf(r)
@@ -242,9 +270,16 @@ func (f *reportForwarder) Report(r probes.Report) {
 	case f.wake <- struct{}{}:
 	default:
 	}
+	if tell {
+		select {
+		case f.tellWake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (f *reportForwarder) run(ctx context.Context) {
+	go f.tellLoop(ctx)
 	for {
 		select {
 		case <-ctx.Done():
