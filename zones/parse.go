@@ -138,6 +138,8 @@ type parser struct {
 	root string
 	// firstSOA is the owner of the first SOA record read.
 	firstSOA string
+	// gslbSeen holds the GSLB records parsed so far by their text.
+	gslbSeen map[string]*Record
 	// explicit is set when the caller named the zone; otherwise the zone
 	// is named by its SOA record, and the file name is only the origin
 	// for relative names before the first $ORIGIN.
@@ -440,12 +442,23 @@ func (p *parser) record(rr dns.RR, pos Pos) {
 		return
 	}
 	if h.Rrtype == TypeGSLB {
-		r, err := parseRecord(rr.(*dns.PrivateRR).Data.(*gslbRdata).fields)
-		if err != nil {
-			p.errorf(pos, "%s GSLB: %v", h.Name, err)
-			return
+		fields := rr.(*dns.PrivateRR).Data.(*gslbRdata).fields
+		// Records written alike share their parsed pools and options (a
+		// zone may hold a hundred thousand records over a few policies).
+		key := strings.Join(fields, " ")
+		t := p.gslbSeen[key]
+		if t == nil {
+			var err error
+			if t, err = parseRecord(fields); err != nil {
+				p.errorf(pos, "%s GSLB: %v", h.Name, err)
+				return
+			}
+			if p.gslbSeen == nil {
+				p.gslbSeen = map[string]*Record{}
+			}
+			p.gslbSeen[key] = t
 		}
-		r.Name, r.TTL, r.Pos = h.Name, h.Ttl, pos
+		r := &Record{Name: h.Name, TTL: h.Ttl, Policy: t.Policy, Pools: t.Pools, Options: t.Options, Pos: pos}
 		p.z.Records = append(p.z.Records, r)
 		return
 	}

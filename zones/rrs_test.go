@@ -2,6 +2,7 @@ package zones_test
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -114,5 +115,25 @@ func TestLongLine(t *testing.T) {
 	_, err := zones.Parse([]byte(data), "l.example.zone", "", false)
 	if err == nil || !strings.Contains(err.Error(), "l.example.zone:3: line longer than") {
 		t.Fatalf("err = %v, want l.example.zone:3: line longer than ...", err)
+	}
+}
+
+// TestGSLBRecordsShareText: GSLB records written alike share their parsed
+// pools and options; records written differently do not.
+func TestGSLBRecordsShareText(t *testing.T) {
+	z, err := zones.Parse([]byte("$TTL 300\n@ IN SOA ns1 h 1 3600 600 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\n"+
+		"a 30 IN GSLB failover pools=p1,p2 empty=servfail\nb 60 IN GSLB failover pools=p1,p2 empty=servfail\nc 30 IN GSLB failover pools=p2,p1 empty=servfail\n"), "g.example.zone", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := z.Records[0], z.Records[1], z.Records[2]
+	if a.Name != "a.g.example." || b.Name != "b.g.example." || a.TTL != 30 || b.TTL != 60 || a.Pos.Line != 5 || b.Pos.Line != 6 {
+		t.Errorf("records %+v %+v", a, b)
+	}
+	if &a.Pools[0] != &b.Pools[0] || reflect.ValueOf(a.Options).Pointer() != reflect.ValueOf(b.Options).Pointer() {
+		t.Errorf("a and b are written alike but do not share their pools and options")
+	}
+	if &a.Pools[0] == &c.Pools[0] || c.Pools[0].Name != "p2" || c.Options["empty"] != "servfail" {
+		t.Errorf("c: pools %v options %v", c.Pools, c.Options)
 	}
 }

@@ -183,6 +183,8 @@ type PoolRef struct {
 // Record is a GSLB record: a name answered by a policy over pools.
 // Options holds the record's other key=value settings, which the gslb
 // package validates (answers=, empty=, sticky=, family=, target=, ...).
+// Records of one zone written with the same policy and options share
+// their Pools and Options, which nobody may modify.
 type Record struct {
 	Name    string // lower-case FQDN; may be a wildcard "*.example.com."
 	TTL     uint32
