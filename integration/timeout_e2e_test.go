@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// TestMemberTimesOutDefaults (issue 16): a member that dies by timeout only
+// TestMemberTimesOutDefaults is PR-03 (issue 16): a member that dies by timeout only
 // (it accepts connections and never answers: no refusal, no reset) with
 // the default checks (interval 5s, fails 3, timeout 2s) is taken out of
 // the answers, and comes back when it answers again. Each run's time from

@@ -157,7 +157,7 @@ func TestDisagreeingTransitions(t *testing.T) {
 }
 
 func TestToldCountsBeforeCommit(t *testing.T) {
-	// Issue 16: the survivors of a dead Raft leader's region hear each
+	// CH-05, PR-05 (issue 16): the survivors of a dead Raft leader's region hear each
 	// other's transitions straight (store.Tell) while nothing commits. A
 	// told transition counts in this node's verdicts at once and re-checks
 	// the member when it disagrees; this node's own batch, echoed back,

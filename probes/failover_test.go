@@ -358,7 +358,7 @@ func outage(t *testing.T, length time.Duration) (checks []probes.Result, ats []t
 }
 
 func TestDampingOutageNotDelayed(t *testing.T) {
-	// An outage longer than the settle window is reported down and back
+	// PR-01, CH-02: an outage longer than the settle window is reported down and back
 	// when the hysteresis says so: fails (two refusals) and passes checks
 	// a short interval apart, no probation, no hold.
 	synctest.Test(t, func(t *testing.T) {
@@ -382,7 +382,7 @@ func TestDampingOutageNotDelayed(t *testing.T) {
 }
 
 func TestDampingQuickReturnOnProbation(t *testing.T) {
-	// A member that comes back within the settle window (1s) of being
+	// PR-02: a member that comes back within the settle window (1s) of being
 	// confirmed down is reported up only after a settle window of passed
 	// checks at the short interval; a failed check on probation holds it
 	// down (TestDampingFlappingMember).

@@ -9,7 +9,7 @@ import (
 	"github.com/gslbd/gslb/store/storetest"
 )
 
-// Issue 16: a report batch told (Store.Tell) reaches every other member's
+// RF-04 (issue 16): a report batch told (Store.Tell) reaches every other member's
 // Config.Told at once, without a leader, and is not committed; a member
 // that cannot be reached is named in the error.
 func TestTellWithoutLeader(t *testing.T) {
