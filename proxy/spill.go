@@ -236,7 +236,9 @@ func (s *spiller) start(ctx context.Context, wg *sync.WaitGroup) {
 	if s == nil {
 		return
 	}
-	client := &http.Client{Timeout: min(s.cfg.CheckInterval, 2*time.Second),
+	// A check may take up to spillCheckTimeout whatever the interval: a
+	// busy peer is slow, not down.
+	client := &http.Client{Timeout: spillCheckTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, p := range s.peers {
 		wg.Add(1)
@@ -246,8 +248,9 @@ func (s *spiller) start(ctx context.Context, wg *sync.WaitGroup) {
 			hc.Transport = p.tr
 			t := time.NewTicker(s.cfg.CheckInterval)
 			defer t.Stop()
+			fails := 0
 			for {
-				s.checkPeer(ctx, &hc, p)
+				s.checkPeer(ctx, &hc, p, &fails)
 				select {
 				case <-ctx.Done():
 					return
@@ -258,7 +261,14 @@ func (s *spiller) start(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-func (s *spiller) checkPeer(ctx context.Context, c *http.Client, p *spillPeer) {
+// spillCheckTimeout bounds one check of a peer's region health.
+const spillCheckTimeout = 2 * time.Second
+
+// checkPeer checks a peer's region health: an answer other than 200 marks
+// it down at once (its region says it has no server); no answer marks it
+// down only the second time in a row (fails counts them), so that one
+// lost check does not take a peer out.
+func (s *spiller) checkPeer(ctx context.Context, c *http.Client, p *spillPeer, fails *int) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+s.health, nil)
 	if err != nil {
 		return
@@ -272,6 +282,9 @@ func (s *spiller) checkPeer(ctx context.Context, c *http.Client, p *spillPeer) {
 	if err == nil {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		resp.Body.Close()
+		*fails = 0
+	} else if *fails++; *fails < 2 && p.up.Load() {
+		return
 	}
 	if p.up.Swap(up) != up {
 		if up {

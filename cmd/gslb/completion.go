@@ -141,8 +141,8 @@ _gslb() {
     completion)
         COMPREPLY=( $(compgen -W "bash zsh" -- "$cur") ); return ;;
     demo)
-        if [ "$COMP_CWORD" -eq 2 ] && [[ "$cur" != -* ]]; then COMPREPLY=( $(compgen -W "kill start" -- "$cur") ); return; fi
-        if [ "$prev" = kill ] || [ "$prev" = start ]; then COMPREPLY=( $(compgen -W "us-east eu-west ap-south" -- "$cur") ); return; fi ;;
+        if [ "$COMP_CWORD" -eq 2 ] && [[ "$cur" != -* ]]; then COMPREPLY=( $(compgen -W "kill kill-servers start" -- "$cur") ); return; fi
+        if [ "$prev" = kill ] || [ "$prev" = kill-servers ] || [ "$prev" = start ]; then COMPREPLY=( $(compgen -W "us-east eu-west ap-south" -- "$cur") ); return; fi ;;
     drain|undrain|force-up|force-down)
         case "$prev" in
         region|pool|member)
@@ -188,8 +188,8 @@ _gslb() {
     completion)
         compadd -- bash zsh; return ;;
     demo)
-        if (( CURRENT == 3 )) && [[ ${words[CURRENT]} != -* ]]; then compadd -- kill start; return; fi
-        if [[ $prev == kill || $prev == start ]]; then compadd -- us-east eu-west ap-south; return; fi ;;
+        if (( CURRENT == 3 )) && [[ ${words[CURRENT]} != -* ]]; then compadd -- kill kill-servers start; return; fi
+        if [[ $prev == kill || $prev == kill-servers || $prev == start ]]; then compadd -- us-east eu-west ap-south; return; fi ;;
     drain|undrain|force-up|force-down)
         case $prev in
         region|pool|member)

@@ -55,7 +55,7 @@ func TestHelpEveryCommand(t *testing.T) {
 			})
 		}
 	}
-	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "drain"}, {"demo", "kill", "-h"}, {"demo", "start", "--help"}} {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "drain"}, {"demo", "kill", "-h"}, {"demo", "kill-servers", "-h"}, {"demo", "start", "--help"}} {
 		var code int
 		captureOutput(t, func() { code = run(args) })
 		if code != 0 {
