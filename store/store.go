@@ -161,8 +161,16 @@ func New(cfg Config) (_ *Store, err error) {
 	s.trans = newWatchedTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  streamLayer{s.mux.raft},
 		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  hlog,
+		// One RPC in flight turns off hashicorp/raft's pipelined
+		// replication. Its pipeline can deadlock when a follower refuses
+		// an append (a full disk, a log gap): pipelineDecode returns, the
+		// next send parks on the pipeline forever, the follower gets
+		// heartbeats but no more entries, and Shutdown hangs
+		// (hashicorp/raft#612; seen here in TestLeaderWithFullStateDBHandsOver
+		// under load). Our write rate needs no pipelining.
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          hlog,
 	}), s.done)
 	closers = append(closers, func() error { close(s.done); return nil })
 
