@@ -150,7 +150,8 @@ func (b *Backend) roundTripH1(r *http.Request, host string, t *Timeouts, d *dire
 			if err != nil {
 				return nil, err
 			}
-			bc = &bconn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 8<<10)}
+			rw := rawIO(c)
+			bc = &bconn{c: c, br: bufio.NewReaderSize(rw, 16<<10), bw: bufio.NewWriterSize(rw, 8<<10)}
 			if !b.pool.add(bc) {
 				c.Close()
 				return nil, errors.New("backend drained")

@@ -72,7 +72,7 @@ type h1conn struct {
 // limitReader reads from the connection while headers are read with a
 // byte budget, so that an endless header block gets 431.
 type limitReader struct {
-	c      net.Conn
+	c      io.Reader // the connection (rawIO)
 	remain int64
 }
 
@@ -115,9 +115,10 @@ func (s *h1server) serve(ln net.Listener) error {
 // (and closes c) when the server is shutting down.
 func (s *h1server) add(c net.Conn) *h1conn {
 	hc := &h1conn{c: c, remote: c.RemoteAddr().String(), hdr: make(http.Header, 16), whdr: make(http.Header, 16), vals: make([]string, 0, 16)}
-	hc.lr.c = c
+	rw := rawIO(c)
+	hc.lr.c = rw
 	hc.br = bufio.NewReaderSize(&hc.lr, 4<<10)
-	hc.bw = bufio.NewWriterSize(c, 4<<10)
+	hc.bw = bufio.NewWriterSize(rw, 4<<10)
 	hc.idle.Store(true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
