@@ -128,7 +128,7 @@ func (l *listener) serveTLS() error {
 		}
 		delay = 0
 		go func() {
-			tc := tls.Server(c, l.srv.TLSConfig)
+			tc := tls.Server(rawNetConn(c), l.srv.TLSConfig)
 			if d := l.h1.readHeader; d > 0 {
 				tc.SetDeadline(time.Now().Add(d))
 			}

@@ -112,3 +112,22 @@ func (r *rawRW) writeStep(fd uintptr) bool {
 	}
 	return true
 }
+
+// rawNetConn is c with its Read and Write through rawIO (for crypto/tls
+// on top of it), or c.
+func rawNetConn(c net.Conn) net.Conn {
+	rw := rawIO(c)
+	if rw == io.ReadWriter(c) {
+		return c
+	}
+	return &rawTCPConn{Conn: c, rw: rw}
+}
+
+// rawTCPConn is a TCP connection whose Read and Write are rawIO's.
+type rawTCPConn struct {
+	net.Conn
+	rw io.ReadWriter
+}
+
+func (c *rawTCPConn) Read(p []byte) (int, error)  { return c.rw.Read(p) }
+func (c *rawTCPConn) Write(p []byte) (int, error) { return c.rw.Write(p) }
