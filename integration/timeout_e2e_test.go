@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -98,4 +99,40 @@ www 5 IN GSLB all pools=web
 		gone = append(gone, g)
 	}
 	t.Logf("member that only times out, gone: %s", figures(gone))
+}
+
+// TestRegionStoppedDefaults is CH-09 and PR-03 for a whole region (issue
+// 16): SIGSTOP a region's node, as a hung machine. Its proxy's port still
+// accepts connections (the kernel's backlog) but nothing answers, so the
+// other regions' checks of it time out, with no refusal; the survivors
+// re-check it when its Raft contact goes stale. Every survivor answers
+// without it after its pool's checks time out fails times; after SIGCONT
+// it is back. The times are logged (BENCHMARKS.md).
+func TestRegionStoppedDefaults(t *testing.T) {
+	c := newClusterWith(t, "", false)
+	c.allAnswer("every region up on every nameserver", c.regions, home, 60*time.Second)
+	var gone []time.Duration
+	for run := range runsFromEnv(1) {
+		victim := c.regions[(run+1)%len(c.regions)]
+		if run > 0 {
+			time.Sleep(50 * time.Second) // no flap damping between runs
+		}
+		var live []*region
+		for _, r := range c.regions {
+			if r != victim {
+				live = append(live, r)
+			}
+		}
+		wasLeader := leaderOf(t, c) == victim.name
+		t0 := time.Now()
+		victim.p.cmd.Process.Signal(syscall.SIGSTOP)
+		g := lastWrong(t, live, without(victim.name), t0, 2*time.Second, 5*time.Second+3*2*time.Second+10*time.Second)
+		victim.p.cmd.Process.Signal(syscall.SIGCONT)
+		t1 := time.Now()
+		b := lastWrong(t, c.regions, home, t1, 2*time.Second, 30*time.Second)
+		t.Logf("run %d: stopped %s (leader: %v): gone from every survivor after %.2fs; continued: back everywhere after %.2fs",
+			run, victim.name, wasLeader, g.Seconds(), b.Seconds())
+		gone = append(gone, g)
+	}
+	t.Logf("region stopped (timeouts only), gone: %s", figures(gone))
 }

@@ -178,7 +178,7 @@ func (n *Node) watchMembers(ctx context.Context) {
 				hinted[m.ID] = stale
 				n.recheckFronted(m.ID, m.Addr, "member "+map[bool]string{true: "silent", false: "back"}[stale])
 			}
-			n.markSilent(m.ID, dead)
+			n.markSilent(m.ID, m.Addr, dead)
 		}
 	}
 }
@@ -189,8 +189,9 @@ func (n *Node) watchMembers(ctx context.Context) {
 func staleContact(hb time.Duration) time.Duration { return 3 * hb / 10 }
 
 // markSilent tells the aggregator whether the member's prober is silent,
-// logging the changes.
-func (n *Node) markSilent(id string, silent bool) {
+// and the prober whether the pools the member fronts are lost, logging the
+// changes.
+func (n *Node) markSilent(id, raftAddr string, silent bool) {
 	n.health.fo.mu.Lock()
 	if n.health.fo.silent == nil {
 		n.health.fo.silent = map[string]bool{}
@@ -203,12 +204,22 @@ func (n *Node) markSilent(id string, silent bool) {
 	}
 	n.log.Info("cluster member's prober "+map[bool]string{true: "not counted: the member stopped answering", false: "counted again"}[silent], "member", id)
 	n.health.agg.SetSilent(id, silent)
+	n.health.prober.SetLost(silent, n.frontedBy(id, raftAddr)...)
 }
 
 // recheckFronted re-checks at once the pools that the member with Raft ID
 // id and Raft address raftAddr fronts: the pools of its region, and those
 // with a member at one of its addresses.
 func (n *Node) recheckFronted(id, raftAddr, why string) {
+	if keys := n.frontedBy(id, raftAddr); len(keys) > 0 {
+		n.log.Debug("re-checking the pools a node fronts", "member", id, "why", why, "targets", len(keys))
+		n.health.prober.CheckNow(keys...)
+	}
+}
+
+// frontedBy lists the check keys of the pools that the member with Raft ID
+// id and Raft address raftAddr fronts.
+func (n *Node) frontedBy(id, raftAddr string) []string {
 	var region string
 	addrs := map[netip.Addr]bool{}
 	addHost := func(hp string) {
@@ -228,10 +239,7 @@ func (n *Node) recheckFronted(id, raftAddr, why string) {
 			}
 		}
 	}
-	if keys := n.frontedKeys(region, addrs); len(keys) > 0 {
-		n.log.Debug("re-checking the pools a node fronts", "member", id, "why", why, "targets", len(keys))
-		n.health.prober.CheckNow(keys...)
-	}
+	return n.frontedKeys(region, addrs)
 }
 
 // frontedKeys lists the check keys of the pools in region (if not empty)

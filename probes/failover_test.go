@@ -447,3 +447,54 @@ func TestDampingOutageAndReturn(t *testing.T) {
 		}
 	})
 }
+
+func TestLostNodeOneFailureIsEnough(t *testing.T) {
+	// PR-03, CH-09 (issue 16): a target whose fronting node the cluster
+	// has lost goes down on one failed check (a hung machine's proxy
+	// accepts and never answers: three timeouts would take three times the
+	// timeout); once the node is back, fails checks are needed again.
+	timeout := func(time.Time) probes.Result { return probes.Result{Reason: "timeout after 2s"} }
+	synctest.Test(t, func(t *testing.T) {
+		s := &scripted{result: ok}
+		m := defaultTarget(addr(1))
+		p := startScripted(t, s, noDamping, m)
+		time.Sleep(2 * zones.DefaultInterval)
+		synctest.Wait()
+		p.SetLost(true, m.Key(), "no such key")
+		s.set(timeout)
+		t0 := time.Now()
+		p.CheckNow(m.Key())
+		synctest.Wait()
+		if up, n := s.state(); up || n != 2 || len(s.since(t0)) != 1 {
+			t.Fatalf("lost node, one failed check (%d checks): up=%v after %d reports, want down", len(s.since(t0)), up, n)
+		}
+		s.set(ok)
+		time.Sleep(zones.DefaultInterval * 11 / 10)
+		synctest.Wait()
+		if up, _ := s.state(); !up {
+			t.Fatalf("back after passed checks: still down")
+		}
+		p.SetLost(false, m.Key())
+		s.set(timeout)
+		time.Sleep(time.Minute) // past the settle windows and any probation
+		synctest.Wait()
+		if up, _ := s.state(); up {
+			t.Fatalf("node back, failing checks: still up")
+		}
+		s.set(ok)
+		time.Sleep(zones.DefaultInterval * 11 / 10)
+		synctest.Wait()
+		s.set(timeout)
+		t1 := time.Now()
+		p.CheckNow(m.Key())
+		synctest.Wait()
+		if up, _ := s.state(); !up {
+			t.Errorf("node back: down after one failed check (%d checks), want fails=3", len(s.since(t1)))
+		}
+		time.Sleep(2 * fastinter)
+		synctest.Wait()
+		if up, _ := s.state(); up {
+			t.Errorf("node back: up after three failed checks")
+		}
+	})
+}

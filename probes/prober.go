@@ -95,6 +95,7 @@ type target struct {
 	prove      bool
 	probation  time.Time
 	passed     int
+	lost       bool // the node that fronts it is lost (SetLost)
 	rtt        RTTStat
 	since      time.Time
 	reason     string
@@ -414,6 +415,22 @@ func (p *Prober) CheckNow(keys ...string) {
 	}
 }
 
+// SetLost says whether the node that fronts the targets with these keys is
+// lost: the cluster has not heard from it for a Raft heartbeat timeout. A
+// failed check of a lost node's target takes it down at once (it weighs
+// fails): a hung machine's proxy accepts connections and answers nothing,
+// and three timeouts would take three times the check's timeout. Unknown
+// keys are ignored.
+func (p *Prober) SetLost(lost bool, keys ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range keys {
+		if tg := p.targets[k]; tg != nil {
+			tg.lost = lost
+		}
+	}
+}
+
 // Status returns the prober's own view of the target with key k, and
 // whether it has been probed at least once.
 func (p *Prober) Status(k string) (Status, bool) {
@@ -440,9 +457,12 @@ func (p *Prober) observe(tg *target, t Target, r Result) (doubt bool) {
 	first := !tg.h.Known()
 	blip := tg.h.Up() && tg.h.InDoubt() && r.Up // a failure while up, not confirmed
 	var flipped bool
-	if !r.Up && r.Refused {
+	switch {
+	case !r.Up && tg.lost:
+		flipped = tg.h.ObserveLost()
+	case !r.Up && r.Refused:
 		flipped = tg.h.ObserveRefused()
-	} else {
+	default:
 		flipped = tg.h.Observe(r.Up)
 	}
 	switch {

@@ -40,6 +40,12 @@ func (h *Hysteresis) Observe(ok bool) (changed bool) { return h.observe(ok, 1) }
 // fails=1 (a restarting server refuses for a moment).
 func (h *Hysteresis) ObserveRefused() (changed bool) { return h.observe(false, 2) }
 
+// ObserveLost records a failure of a target whose node the cluster has
+// lost (it stopped answering Raft): it weighs fails, so the target goes
+// down at once. The failed check is still the evidence; the lost node
+// only says that no second one is needed.
+func (h *Hysteresis) ObserveLost() (changed bool) { return h.observe(false, max(h.Fails, 1)) }
+
 func (h *Hysteresis) observe(ok bool, weight int) (changed bool) {
 	h.known = true
 	if ok != h.down { // agrees with the current state
