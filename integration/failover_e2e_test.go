@@ -100,6 +100,17 @@ func lastWrong(t *testing.T, live []*region, want map[string]string, t0 time.Tim
 	return 0
 }
 
+// others is the cluster's regions but victim.
+func (c *cluster) others(victim *region) []*region {
+	var live []*region
+	for _, r := range c.regions {
+		if r != victim {
+			live = append(live, r)
+		}
+	}
+	return live
+}
+
 func leaderOf(t *testing.T, c *cluster) string {
 	for _, r := range c.regions {
 		if st, err := statusOf(t, r.admin); err == nil && st.Cluster.Leader != "" {
@@ -156,12 +167,7 @@ func TestRegionKilledDefaults(t *testing.T) {
 		if wait := 50*time.Second - time.Since(lastKill[victim.name]); wait > 0 {
 			time.Sleep(wait)
 		}
-		var live []*region
-		for _, r := range c.regions {
-			if r != victim {
-				live = append(live, r)
-			}
-		}
+		live := c.others(victim)
 		wasLeader := leaderOf(t, c) == victim.name
 		t0 := time.Now()
 		lastKill[victim.name] = t0

@@ -117,12 +117,7 @@ func TestRegionStoppedDefaults(t *testing.T) {
 		if run > 0 {
 			time.Sleep(50 * time.Second) // no flap damping between runs
 		}
-		var live []*region
-		for _, r := range c.regions {
-			if r != victim {
-				live = append(live, r)
-			}
-		}
+		live := c.others(victim)
 		wasLeader := leaderOf(t, c) == victim.name
 		t0 := time.Now()
 		victim.p.cmd.Process.Signal(syscall.SIGSTOP)
