@@ -118,11 +118,19 @@ func (r PackedRR) Rdata() []byte { return r.b[r.nameLen+10:] }
 // RR returns the record unpacked into a new dns.RR.
 func (r PackedRR) RR() dns.RR {
 	rr, _, err := dns.UnpackRR(r.b, 0)
-	if err != nil {
-		// Packed by this package from a parsed record: cannot happen.
-		panic("zones: unpacking a packed record: " + err.Error())
+	if err == nil {
+		return rr
 	}
-	return rr
+	// miekg/dns parses a record without rdata ("x SOA", as in dynamic
+	// updates) into one whose packed form does not unpack: give the
+	// same empty record back.
+	h := dns.RR_Header{Name: r.Name(), Rrtype: r.Type(), Class: dns.ClassINET, Ttl: r.TTL()}
+	if f, ok := dns.TypeToRR[h.Rrtype]; ok {
+		rr = f()
+		*rr.Header() = h
+		return rr
+	}
+	return &dns.RFC3597{Hdr: h}
 }
 
 // rrBuilder packs records as they are parsed.
