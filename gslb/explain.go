@@ -398,12 +398,53 @@ func (r *Record) explainChoice(pi, mode int, c *Client, e *Explanation, v *View)
 			}
 			ch.Why = "a random draw per query by the record's weights among the up pools: " + strings.Join(parts, ", ")
 		}
+	case *loadPolicy:
+		ch.Pool, ch.Region = name(pi)
+		pfx, bits := stickyPrefix(&p.weightedPolicy, c)
+		ch.Rule = "rendezvous hash by spare capacity"
+		ch.Why = fmt.Sprintf("weighted rendezvous hash of the client network %s (/%d) over the up pools, each weighted by its weight x its region's spare capacity (%s), picks %s",
+			pfx, bits, r.loadFigures(v, mode), ch.Pool)
 	default:
 		ch.Pool, ch.Region = name(pi)
 		ch.Rule = "policy"
 		ch.Why = "chosen by the policy"
 	}
 	return ch
+}
+
+// loadFigures lists the load figures a load record is answered with: each
+// up pool's region load, spare capacity and share of client networks.
+func (r *Record) loadFigures(v *View, mode int) string {
+	w := make([]int, len(r.pools))
+	total := loadWeights(r, v, mode, false, w)
+	full := true
+	for i, pi := range r.pools {
+		if w[i] > 0 && v.spare(pi) > 0 {
+			full = false
+		}
+	}
+	var parts []string
+	for i, pi := range r.pools {
+		p := v.set.pools[pi]
+		region := v.set.regions[p.region].Name
+		load := "load unknown"
+		if l, ok := v.LoadLevel(region); ok {
+			load = fmt.Sprintf("load %d%%", l)
+		}
+		share := "down"
+		if !v.upIn(pi, mode) {
+			parts = append(parts, fmt.Sprintf("%s in %s: %s, %s", p.name, region, load, share))
+			continue
+		}
+		if total > 0 {
+			share = fmt.Sprintf("%.1f%% of networks", 100*float64(w[i])/float64(total))
+		}
+		if full {
+			share += " (every region full: by weight alone)"
+		}
+		parts = append(parts, fmt.Sprintf("%s in %s: %s, %s", p.name, region, load, share))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func stickyPrefix(p *weightedPolicy, c *Client) (netip.Prefix, int) {
@@ -444,6 +485,8 @@ func (r *Record) explainScope(a Answer, pi int, geoBits uint8, c *Client, v *Vie
 	switch p := r.Policy.(type) {
 	case *weightedPolicy:
 		return fmt.Sprintf("/%d: the client prefix hashed by sticky=prefix (prefix4=%d, prefix6=%d, capped at the client's /%d)", a.Scope, p.bits4, p.bits6, c.Bits)
+	case *loadPolicy:
+		return fmt.Sprintf("/%d: the client prefix hashed by the load policy (prefix4=%d, prefix6=%d, capped at the client's /%d)", a.Scope, p.bits4, p.bits6, c.Bits)
 	case *latencyPolicy:
 		pfx, bits := clientNetwork(c)
 		if _, ok := v.nets[pfx]; ok {

@@ -183,6 +183,7 @@ var policies = map[string]func(*Record, map[string]string, *compileCtx) (Policy,
 	"weighted": newWeighted,
 	"geo":      newGeo,
 	"latency":  newLatency,
+	"load":     newLoad,
 }
 
 // Set is the compiled GSLB state for a set of zones: what changes only

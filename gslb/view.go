@@ -35,6 +35,7 @@ type View struct {
 	nets     map[netip.Prefix]ordering // measured client network: regions by RTT, best first
 	latStamp uint64                    // lat.gen the orders were read at
 	latUntil time.Time                 // the first measurement in nets expires then
+	loads    []uint8                   // by region: utilisation level, percent (load.go)
 }
 
 // poolView is one pool's state in a View.
@@ -86,7 +87,7 @@ func (v *View) Equal(o *View) bool {
 	if v == o {
 		return true
 	}
-	if v == nil || o == nil || v.set != o.set || v.lat != o.lat || !slices.Equal(v.up, o.up) {
+	if v == nil || o == nil || v.set != o.set || v.lat != o.lat || !slices.Equal(v.up, o.up) || !slices.Equal(v.loads, o.loads) {
 		return false
 	}
 	return sameOrders(v.nets, o.nets)
@@ -180,6 +181,7 @@ func (s *Set) newView(h Health, lat *LatencyTable, now time.Time, prev *View) *V
 		}
 	}
 	v.readLatency(lat, now, prev)
+	v.readLoads(h, prev)
 	if prev != nil && lat == prev.lat && v.latGen == prev.latGen && slices.Equal(v.gen, prev.gen) {
 		return prev // nothing a query can see changed
 	}

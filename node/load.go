@@ -156,3 +156,24 @@ func (c loadCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(loadAgeDesc, prometheus.GaugeValue, float64(r.At.UnixNano())/1e9, r.Region, r.Node)
 	}
 }
+
+// loadStale is the age after which a region's load report no longer
+// steers answers (its node stopped reporting: it died or lost the
+// cluster); the region then counts as of unknown load.
+const loadStale = 3 * loadSummaryEvery
+
+// Utilisation is the gslb.Load of a node: a region's utilisation from the
+// committed load reports of its nodes (the largest, of the fresh ones).
+func (h nodeHealth) Utilisation(region string) (float64, bool) {
+	if h.n.store == nil {
+		return 0, false
+	}
+	u, known := 0.0, false
+	now := time.Now()
+	for _, r := range h.n.store.State().Loads() {
+		if r.Region == region && now.Sub(r.At) < loadStale {
+			u, known = max(u, r.Utilisation), true
+		}
+	}
+	return u, known
+}
