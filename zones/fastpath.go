@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
 	"strconv"
@@ -37,11 +38,12 @@ var (
 // fastState is what the fast path of one file knows.
 type fastState struct {
 	on       bool
-	origin   string // the current $ORIGIN
+	origin   []byte // the current $ORIGIN, in wire form (nil: unknown)
 	ttl      uint32 // the $TTL
 	haveTTL  bool   // a numeric $TTL was seen
 	depth    int    // parentheses open at the end of the last line
-	owner    string // the owner of the last record line, "" when unknown
+	owner    []byte // the owner of the last record line in wire form, nil when unknown
+	buf      [255]byte
 	lastFast bool   // the last record line was packed here
 }
 
@@ -72,12 +74,13 @@ func (f *lineFilter) fastLine(line []byte) []byte {
 	if i > 0 {
 		if s.lastFast {
 			// miekg/dns did not see the owner this line continues.
-			line = append(append([]byte(s.owner), ' '), line...)
+			text, _, _ := dns.UnpackDomainName(s.owner, 0)
+			line = append(append([]byte(text), ' '), line...)
 		}
 	} else {
-		s.owner = ""
+		s.owner = nil
 		if end := tokenEnd(line); end > 0 {
-			s.owner, _ = absoluteName(string(line[:end]), s.origin)
+			s.owner, _ = absoluteWire(s.buf[:0], line[:end], s.origin)
 		}
 	}
 	s.lastFast = false
@@ -100,7 +103,7 @@ func (s *fastState) directive(line []byte, indented bool) {
 		s.haveTTL = false
 		s.on = false
 	case equalFold(dir, "$ORIGIN") && len(fields) >= 2:
-		o, ok := absoluteName(string(fields[1]), s.origin)
+		o, ok := absoluteWire(nil, fields[1], s.origin)
 		if !ok {
 			s.on = false
 			return
@@ -149,18 +152,19 @@ func (f *lineFilter) pack(line []byte, blankOwner bool) bool {
 		i = j
 	}
 	toks := tok[:n]
+	var nameBuf [255]byte
 	owner := s.owner
 	if !blankOwner {
 		if len(toks) == 0 {
 			return false
 		}
-		o, ok := absoluteName(string(toks[0]), s.origin)
+		o, ok := absoluteWire(nameBuf[:0], toks[0], s.origin)
 		if !ok {
 			return false
 		}
 		owner, toks = o, toks[1:]
 	}
-	if owner == "" || len(toks) < 2 || len(toks) > 4 {
+	if owner == nil || len(toks) < 2 || len(toks) > 4 {
 		return false
 	}
 	ttl := s.ttl
@@ -206,18 +210,14 @@ func (f *lineFilter) pack(line []byte, blankOwner bool) bool {
 	if err := f.p.rrs.addRaw(owner, t, ttl, rdata, Pos{f.file, f.line}); err != nil {
 		return false
 	}
-	s.owner = owner
+	s.owner = append(s.buf[:0], owner...)
 	return true
 }
 
-// addRaw packs a record from its parts; owner is a lower-case FQDN.
-func (b *rrBuilder) addRaw(owner string, t uint16, ttl uint32, rdata []byte, pos Pos) error {
-	var buf [256 + 10 + 16]byte
-	n, err := dns.PackDomainName(owner, buf[:256], 0, nil, false)
-	if err != nil {
-		return err
-	}
-	w := buf[:n]
+// addRaw packs a record from its parts; owner is a wire name in lower case.
+func (b *rrBuilder) addRaw(owner []byte, t uint16, ttl uint32, rdata []byte, pos Pos) error {
+	var buf [255 + 10 + 16]byte
+	w := append(buf[:0], owner...)
 	w = binary.BigEndian.AppendUint16(w, t)
 	w = binary.BigEndian.AppendUint16(w, dns.ClassINET)
 	w = binary.BigEndian.AppendUint32(w, ttl)
@@ -227,32 +227,52 @@ func (b *rrBuilder) addRaw(owner string, t uint16, ttl uint32, rdata []byte, pos
 	return b.addWire(w, pos)
 }
 
-// absoluteName makes a plain owner token absolute, as miekg/dns does, in
-// lower case; ok is false for a token the fast path leaves to miekg/dns.
-func absoluteName(tok, origin string) (string, bool) {
-	if tok == "@" {
-		return origin, origin != ""
+// absoluteWire makes a plain owner token absolute, as miekg/dns does, in
+// wire form and lower case, appended to dst; ok is false for a token the
+// fast path leaves to miekg/dns. origin is the current origin in wire form.
+func absoluteWire(dst, tok, origin []byte) ([]byte, bool) {
+	if len(tok) == 1 && tok[0] == '@' {
+		return append(dst, origin...), origin != nil
 	}
-	if tok == "" || tok[0] == '.' || !only([]byte(tok), nameChars) {
-		return "", false
+	if len(tok) == 0 || tok[0] == '.' || !only(tok, nameChars) {
+		return nil, false
 	}
-	for i := 1; i < len(tok); i++ {
-		if tok[i] == '.' && tok[i-1] == '.' {
-			return "", false
-		}
+	abs := tok[len(tok)-1] == '.'
+	if abs {
+		tok = tok[:len(tok)-1]
+	} else if origin == nil {
+		return nil, false
 	}
-	name := tok
-	if tok[len(tok)-1] != '.' {
-		if origin == "" {
-			return "", false
-		}
-		if origin == "." {
-			name = tok + "."
+	for len(tok) > 0 {
+		label := tok
+		if i := bytes.IndexByte(tok, '.'); i >= 0 {
+			label, tok = tok[:i], tok[i+1:]
+			if len(tok) == 0 {
+				return nil, false // "a..": an empty label
+			}
 		} else {
-			name = tok + "." + origin
+			tok = nil
+		}
+		if len(label) == 0 || len(label) > 63 {
+			return nil, false
+		}
+		dst = append(dst, byte(len(label)))
+		for _, c := range label {
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = append(dst, c)
 		}
 	}
-	return dns.CanonicalName(name), true
+	if abs {
+		dst = append(dst, 0)
+	} else {
+		dst = append(dst, origin...)
+	}
+	if len(dst) > 255 {
+		return nil, false
+	}
+	return dst, true
 }
 
 // parenDepth returns the parentheses open after line, starting at depth,

@@ -94,7 +94,8 @@ func ParseReader(r io.Reader, file, origin string, allowInclude bool) (*Zone, er
 	p.display = map[string]string{strings.TrimLeft(filepath.ToSlash(abs), "/"): file}
 	top := p.filter(file, r)
 	top.top = true
-	top.fast = fastState{on: fastPath, origin: origin}
+	o, ok := wireName(origin)
+	top.fast.on, top.fast.origin = fastPath && ok, o
 
 	zp := dns.NewZoneParser(top, origin, abs)
 	zp.SetDefaultTTL(3600)
