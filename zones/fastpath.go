@@ -44,7 +44,7 @@ type fastState struct {
 	depth    int    // parentheses open at the end of the last line
 	owner    []byte // the owner of the last record line in wire form, nil when unknown
 	buf      [255]byte
-	lastFast bool   // the last record line was packed here
+	lastFast bool // the last record line was packed here
 }
 
 // fastLine handles one line of the top file (without its line end). It
