@@ -409,6 +409,9 @@ func (r *Record) explainChoice(pi, mode int, c *Client, e *Explanation, v *View)
 		ch.Rule = "policy"
 		ch.Why = "chosen by the policy"
 	}
+	if f := r.spillFigures(v); f != "" {
+		ch.Why += "; " + f
+	}
 	return ch
 }
 
@@ -481,6 +484,9 @@ func (r *Record) explainScope(a Answer, pi int, geoBits uint8, c *Client, v *Vie
 			return "0: nothing healthy, the fallback does not depend on the client"
 		}
 		return "0: the answer does not depend on the client's address"
+	}
+	if r.spillFigures(v) != "" {
+		return fmt.Sprintf("/%d: at least the client network spill= hashes (/24 IPv4, /48 IPv6, capped at the client's /%d)", a.Scope, c.Bits)
 	}
 	switch p := r.Policy.(type) {
 	case *weightedPolicy:

@@ -343,6 +343,10 @@ func TestOptionErrors(t *testing.T) {
 		"www IN GSLB failover pools=web-us empty=pool:nope\n":          "empty=pool:nope: unknown pool",
 		"www IN GSLB failover pools=web-us colour=blue\n":              `unknown option "colour"`,
 		"www IN GSLB weighted pools=web-us prefix4=33 sticky=prefix\n": `prefix4="33"`,
+		"www IN GSLB geo pools=web-us spill=80\n":                      `spill="80": want a utilisation from 1% to 99%`,
+		"www IN GSLB latency pools=web-us spill=100%\n":                `spill="100%"`,
+		"www IN GSLB weighted pools=web-us spill=80%\n":                `unknown option "spill"`,
+		"www IN GSLB load pools=web-us sticky=none\n":                  `sticky: the load policy`,
 	} {
 		z, err := zones.Parse([]byte(header+rec), "test.example.zone", "", false)
 		if err != nil {

@@ -1,7 +1,10 @@
 package gslb
 
 import (
+	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/gslbd/gslb/internal/balance"
 )
@@ -85,6 +88,9 @@ type loadPolicy struct {
 }
 
 func newLoad(r *Record, opts map[string]string, cx *compileCtx) (Policy, error) {
+	if _, ok := opts["sticky"]; ok {
+		return nil, fmt.Errorf("sticky: the load policy always keeps each client network on its pool")
+	}
 	opts["sticky"] = "prefix"
 	w, err := newWeighted(r, opts, cx)
 	if err != nil {
@@ -133,4 +139,103 @@ func loadWeights(r *Record, v *View, mode int, open bool, w []int) int {
 		total = weights(r, v, mode, open, w)
 	}
 	return total
+}
+
+// spillOption reads spill=NN% (geo and latency records): 0 when absent.
+func spillOption(opts map[string]string) (int, error) {
+	v, ok := opts["spill"]
+	if !ok {
+		return 0, nil
+	}
+	delete(opts, "spill")
+	n, err := strconv.Atoi(strings.TrimSuffix(v, "%"))
+	if err != nil || !strings.HasSuffix(v, "%") || n < 1 || n > 99 {
+		return 0, fmt.Errorf("spill=%q: want a utilisation from 1%% to 99%%, e.g. spill=80%%", v)
+	}
+	return n, nil
+}
+
+// spilling reports whether, in v, some region of r's pools is loaded past
+// spill percent (so some of its clients go to the next region).
+func spilling(spill int, r *Record, v *View) bool {
+	if spill == 0 || v.loads == nil {
+		return false
+	}
+	for _, pi := range r.pools {
+		if l := v.loads[v.set.pools[pi].region]; l != loadUnknown && int(l) > spill {
+			return true
+		}
+	}
+	return false
+}
+
+// spillChoice is the spill=NN% step of geo and latency: when the chosen
+// pool's region is loaded past spill, the share (load - spill) / (100 -
+// spill) of client networks (by a hash of the /24 or /48, the same on
+// every nameserver) gets the next up pool in the client's order instead
+// (next returns it, or -1). It returns the pool and the scope, at least
+// the hashed network's.
+func spillChoice(spill, pi int, r *Record, v *View, mode int, c *Client, bits uint8, next func(after int) int) (int, uint8) {
+	l := v.loads[v.set.pools[r.pools[pi]].region]
+	if l == loadUnknown || int(l) <= spill {
+		return pi, bits
+	}
+	pfx, nbits := clientNetwork(c)
+	bits = max(bits, nbits)
+	share := uint64((int(l) - spill) * 1000 / (100 - spill)) // per mille of networks
+	if prefixHash(pfx)%1000 >= share {
+		return pi, bits
+	}
+	if n := next(pi); n >= 0 {
+		return n, bits
+	}
+	return pi, bits
+}
+
+// nextIn returns r's first up pool (an index into r.pools) in the regions
+// of ord after pool after's region, or -1.
+func nextIn(ord ordering, r *Record, v *View, mode int, after int) int {
+	seen := false
+	for _, reg := range ord.regions {
+		if reg == r.set.pools[r.pools[after]].region {
+			seen = true
+			continue
+		}
+		if !seen {
+			continue
+		}
+		for i, pi := range r.pools {
+			if r.set.pools[pi].region == reg && v.upIn(pi, mode) {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// spillFigures says, for a geo or latency record with spill=NN%, which
+// regions are loaded past it and what share of their client networks goes
+// to the next region ("" when none is).
+func (r *Record) spillFigures(v *View) string {
+	spill := 0
+	switch p := r.Policy.(type) {
+	case *geoPolicy:
+		spill = p.spill
+	case *latencyPolicy:
+		spill = p.geo.spill
+	}
+	if !spilling(spill, r, v) {
+		return ""
+	}
+	var parts []string
+	seen := map[int]bool{}
+	for _, pi := range r.pools {
+		reg := v.set.pools[pi].region
+		if l := v.loads[reg]; !seen[reg] && l != loadUnknown && int(l) > spill {
+			seen[reg] = true
+			parts = append(parts, fmt.Sprintf("%s at %d%% sends %.1f%% of its client networks (by a hash of the /24 or /48) to the next region",
+				v.set.regions[reg].Name, l, 100*float64(int(l)-spill)/float64(100-spill)))
+		}
+	}
+	return fmt.Sprintf("spill=%d%%: ", spill) + strings.Join(parts, ", ")
 }

@@ -3,9 +3,12 @@ package gslb_test
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/gslbd/gslb/geodata"
+	"github.com/gslbd/gslb/geodata/geodatatest"
 	"github.com/gslbd/gslb/gslb"
 	"github.com/gslbd/gslb/zones"
 )
@@ -91,5 +94,79 @@ func TestLoadPolicy(t *testing.T) {
 	v4, _ := v1.Update(gslb.AllUp{}, nil)
 	if share4, _ := answers(v4); share4 != share0 {
 		t.Errorf("no load known: eu-west answers %.3f, want %.3f", share4, share0)
+	}
+}
+
+// TestGeoSpill (issue 17): geo with spill=80%: while the preferred
+// region's load is past 80 %, the share (load - 80) / 20 of its client
+// networks is answered with the next region in the client's order, the
+// same networks every time (scope /24); below it, every network is back.
+func TestGeoSpill(t *testing.T) {
+	path := geodatatest.Write(t, map[string]geodata.Info{
+		"10.0.0.0/8": {Country: "DE", Continent: "EU", Lat: 51, Lon: 9, HasLocation: true},
+	})
+	db, err := geodata.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	set, recs := compileSet(t, "www 30 IN GSLB geo spill=80% pools=web-us,web-eu,web-ap\n", gslb.Env{Geo: db, Health: loadHealth{"eu-west": 0.5}})
+	r := recs["www"]
+	const nets = 2000
+	share := func(v *gslb.View) (us float64, by []string) {
+		for i := range nets {
+			c := fmt.Sprintf("10.%d.%d.0/24", i/250, i%250)
+			a := r.Answer(nil, gslb.IPv4, client(c), v)
+			by = append(by, addrs(a))
+			switch addrs(a) {
+			case "10.1.0.1,10.1.0.2":
+				us++
+				if a.Scope != 24 {
+					t.Fatalf("%s spilled to us-east with scope %d, want 24", c, a.Scope)
+				}
+			case "10.2.0.1":
+			default:
+				t.Fatalf("%s: answered %s, want eu-west or the next region, us-east", c, addrs(a))
+			}
+		}
+		return us / nets, by
+	}
+	v0 := set.DefaultView()
+	if s, _ := share(v0); s != 0 {
+		t.Errorf("eu-west at 50 %%: %.3f of EU networks spilled, want 0", s)
+	}
+	v1, _ := v0.Update(loadHealth{"eu-west": 0.85}, nil)
+	s1, by1 := share(v1)
+	if s1 < 0.20 || s1 > 0.30 {
+		t.Errorf("eu-west at 85 %%, spill=80%%: %.3f of EU networks to us-east, want 0.25 ± 0.05", s1)
+	}
+	if _, again := share(v1); !slices.Equal(by1, again) {
+		t.Error("the same networks are not spilled on every query")
+	}
+	if _, changed := v1.Update(loadHealth{"eu-west": 0.9}, nil); changed {
+		t.Error("a move of 5 points changed the view (hysteresis)")
+	}
+	v2, _ := v1.Update(loadHealth{"eu-west": 0.95}, nil)
+	s2, by2 := share(v2)
+	if s2 < 0.70 || s2 > 0.80 {
+		t.Errorf("eu-west at 95 %%: %.3f spilled, want 0.75 ± 0.05", s2)
+	}
+	for i := range by1 {
+		if by1[i] != "10.2.0.1" && by2[i] == "10.2.0.1" {
+			t.Fatalf("network %d came back to eu-west as its load rose", i)
+		}
+	}
+	e := r.ExplainView(gslb.IPv4, *client("10.1.2.0/24"), db, v2)
+	if !strings.Contains(e.Choice.Why, "spill=80%: eu-west at 95% sends 75.0% of its client networks") {
+		t.Errorf("explain shows no spill figures: %s", e.Choice.Why)
+	}
+	dst := make([]netip.Addr, 0, 8)
+	cl := client("10.1.2.0/24")
+	if n := testing.AllocsPerRun(100, func() { r.Answer(dst[:0], gslb.IPv4, cl, v2) }); n != 0 {
+		t.Errorf("a spilling geo answer: %.1f allocations, want 0", n)
+	}
+	v3, _ := v2.Update(loadHealth{"eu-west": 0.6}, nil)
+	if s, _ := share(v3); s != 0 {
+		t.Errorf("eu-west back at 60 %%: %.3f still spilled, want 0", s)
 	}
 }

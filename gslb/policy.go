@@ -253,19 +253,42 @@ func prefixHash(p netip.Prefix) uint64 {
 type geoPolicy struct {
 	m     *geoMap
 	table *prefTable
+	spill int // spill=NN%: 0 off (load.go)
 }
 
-func newGeo(r *Record, _ map[string]string, cx *compileCtx) (Policy, error) {
+func newGeo(r *Record, opts map[string]string, cx *compileCtx) (Policy, error) {
 	m := cx.geoMap()
-	return &geoPolicy{m: m, table: cx.prefTable(r, m.orders)}, nil
+	spill, err := spillOption(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &geoPolicy{m: m, table: cx.prefTable(r, m.orders), spill: spill}, nil
 }
 
-func (p *geoPolicy) DependsOnClient(r *Record, v *View) bool { return !p.table.constant(r, v) }
-func (p *geoPolicy) Random() bool                            { return false }
+func (p *geoPolicy) DependsOnClient(r *Record, v *View) bool {
+	return !p.table.constant(r, v) || spilling(p.spill, r, v)
+}
+func (p *geoPolicy) Random() bool { return false }
 
 func (p *geoPolicy) Choose(r *Record, v *View, mode int, c *Client, open bool) (int, uint8) {
 	o, bits := p.m.lookup(c.Addr)
 	pi := p.table.choose(o, v, r, mode, open)
+	if !open && pi >= 0 && spilling(p.spill, r, v) {
+		prefs := p.table.prefs[o]
+		pi, bits = spillChoice(p.spill, pi, r, v, mode, c, bits, func(after int) int {
+			for k, i := range prefs {
+				if int(i) == after {
+					for _, j := range prefs[k+1:] {
+						if v.upIn(r.pools[j], mode) {
+							return int(j)
+						}
+					}
+				}
+			}
+			return -1
+		})
+		return pi, min(bits, c.Bits)
+	}
 	if p.table.constant(r, v) {
 		return pi, 0
 	}
@@ -405,7 +428,13 @@ func (p *latencyPolicy) Random() bool                        { return false }
 func (p *latencyPolicy) Choose(r *Record, v *View, mode int, c *Client, open bool) (int, uint8) {
 	pfx, bits := clientNetwork(c)
 	if ord, ok := v.nets[pfx]; ok {
-		return firstIn(ord, r, v, mode, open), bits
+		pi := firstIn(ord, r, v, mode, open)
+		if !open && pi >= 0 && spilling(p.geo.spill, r, v) {
+			pi, bits = spillChoice(p.geo.spill, pi, r, v, mode, c, bits, func(after int) int {
+				return nextIn(ord, r, v, mode, after)
+			})
+		}
+		return pi, bits
 	}
 	if v.lat != nil {
 		v.lat.Observe(netip.PrefixFrom(c.Addr, int(bits))) // the client, for the probers to measure
