@@ -217,6 +217,14 @@ func (wq *wireQuery) parseECS(b []byte) bool {
 // fast answers pkt on the wire fast path into r.out. ok is false when the
 // fast path does not answer it (see above); then nothing was counted.
 func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			// A bug here must not cost the process: count and log it,
+			// and let the miekg/dns path answer.
+			r.s.recovered(p, nil)
+			out, ok = nil, false
+		}
+	}()
 	wq := &r.wq
 	if !parseWire(pkt, wq) {
 		return nil, false

@@ -407,3 +407,24 @@ func FuzzWireParse(f *testing.F) {
 		}
 	})
 }
+
+// TestFastPathRecovers: a panic on the fast path (here from a missing
+// snapshot) is counted and leaves the query to the miekg/dns path; the
+// process goes on.
+func TestFastPathRecovers(t *testing.T) {
+	s := fastServer(t)
+	r := testReader(s, "192.0.2.1:5300")
+	m := new(dns.Msg)
+	m.SetQuestion("mail.example.com.", dns.TypeA)
+	pkt, _ := m.Pack()
+	before := s.stats.panics.Load()
+	if out, ok := r.fast(pkt, nil); ok || out != nil {
+		t.Fatalf("answered without a snapshot: %d bytes", len(out))
+	}
+	if got := s.stats.panics.Load() - before; got != 1 {
+		t.Errorf("%d panics counted, want 1", got)
+	}
+	if _, ok := r.fast(pkt, s.snap.Load()); !ok {
+		t.Error("the next query is not answered on the fast path")
+	}
+}

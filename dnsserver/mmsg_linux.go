@@ -57,12 +57,17 @@ func (r *udpReader) loopMmsg() bool {
 		}
 		k, errno := 0, unix.Errno(0)
 		err := raw.Read(func(fd uintptr) bool {
-			n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&st.in[0])), batch, 0, 0, 0)
-			if e == unix.EAGAIN || e == unix.EINTR {
-				return false
+			for {
+				n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&st.in[0])), batch, 0, 0, 0)
+				switch e {
+				case unix.EINTR:
+					continue
+				case unix.EAGAIN:
+					return false // wait until the socket is readable
+				}
+				k, errno = int(n), e
+				return true
 			}
-			k, errno = int(n), e
-			return true
 		})
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -98,12 +103,17 @@ func (r *udpReader) loopMmsg() bool {
 		for off := 0; off < m; {
 			w, errno := 0, unix.Errno(0)
 			err := raw.Write(func(fd uintptr) bool {
-				n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&st.out[off])), uintptr(m-off), 0, 0, 0)
-				if e == unix.EAGAIN || e == unix.EINTR {
-					return false
+				for {
+					n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&st.out[off])), uintptr(m-off), 0, 0, 0)
+					switch e {
+					case unix.EINTR:
+						continue
+					case unix.EAGAIN:
+						return false // wait until the socket is writable
+					}
+					w, errno = int(n), e
+					return true
 				}
-				w, errno = int(n), e
-				return true
 			})
 			if err != nil {
 				break
