@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -71,5 +72,31 @@ func checkShared(t *testing.T, s1, s2 *Snapshot, want map[string]bool) {
 		if got := z1.src == z2.src; got != shared {
 			t.Errorf("%s: *zones.Zone shared = %v, want %v", o, got, shared)
 		}
+	}
+}
+
+// TestZoneSizeLimit: a zone file larger than MaxSize is refused without
+// being parsed, reported with its name, and answered SERVFAIL (ZL-03);
+// once it fits, it loads.
+func TestZoneSizeLimit(t *testing.T) {
+	dir := t.TempDir()
+	zone := "$TTL 300\n@ IN SOA ns1 h 1 3600 600 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.53\n"
+	file := filepath.Join(dir, "big.example.zone")
+	if err := os.WriteFile(file, []byte(zone+"; padding past the limit\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := &Loader{Dir: dir, MaxSize: int64(len(zone))}
+	s, errs := l.Load()
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "larger than the zone size limit") {
+		t.Fatalf("errors %v, want one about the size limit", errs)
+	}
+	if l.Parses() != 0 || l.Errors()[file] == "" || !s.broken("big.example.") {
+		t.Errorf("parses %d, errors %v, broken %v: want the file refused unread and its zone failed", l.Parses(), l.Errors(), s.broken("big.example."))
+	}
+	if err := os.WriteFile(file, []byte(zone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, errs = l.Load(); len(errs) != 0 || s.zones["big.example."] == nil {
+		t.Errorf("after trimming the file: errors %v, zone served %v", errs, s.zones["big.example."] != nil)
 	}
 }
