@@ -57,17 +57,9 @@ func (r *udpReader) loopMmsg() bool {
 		}
 		k, errno := 0, unix.Errno(0)
 		err := raw.Read(func(fd uintptr) bool {
-			for {
-				n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&st.in[0])), batch, 0, 0, 0)
-				switch e {
-				case unix.EINTR:
-					continue
-				case unix.EAGAIN:
-					return false // wait until the socket is readable
-				}
-				k, errno = int(n), e
-				return true
-			}
+			var wait bool
+			k, errno, wait = mmsg(unix.SYS_RECVMMSG, fd, &st.in[0], batch)
+			return !wait
 		})
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -103,17 +95,9 @@ func (r *udpReader) loopMmsg() bool {
 		for off := 0; off < m; {
 			w, errno := 0, unix.Errno(0)
 			err := raw.Write(func(fd uintptr) bool {
-				for {
-					n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&st.out[off])), uintptr(m-off), 0, 0, 0)
-					switch e {
-					case unix.EINTR:
-						continue
-					case unix.EAGAIN:
-						return false // wait until the socket is writable
-					}
-					w, errno = int(n), e
-					return true
-				}
+				var wait bool
+				w, errno, wait = mmsg(unix.SYS_SENDMMSG, fd, &st.out[off], m-off)
+				return !wait
 			})
 			if err != nil {
 				break
@@ -123,6 +107,22 @@ func (r *udpReader) loopMmsg() bool {
 			}
 			off += w
 		}
+	}
+}
+
+// mmsg calls recvmmsg or sendmmsg (trap) on fd for the n headers from h,
+// again if a signal interrupts it; wait is set for EAGAIN (the caller waits
+// until the socket is ready).
+func mmsg(trap, fd uintptr, h *mmsghdr, n int) (done int, errno unix.Errno, wait bool) {
+	for {
+		r, _, e := unix.RawSyscall6(trap, fd, uintptr(unsafe.Pointer(h)), uintptr(n), 0, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, 0, true
+		}
+		return int(r), e, false
 	}
 }
 
