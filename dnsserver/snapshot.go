@@ -202,7 +202,7 @@ func NewSnapshotFrom(prev *Snapshot, zs []*zones.Zone, set *gslb.Set, failed ...
 }
 
 func buildZone(z *zones.Zone) *zone {
-	zn := &zone{src: z, origin: z.Origin, file: z.File, soa: z.SOA, nodes: map[string]*node{}}
+	zn := &zone{src: z, origin: z.Origin, file: z.File, soa: z.SOA, nodes: make(map[string]*node, z.RRs.Names()+len(z.Records))}
 	neg := dns.Copy(z.SOA).(*dns.SOA)
 	neg.Hdr.Ttl = min(z.SOA.Hdr.Ttl, z.SOA.Minttl)
 	zn.neg = neg

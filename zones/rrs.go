@@ -20,6 +20,7 @@ import (
 type RRs struct {
 	chunks [][]byte // records never straddle two chunks
 	off    []uint32 // where each record starts (see at), in the grouped order
+	names  int      // distinct owner names
 }
 
 // chunkBits sizes the chunks records are packed into: 1 MiB, so a zone
@@ -36,6 +37,9 @@ func packedAt(chunks [][]byte, off uint32) PackedRR {
 
 // Len returns the number of records.
 func (s *RRs) Len() int { return len(s.off) }
+
+// Names returns the number of distinct owner names (to size an index).
+func (s *RRs) Names() int { return s.names }
 
 // At returns record i (0 <= i < Len) as a view of the packed bytes.
 func (s *RRs) At(i int) PackedRR { return packedAt(s.chunks, s.off[i]) }

@@ -80,6 +80,9 @@ func TestPackedRecords(t *testing.T) {
 	if n := z.RRs.Len(); n != len(want)+100 {
 		t.Errorf("Len() = %d, want %d", n, len(want)+100)
 	}
+	if n := z.RRs.Names(); n != 4 {
+		t.Errorf("Names() = %d, want 4 (apex, www, ns1, big)", n)
+	}
 	if len(z.Warnings) != 1 || !strings.Contains(z.Warnings[0].Error(), "p.example.zone:9: www.p.example. A: TTL 60 differs") {
 		t.Errorf("warnings %v", z.Warnings)
 	}

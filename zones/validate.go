@@ -210,9 +210,11 @@ func (p *parser) validate() {
 	cname := map[string]string{}
 	cnamePos := map[string]uint32{}
 	var types []uint16
+	owners := 0
 	for i := 0; i < len(kept); {
 		var next int
 		types, next = typesAt(i, types[:0])
+		owners++
 		name := b.at(kept[i]).NameWire()
 		if slices.Contains(types, dns.TypeCNAME) {
 			set := find(name, dns.TypeCNAME)
@@ -297,7 +299,7 @@ func (p *parser) validate() {
 	for i, r := range kept {
 		kept[i] = b.off[r]
 	}
-	z.RRs = RRs{chunks: b.chunks, off: kept}
+	z.RRs = RRs{chunks: b.chunks, off: kept, names: owners}
 	b.off, b.pos = nil, nil
 }
 
