@@ -8,6 +8,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/gslbd/gslb/gslb"
+	"github.com/gslbd/gslb/zones"
 )
 
 // The wire fast path answers the common UDP query straight from the packet
@@ -36,6 +37,8 @@ type wireQuery struct {
 	nlen  int
 	label [128]uint16
 	nlab  int
+	// target is the name a CNAME points to, in the form of name (lowerName).
+	target [256]byte
 	// wire is the query name in lower case and wire form, wlen bytes.
 	wire [256]byte
 	wlen int
@@ -244,16 +247,8 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 	// buffer saves copying it.
 	name := unsafe.String(&wq.name[0], wq.nlen)
 	z := snap.findZone(name)
-	if z == nil || z.cuts && z.cutAbove(name, wq.qtype) != nil {
-		return nil, false // REFUSED, SERVFAIL for a broken zone, a referral
-	}
-	n := z.nodes[name]
-	if n == nil {
-		ce := parent(name)
-		for z.nodes[ce] == nil {
-			ce = parent(ce)
-		}
-		n = z.nodes[ce].wild // RFC 4592 §3.3.1, the query name as owner
+	if z == nil {
+		return nil, false // REFUSED, or SERVFAIL for a broken zone
 	}
 	wq.nnames = 0
 	out = r.out[:0]
@@ -263,62 +258,94 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 	var an, ns, ar uint16
 	var scope uint8
 	scoped := false
-	switch {
-	case n == nil:
-		rcode = dns.RcodeNameError
-		if out, ok = wq.appendNeg(out, z); !ok {
-			return nil, false
+	// owner is where the owner name of the answers is in the reply: the
+	// question, then the target of each CNAME followed (RFC 1034 §4.3.2).
+	owner := 12
+	for depth := 0; ; depth++ {
+		if depth > zones.MaxCNAMEChain || z.cuts && z.cutAbove(name, wq.qtype) != nil {
+			return nil, false // a chain that long, or a referral
 		}
-		ns = 1
-	case n.cname && wq.qtype != dns.TypeCNAME:
-		return nil, false // a CNAME chain
-	case n.gslb != 0 && (wq.qtype == dns.TypeA || wq.qtype == dns.TypeAAAA):
-		var servfail bool
-		out, an, scope, servfail, ok = r.fastGSLB(out, pkt, z, z.record(n), snap)
-		if !ok {
-			return nil, false
+		n := z.nodes[name]
+		if n == nil {
+			ce := parent(name)
+			for z.nodes[ce] == nil {
+				ce = parent(ce)
+			}
+			n = z.nodes[ce].wild // RFC 4592 §3.3.1, the name asked as owner
 		}
-		scoped = true
 		switch {
-		case servfail:
-			rcode = dns.RcodeServerFailure
-			out[2] &^= 0x04 // AA
-		case an == 0:
+		case n == nil:
+			rcode = dns.RcodeNameError // after a CNAME too (RFC 6604)
 			if out, ok = wq.appendNeg(out, z); !ok {
 				return nil, false
 			}
 			ns = 1
-		}
-	default:
-		set := n.rrset(wq.qtype)
-		if set == nil {
-			if out, ok = wq.appendNeg(out, z); !ok { // NODATA (RFC 2308 §2.2)
+		case n.cname && wq.qtype != dns.TypeCNAME:
+			set := n.rrset(dns.TypeCNAME)
+			w := set.wire()
+			l := 10 + int(binary.BigEndian.Uint16(w[8:]))
+			out = append(out, 0xc0|byte(owner>>8), byte(owner))
+			target := len(out) + 10 // where appendRR writes the target
+			out = wq.appendRR(out, w[:l])
+			an++
+			next, ok := wq.lowerName(w[10:l])
+			if !ok || target >= 0x3fff {
 				return nil, false
 			}
-			ns = 1
-			break
+			if !inZone(next, z.origin) {
+				break // the resolver follows an out-of-zone target itself
+			}
+			name, owner = next, target
+			continue
+		case n.gslb != 0 && (wq.qtype == dns.TypeA || wq.qtype == dns.TypeAAAA):
+			var servfail bool
+			var k uint16
+			out, k, scope, servfail, ok = r.fastGSLB(out, owner, z.record(n), snap)
+			if !ok {
+				return nil, false
+			}
+			an += k
+			scoped = true
+			switch {
+			case servfail:
+				rcode = dns.RcodeServerFailure
+				out[2] &^= 0x04 // AA
+			case k == 0:
+				if out, ok = wq.appendNeg(out, z); !ok {
+					return nil, false
+				}
+				ns = 1
+			}
+		default:
+			set := n.rrset(wq.qtype)
+			if set == nil {
+				if out, ok = wq.appendNeg(out, z); !ok { // NODATA (RFC 2308 §2.2)
+					return nil, false
+				}
+				ns = 1
+				break
+			}
+			// Every record: a pointer to its owner name, then the rest.
+			w := set.wire()
+			for k := uint16(0); k < set.n; k++ {
+				l := 10 + int(binary.BigEndian.Uint16(w[8:]))
+				out = append(out, 0xc0|byte(owner>>8), byte(owner))
+				out = wq.appendRR(out, w[:l])
+				w = w[l:]
+			}
+			// The additional records: their owner, then the rest.
+			w = set.xwire()
+			for k := uint16(0); k < set.nx; k++ {
+				o := nameLen(w)
+				l := o + 10 + int(binary.BigEndian.Uint16(w[o+8:]))
+				out = wq.appendName(out, w[:o])
+				out = wq.appendRR(out, w[o:l])
+				w = w[l:]
+			}
+			an += set.n
+			ar = set.nx
 		}
-		if set.n == 0 {
-			return nil, false // not pre-packed
-		}
-		// Every record: a pointer to the question name, then the rest.
-		w := set.wire()
-		for k := uint16(0); k < set.n; k++ {
-			l := 10 + int(binary.BigEndian.Uint16(w[8:]))
-			out = append(out, 0xc0, 12)
-			out = wq.appendRR(out, w[:l])
-			w = w[l:]
-		}
-		// The additional records: their owner, then the rest.
-		w = set.xwire()
-		for k := uint16(0); k < set.nx; k++ {
-			o := nameLen(w)
-			l := o + 10 + int(binary.BigEndian.Uint16(w[o+8:]))
-			out = wq.appendName(out, w[:o])
-			out = wq.appendRR(out, w[o:l])
-			w = w[l:]
-		}
-		an, ar = set.n, set.nx
+		break
 	}
 	out[3] |= byte(rcode)
 	if wq.edns {
@@ -334,6 +361,44 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 	r.out = out
 	s.stats.count(false, wq.qtype, rcode)
 	return out, true
+}
+
+// lowerName writes wire name nm in lower case and presentation form into
+// wq.target and returns it as a string over that buffer (valid until the
+// next call); ok is false for a name that needs escapes.
+func (wq *wireQuery) lowerName(nm []byte) (_ string, ok bool) {
+	n := 0
+	for i := 0; i < len(nm) && nm[i] != 0; i += 1 + int(nm[i]) {
+		l := int(nm[i])
+		if i+1+l > len(nm) || n+l+1 > len(wq.target) {
+			return "", false
+		}
+		for _, c := range nm[i+1 : i+1+l] {
+			switch {
+			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '*':
+			case c >= 'A' && c <= 'Z':
+				c += 'a' - 'A'
+			default:
+				return "", false
+			}
+			wq.target[n] = c
+			n++
+		}
+		wq.target[n] = '.'
+		n++
+	}
+	if n == 0 {
+		return "", false // the root
+	}
+	return unsafe.String(&wq.target[0], n), true
+}
+
+// inZone reports whether name is origin or below it (both lower case).
+func inZone(name, origin string) bool {
+	if origin == "." || name == origin {
+		return true
+	}
+	return len(name) > len(origin) && name[len(name)-len(origin)-1] == '.' && name[len(name)-len(origin):] == origin
 }
 
 // rrset returns n's rrset of type t, or nil.
@@ -473,7 +538,7 @@ func (wq *wireQuery) find(suf []byte) int {
 // an, the number of addresses; scope, the ECS scope of the answer;
 // servfail when the record says so. ok is false for an answer the fast
 // path does not give (a CNAME).
-func (r *udpReader) fastGSLB(out, pkt []byte, z *servedZone, rec *gslb.Record, snap *Snapshot) (_ []byte, an uint16, scope uint8, servfail, ok bool) {
+func (r *udpReader) fastGSLB(out []byte, owner int, rec *gslb.Record, snap *Snapshot) (_ []byte, an uint16, scope uint8, servfail, ok bool) {
 	wq, q := &r.wq, &r.q
 	fam, rrtype, rdlen := gslb.IPv4, dns.TypeA, 4
 	if wq.qtype == dns.TypeAAAA {
@@ -489,12 +554,12 @@ func (r *udpReader) fastGSLB(out, pkt []byte, z *servedZone, rec *gslb.Record, s
 	q.addrs = a.Addrs[:0]
 	switch {
 	case a.ServFail:
-		return out[:wq.qend], 0, a.Scope, true, true
+		return out, 0, a.Scope, true, true
 	case a.CNAME != "":
 		return out, 0, 0, false, false
 	}
 	for _, ip := range a.Addrs {
-		out = append(out, 0xc0, 12, byte(rrtype>>8), byte(rrtype), 0, 1, 0, 0, 0, 0, 0, byte(rdlen))
+		out = append(out, 0xc0|byte(owner>>8), byte(owner), byte(rrtype>>8), byte(rrtype), 0, 1, 0, 0, 0, 0, 0, byte(rdlen))
 		binary.BigEndian.PutUint32(out[len(out)-6:], a.TTL)
 		if fam == gslb.IPv4 {
 			v := ip.As4()

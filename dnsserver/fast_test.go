@@ -33,6 +33,8 @@ $POOL dead   region=us-east  members=192.0.2.99
 geo   30 IN GSLB geo pools=geo-us,geo-eu,geo-ap
 *.geo 30 IN GSLB geo pools=geo-us,geo-eu,geo-ap
 down  30 IN GSLB failover pools=dead empty=servfail
+galias   IN CNAME geo
+dalias   IN CNAME down
 `
 
 // fastServer serves testdata/example.com.zone and geoTestZone with the
@@ -86,6 +88,7 @@ var fastNames = []string{
 	"big.example.com.", "sub.example.com.", "a.sub.example.com.", "ns.sub.example.com.", "sec.example.com.",
 	"_sip._tcp.example.com.", "v4only.example.com.", "x.gw.example.com.", "x.big-deleg.example.com.",
 	"ns1.example.com.", "geo.test.", "geo.geo.test.", "a.geo.geo.test.", "down.geo.test.", "nope.geo.test.",
+	"tonx.example.com.", "todeleg.example.com.", "towild.example.com.", "galias.geo.test.", "dalias.geo.test.",
 	"example.net.", "com.",
 }
 
@@ -162,8 +165,8 @@ func sameReply(fast, slow []byte) string {
 // miekg/dns path gives (same header, question, sections, OPT and options;
 // only compression may differ, and not for the worse); the fast path
 // answers at least the common shapes (static, NXDOMAIN, NODATA, wildcard,
-// GSLB with and without ECS, cookies, NSID), and declines what it must
-// leave.
+// in-zone CNAME chains, GSLB with and without ECS, cookies, NSID), and
+// declines what it must leave (referrals, ANY, names in no zone).
 func TestFastPathDifferential(t *testing.T) {
 	s := fastServer(t)
 	for _, from := range []string{"192.0.2.1:5300", "[2001:db8::1]:5300", "81.2.69.1:53"} {
@@ -212,13 +215,15 @@ func TestFastPathDifferential(t *testing.T) {
 			"geo.geo.test./A plain", "down.geo.test./A edns", "v4only.example.com./AAAA edns", "mail.example.com./A cookie client",
 			"mail.example.com./A cookie stale", "mail.example.com./A nsid ecs", "mail.example.com./A padding unknown",
 			"example.com./SOA edns", "example.com./NS edns", "_sip._tcp.example.com./SRV edns", "sec.example.com./DS edns",
+			"alias.example.com./A edns", "chain1.example.com./A edns", "x.cw.example.com./A edns", "tonx.example.com./A edns",
+			"ext.example.com./A edns", "towild.example.com./TXT edns", "galias.geo.test./A ecs v4", "dalias.geo.test./A edns",
 		} {
 			if !answered[want] {
 				t.Errorf("%s: %s not answered on the fast path", from, want)
 			}
 		}
 		for _, not := range []string{
-			"alias.example.com./A edns", "a.sub.example.com./A edns", "example.net./A edns", "mail.example.com./ANY edns",
+			"todeleg.example.com./A edns", "a.sub.example.com./A edns", "example.net./A edns", "mail.example.com./ANY edns",
 			"big.example.com./TXT plain", "mail.example.com./A ede",
 		} {
 			if answered[not] {
@@ -318,6 +323,8 @@ func TestFastPathAllocs(t *testing.T) {
 		{"www.example.com.", dns.TypeA, []dns.EDNS0{ecs(1, 24, "81.2.69.0")}},
 		{"geo.geo.test.", dns.TypeA, []dns.EDNS0{ecs(1, 24, "81.2.69.0"), &dns.EDNS0_NSID{Code: dns.EDNS0NSID}}},
 		{"geo.geo.test.", dns.TypeAAAA, nil},
+		{"alias.example.com.", dns.TypeA, nil},
+		{"galias.geo.test.", dns.TypeA, []dns.EDNS0{ecs(1, 24, "81.2.69.0")}},
 		{"mail.example.com.", dns.TypeA, []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "2464c4abcf10c957"}}},
 	} {
 		m := new(dns.Msg)

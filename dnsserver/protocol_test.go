@@ -130,6 +130,17 @@ func TestEDNS(t *testing.T) {
 	})
 }
 
+// generalPath adds to m an empty EDNS EXPIRE option, which the wire fast
+// path leaves to the general (miekg/dns) path: the path whose replies the
+// reply cache keeps. The option changes nothing in the reply.
+func generalPath(m *dns.Msg) *dns.Msg {
+	if opt(m) == nil {
+		m.SetEdns0(1232, false)
+	}
+	opt(m).Option = append(opt(m).Option, &dns.EDNS0_EXPIRE{Code: dns.EDNS0EXPIRE, Empty: true})
+	return m
+}
+
 func ecsQuery(name string, t uint16, prefix string) *dns.Msg {
 	m := query(name, t)
 	m.SetEdns0(1232, false)
