@@ -300,6 +300,9 @@ func TestSpillTCP(t *testing.T) {
 	bcfg := cfg("127.0.0.22", far)
 	bcfg.Spill = &proxy.SpillConfig{Region: "b", Secret: spillSecret, Peers: []proxy.SpillPeer{peer("a", a)}}
 	b := proxytest.Start(t, bcfg)
+	// A running proxy keeps its config's slices: a new config is built for
+	// each reload, never an old one changed.
+	acfg = cfg("127.0.0.21", "127.0.0.1:1")
 	acfg.Spill = &proxy.SpillConfig{Region: "a", Secret: spillSecret, Peers: []proxy.SpillPeer{peer("b", b)}}
 	acfg.Listeners[0].Address, acfg.Listeners[1].Address = a.Addrs()["http"], a.Addrs()["db"]
 	if err := a.Reload(acfg); err != nil {
@@ -328,7 +331,9 @@ func TestSpillTCP(t *testing.T) {
 	}
 	// b's server dies too (b's region health stays good: no check, no
 	// ejection): a connection spilled from a to b is not sent back.
-	bcfg.Groups[0].Backends[0].Address = "127.0.0.1:1"
+	spill := bcfg.Spill
+	bcfg = cfg("127.0.0.22", "127.0.0.1:1")
+	bcfg.Spill = spill
 	bcfg.Listeners[0].Address, bcfg.Listeners[1].Address = b.Addrs()["http"], b.Addrs()["db"]
 	if err := b.Reload(bcfg); err != nil {
 		t.Fatal(err)
