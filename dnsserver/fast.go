@@ -96,11 +96,8 @@ func parseWire(pkt []byte, wq *wireQuery) (ok bool) {
 		nl++
 		wq.wire[i-12] = byte(l)
 		for k, c := range pkt[i+1 : i+1+l] {
-			switch {
-			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '*':
-			case c >= 'A' && c <= 'Z':
-				c += 'a' - 'A'
-			default:
+			c, ok := nameByte(c)
+			if !ok {
 				return false // a name that needs escapes in presentation form
 			}
 			wq.name[n] = c
@@ -374,11 +371,8 @@ func (wq *wireQuery) lowerName(nm []byte) (_ string, ok bool) {
 			return "", false
 		}
 		for _, c := range nm[i+1 : i+1+l] {
-			switch {
-			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '*':
-			case c >= 'A' && c <= 'Z':
-				c += 'a' - 'A'
-			default:
+			c, ok := nameByte(c)
+			if !ok {
 				return "", false
 			}
 			wq.target[n] = c
@@ -391,6 +385,18 @@ func (wq *wireQuery) lowerName(nm []byte) (_ string, ok bool) {
 		return "", false // the root
 	}
 	return unsafe.String(&wq.target[0], n), true
+}
+
+// nameByte returns the byte of a name label in lower case; ok is false for
+// a byte that presentation form escapes (the fast path leaves such names).
+func nameByte(c byte) (_ byte, ok bool) {
+	switch {
+	case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '*':
+		return c, true
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A', true
+	}
+	return c, false
 }
 
 // inZone reports whether name is origin or below it (both lower case).
