@@ -69,6 +69,7 @@ demo: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzServe -fuzztime 60s ./dnsserver/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./zones/
+	$(GO) test -run '^$$' -fuzz FuzzFastPathSame -fuzztime 60s ./zones/
 
 vet:
 	$(GO) vet ./...
