@@ -24,11 +24,11 @@ type Backend struct {
 	idHash    uint64
 	cookieVal string
 
-	// Set at build time under the proxy's reload lock, read on the hot path
-	// through the group's view (which is republished after every change).
-	weight int
-	backup bool
-	group  atomic.Pointer[Group]
+	// group is the group that uses the backend now. The backend's weight
+	// and backup role belong to the group (Group.weights, Group.backups):
+	// a reload builds a new group around the same backend while the old
+	// group's health checks still run.
+	group atomic.Pointer[Group]
 
 	active       atomic.Int64 // in-flight requests (HTTP) or connections (TCP)
 	down         atomic.Bool  // active health verdict
@@ -151,6 +151,8 @@ type Group struct {
 	name     string
 	cfg      GroupConfig
 	backends []*Backend
+	weights  []int  // per backend, from cfg.Backends
+	backups  []bool // per backend, from cfg.Backends
 	v        atomic.Pointer[view]
 	ctr      atomic.Uint64
 	timeouts Timeouts
@@ -168,9 +170,9 @@ type Group struct {
 func newGroup(cfg GroupConfig, backends []*Backend, t Timeouts, log *slog.Logger) *Group {
 	g := &Group{name: cfg.Name, cfg: cfg, backends: backends, timeouts: t, log: log}
 	g.hkind, g.hheader = g.hashKind()
+	g.weights, g.backups = make([]int, len(backends)), make([]bool, len(backends))
 	for i, b := range backends {
-		b.weight = cfg.Backends[i].Weight
-		b.backup = cfg.Backends[i].Backup
+		g.weights[i], g.backups[i] = cfg.Backends[i].Weight, cfg.Backends[i].Backup
 		b.group.Store(g)
 	}
 	g.rebuild()
@@ -211,9 +213,10 @@ func (g *Group) rebuild() {
 	v := &view{}
 	ramping := false
 	var nextExpiry int64
+	var bases []int // unscaled weights of v.members, for the Maglev table
 	for _, backup := range []bool{false, true} {
-		for _, b := range g.backends {
-			if b.backup != backup {
+		for i, b := range g.backends {
+			if g.backups[i] != backup {
 				continue
 			}
 			if u := b.ejectedUntil.Load(); u != 0 && now < u && (nextExpiry == 0 || u < nextExpiry) {
@@ -222,7 +225,7 @@ func (g *Group) rebuild() {
 			if !b.available(now) {
 				continue
 			}
-			w := b.weight
+			w := g.weights[i]
 			if g.cfg.Algorithm == AlgRoundRobin {
 				w = 1
 			}
@@ -237,6 +240,7 @@ func (g *Group) rebuild() {
 			v.members = append(v.members, b)
 			v.weights = append(v.weights, w)
 			v.idHashes = append(v.idHashes, b.idHash)
+			bases = append(bases, g.weights[i])
 		}
 		if len(v.members) > 0 {
 			v.backup = backup
@@ -246,22 +250,23 @@ func (g *Group) rebuild() {
 	v.healthy = len(v.members) > 0
 	if th := g.cfg.PanicThreshold; th > 0 && !v.backup {
 		primaries := 0
-		for _, b := range g.backends {
-			if !b.backup && !b.draining.Load() {
+		for i, b := range g.backends {
+			if !g.backups[i] && !b.draining.Load() {
 				primaries++
 			}
 		}
 		if primaries > 0 && len(v.members)*100 < th*primaries {
-			v = &view{healthy: v.healthy, panic: true}
-			for _, b := range g.backends {
-				if !b.backup && !b.draining.Load() {
-					w := b.weight * 100
+			v, bases = &view{healthy: v.healthy, panic: true}, bases[:0]
+			for i, b := range g.backends {
+				if !g.backups[i] && !b.draining.Load() {
+					w := g.weights[i] * 100
 					if g.cfg.Algorithm == AlgRoundRobin {
 						w = 100
 					}
 					v.members = append(v.members, b)
 					v.weights = append(v.weights, w)
 					v.idHashes = append(v.idHashes, b.idHash)
+					bases = append(bases, g.weights[i])
 				}
 			}
 		}
@@ -277,11 +282,10 @@ func (g *Group) rebuild() {
 	case AlgConsistentHash:
 		if len(v.members) > 0 {
 			ids := make([]string, len(v.members))
-			base := make([]int, len(v.members))
 			for i, b := range v.members {
-				ids[i], base[i] = b.addr, b.weight
+				ids[i] = b.addr
 			}
-			v.maglev = balance.NewMaglev(ids, base, 0)
+			v.maglev = balance.NewMaglev(ids, bases, 0)
 		}
 	}
 	g.v.Store(v)

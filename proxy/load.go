@@ -63,7 +63,7 @@ func (m *LoadMeter) Sample() ([]GroupLoad, float64) {
 		var total uint64
 		var availActive int64
 		var latSum, latWeight float64
-		for _, b := range g.backends {
+		for bi, b := range g.backends {
 			for i := range b.requests {
 				total += b.requests[i].Load()
 			}
@@ -74,11 +74,11 @@ func (m *LoadMeter) Sample() ([]GroupLoad, float64) {
 				continue
 			}
 			gl.Available++
-			gl.Weight += b.weight
+			gl.Weight += g.weights[bi]
 			availActive += active
 			if e := math.Float64frombits(b.ewmaNanos.Load()); e > 0 {
-				latSum += e * float64(b.weight)
-				latWeight += float64(b.weight)
+				latSum += e * float64(g.weights[bi])
+				latWeight += float64(g.weights[bi])
 			}
 		}
 		if latWeight > 0 {
