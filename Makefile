@@ -66,10 +66,17 @@ bench-proxy: build
 demo: build
 	./$(BIN) demo
 
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzServe -fuzztime 60s ./dnsserver/
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./zones/
-	$(GO) test -run '^$$' -fuzz FuzzFastPathSame -fuzztime 60s ./zones/
+	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) ./dnsserver/
+	$(GO) test -run '^$$' -fuzz '^FuzzWireParse$$' -fuzztime $(FUZZTIME) ./dnsserver/
+	$(GO) test -run '^$$' -fuzz '^FuzzSignedReply$$' -fuzztime $(FUZZTIME) ./dnsserver/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./zones/
+	$(GO) test -run '^$$' -fuzz '^FuzzFastPathSame$$' -fuzztime $(FUZZTIME) ./zones/
+	$(GO) test -run '^$$' -fuzz '^FuzzHTTPFront$$' -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFast$$' -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./store/
+	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZTIME) ./store/
 
 vet:
 	$(GO) vet ./...
