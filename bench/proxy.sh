@@ -11,7 +11,8 @@
 #   REPEAT=3 bash bench/proxy.sh          # best of 3 interleaved rounds (busy machine)
 #
 # Prints Markdown tables: requests/s, p99 latency (h2load reports only the
-# mean) and our requests/s as a ratio of HAProxy's, then requests per CPU
+# mean) and our requests/s as a ratio of HAProxy's, then the lowest p99 of
+# each proxy over the rounds, then requests per CPU
 # second of each proxy process (/proc/PID/stat user + system over the run),
 # with the machine's load average. Loopback only; every port is picked free.
 set -euo pipefail
@@ -137,7 +138,11 @@ run_h2load() { # run_h2load URL PID -> "rps mean-latency requests-per-cpu-second
   echo "${rps:-0} ${mean// /_} ${eff:-0}"
 }
 
-declare -A RPS P99 EFF PID URL
+declare -A RPS P99 P99MIN EFF PID URL
+
+to_ms() { # wrk's latency (850.00us, 4.10ms, 1.02s) in milliseconds
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }'
+}
 
 # measure NAME MODE: one run; keeps the best requests/s (and its p99) and the
 # best requests per CPU second over the rounds.
@@ -158,6 +163,13 @@ measure() {
     RPS[$name,$mode]=$r; P99[$name,$mode]=$p
   fi
   if [ "$e" -gt "${EFF[$name,$mode]:-0}" ]; then EFF[$name,$mode]=$e; fi
+  if [ "$mode" != h2 ] && [ "$p" != - ]; then
+    local ms
+    ms=$(to_ms "$p")
+    if [ -z "${P99MIN[$name,$mode]:-}" ] || awk -v a="$ms" -v b="${P99MIN[$name,$mode]}" 'BEGIN { exit !(a < b) }'; then
+      P99MIN[$name,$mode]=$ms
+    fi
+  fi
 }
 
 # gslb proxy.
@@ -306,6 +318,16 @@ for mode in $MODES; do
   echo "| $label | ${RPS[gslb,$mode]} | ${P99[gslb,$mode]} | ${RPS[haproxy,$mode]} | ${P99[haproxy,$mode]} | ${RPS[nginx,$mode]} | ${P99[nginx,$mode]} | $(ratio "${RPS[gslb,$mode]}" "${RPS[haproxy,$mode]}") |"
 done
 case " $MODES " in *" h2 "*) echo; echo "HTTP/2: h2load reports no percentiles, so its column shows the mean latency." ;; esac
+echo
+echo "Lowest p99 latency of each proxy over the rounds (ms; the p99 of a round mostly measures other load on a busy machine):"
+echo
+echo "| mode | gslb | HAProxy | nginx | gslb / HAProxy |"
+echo "|---|---:|---:|---:|---:|"
+for mode in $MODES; do
+  [ "$mode" = h2 ] && continue
+  label=$(mode_label "$mode")
+  echo "| $label | ${P99MIN[gslb,$mode]:--} | ${P99MIN[haproxy,$mode]:--} | ${P99MIN[nginx,$mode]:--} | $(ratio "${P99MIN[gslb,$mode]:-0}" "${P99MIN[haproxy,$mode]:-0}") |"
+done
 echo
 echo "Requests per CPU second of the proxy process (its own user + system time; less sensitive to other load on the machine):"
 echo
