@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -56,15 +57,9 @@ func copyConn(dst, src net.Conn, idle time.Duration, last *atomic.Int64) error {
 	}); err != nil || serr != nil {
 		return copyIdle(dst, src, idle, last)
 	}
-	cp := &rawCopy{dst: dst, last: last}
+	cp := &rawCopy{dst: rawIO(dst), last: last}
 	cp.msg.Iov = &cp.iov
 	cp.msg.Iovlen = 1
-	if dc, ok := dst.(syscall.Conn); ok {
-		if drc, err := dc.SyscallConn(); err == nil {
-			cp.dstRaw = drc
-			cp.writeFn = cp.writeStep
-		}
-	}
 	for {
 		if idle > 0 {
 			src.SetReadDeadline(time.Now().Add(idle / 2))
@@ -89,13 +84,13 @@ func copyConn(dst, src net.Conn, idle time.Duration, last *atomic.Int64) error {
 
 // rawCopy is one direction of copyConn; step is its RawConn.Read callback.
 //
-// Its reads and writes are raw system calls (syscall.RawSyscall) on
-// non-blocking sockets under the RawConn's lock of the descriptor: they
-// return at once, so the runtime's system call bookkeeping (entersyscall,
-// which also wakes the runtime's monitor thread after each idle spell of
-// the process) is not needed.
+// Its reads (and, through rawIO, its writes) are raw system calls
+// (syscall.RawSyscall) on non-blocking sockets under the RawConn's lock of
+// the descriptor: they return at once, so the runtime's system call
+// bookkeeping (entersyscall, which also wakes the runtime's monitor thread
+// after each idle spell of the process) is not needed.
 type rawCopy struct {
-	dst  net.Conn
+	dst  io.Writer // rawIO(dst)
 	last *atomic.Int64
 	err  error // a read or write error: stop
 	eof  bool  // src reached EOF: stop
@@ -104,11 +99,6 @@ type rawCopy struct {
 	msg syscall.Msghdr
 	iov syscall.Iovec
 	oob [64]byte // room for the TCP_CM_INQ control message
-
-	dstRaw  syscall.RawConn       // dst's descriptor, nil to use dst.Write
-	writeFn func(fd uintptr) bool // writeStep, bound once
-	wbuf    []byte                // what writeStep has left to write
-	werr    error                 // writeStep's error
 }
 
 // step reads src's socket (fd) and writes what it read to dst. It returns
@@ -123,7 +113,7 @@ func (c *rawCopy) step(fd uintptr) bool {
 		switch {
 		case n > 0:
 			c.last.Store(time.Now().UnixNano())
-			if werr := c.write(buf[:n]); werr != nil {
+			if _, werr := c.dst.Write(buf[:n]); werr != nil {
 				c.err = werr
 				return true
 			}
@@ -168,39 +158,4 @@ func (c *rawCopy) recv(fd uintptr, buf []byte) (n, inq int, err error) {
 		}
 	}
 	return int(r), inq, nil
-}
-
-// write writes b to dst: with raw write(2) calls under dst's RawConn lock
-// (waiting for the poller when dst's socket buffer is full), or dst.Write.
-func (c *rawCopy) write(b []byte) error {
-	if c.dstRaw == nil {
-		_, err := c.dst.Write(b)
-		return err
-	}
-	c.wbuf, c.werr = b, nil
-	err := c.dstRaw.Write(c.writeFn)
-	c.wbuf = nil
-	if c.werr != nil {
-		return c.werr
-	}
-	return err
-}
-
-// writeStep is write's RawConn.Write callback: false waits until dst is
-// writable.
-func (c *rawCopy) writeStep(fd uintptr) bool {
-	for len(c.wbuf) > 0 {
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.wbuf[0])), uintptr(len(c.wbuf)))
-		switch e {
-		case 0:
-			c.wbuf = c.wbuf[r:]
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			c.werr = e
-			return true
-		}
-	}
-	return true
 }
