@@ -134,6 +134,15 @@ func (s *Server) signDenial(q *query, snap *Snapshot, sg *dnssec.Signer, soa *dn
 			name = dns.CanonicalName(c.Target)
 		}
 	}
+	if m.Rcode == dns.RcodeSuccess && q.qtype == dns.TypeNSEC && name == q.qname {
+		// Every name of a signed zone has its NSEC (compact denial makes
+		// it), so a question for it is answered with it, not with a
+		// NODATA proof whose bitmap would list the type asked.
+		nsec := z.Denial(name, nodeTypes(snap, name), q.qtype, false, soa.Hdr.Ttl)
+		m.Answer = append(m.Answer, signSection(sg, snap, []dns.RR{nsec}, z.Origin, z.Origin)...)
+		m.Ns = m.Ns[:0]
+		return
+	}
 	var nsec *dns.NSEC
 	if m.Rcode == dns.RcodeNameError {
 		nsec = z.Denial(name, nil, q.qtype, true, soa.Hdr.Ttl)

@@ -142,6 +142,8 @@ func TestSignedReplies(t *testing.T) {
 		{"DS at a cut without one", "sub.example.com.", dns.TypeDS,
 			want{nsec: "sub.example.com.", has: []uint16{dns.TypeNS}, hasNot: []uint16{dns.TypeDS}}},
 		{"DS at a cut", "sec.example.com.", dns.TypeDS, want{answers: 1}},
+		{"NSEC asked: the name's NSEC as the answer", "mail.example.com.", dns.TypeNSEC,
+			want{answers: 1, nsec: "mail.example.com.", has: []uint16{dns.TypeA}, hasNot: []uint16{dnssec.TypeNXNAME}}},
 		{"DNSKEY", "example.com.", dns.TypeDNSKEY, want{answers: 1}},
 		{"CDS", "example.com.", dns.TypeCDS, want{answers: 1}},
 		{"CDNSKEY", "example.com.", dns.TypeCDNSKEY, want{answers: 1}},
