@@ -26,6 +26,7 @@ type query struct {
 	perClient   bool  // the reply depends on the client: cached per client only
 	random      bool  // the reply varies between queries: never cached
 	cut         *node // the delegation of a referral, if the reply is one
+	cutz        *zone // the zone of cut
 	addrs       []netip.Addr
 	buf         []byte
 	ips         []byte // backing store of synthesized addresses
@@ -60,14 +61,10 @@ func (s *Server) resolve(q *query, z *servedZone, snap *Snapshot) {
 				return
 			}
 		}
-		n := z.nodes[name]
+		n := z.lookup(name)
 		owner := name
 		if n == nil {
-			ce := parent(name)
-			for z.nodes[ce] == nil {
-				ce = parent(ce)
-			}
-			n = z.nodes[ce].wild
+			n = z.encloserWild(name)
 			if n == nil {
 				m.Rcode = dns.RcodeNameError
 				m.Ns = append(m.Ns, z.neg)
@@ -92,7 +89,7 @@ func (s *Server) resolve(q *query, z *servedZone, snap *Snapshot) {
 func (z *zone) cutAbove(name string, qtype uint16) *node {
 	var cut *node
 	for n := name; n != z.origin; n = parent(n) {
-		if nd := z.nodes[n]; nd != nil && nd.cut {
+		if nd := z.lookup(n); nd != nil && nd.cut() {
 			if n == name && qtype == dns.TypeDS {
 				continue
 			}
@@ -113,9 +110,9 @@ func (s *Server) referral(q *query, z *servedZone, cut *node) {
 	if len(m.Answer) == 0 {
 		m.Authoritative = false
 	}
-	m.Ns = append(m.Ns, cut.get(dns.TypeNS)...)
-	m.Extra = append(m.Extra, cut.extra(dns.TypeNS)...)
-	q.cut = cut
+	m.Ns = append(m.Ns, z.get(cut, dns.TypeNS)...)
+	m.Extra = append(m.Extra, z.extraRRs(cut, dns.TypeNS)...)
+	q.cut, q.cutz = cut, z.zone
 }
 
 // glueFits reports whether a truncated referral still carries every
@@ -123,14 +120,15 @@ func (s *Server) referral(q *query, z *servedZone, cut *node) {
 // glue may be left out without TC).
 func (q *query) glueFits() bool {
 	need := 0
-	for _, rr := range q.cut.extra(dns.TypeNS) {
-		if dns.IsSubDomain(q.cut.name, rr.Header().Name) {
+	cut := q.cutz.ownerName(q.cut)
+	for _, rr := range q.cutz.extraRRs(q.cut, dns.TypeNS) {
+		if dns.IsSubDomain(cut, rr.Header().Name) {
 			need++
 		}
 	}
 	have := 0
 	for _, rr := range q.m.Extra {
-		if t := rr.Header().Rrtype; (t == dns.TypeA || t == dns.TypeAAAA) && dns.IsSubDomain(q.cut.name, rr.Header().Name) {
+		if t := rr.Header().Rrtype; (t == dns.TypeA || t == dns.TypeAAAA) && dns.IsSubDomain(cut, rr.Header().Name) {
 			have++
 		}
 	}
@@ -142,31 +140,32 @@ func (q *query) glueFits() bool {
 func (s *Server) answerNode(q *query, z *servedZone, n *node, owner string) string {
 	m := &q.m
 	qt := q.qtype
-	if n.cname && qt != dns.TypeCNAME {
-		for _, rr := range n.get(dns.TypeCNAME) {
+	if n.cname() && qt != dns.TypeCNAME {
+		for _, rr := range z.get(n, dns.TypeCNAME) {
 			m.Answer = append(m.Answer, q.rename(rr, owner))
 		}
 		if qt == dns.TypeANY {
 			return "" // RFC 1034 §4.3.2 step 3a: ANY matches the CNAME itself
 		}
-		return dns.CanonicalName(n.cnameTarget())
+		return dns.CanonicalName(z.cnameTarget(n))
 	}
 	if n.gslb != 0 && (qt == dns.TypeA || qt == dns.TypeAAAA || qt == dns.TypeANY) {
 		return s.answerGSLB(q, z, z.record(n), owner)
 	}
 	if qt == dns.TypeANY {
 		// RFC 8482 §4.2: one RRset is a complete answer to ANY.
-		if len(n.rrsets) > 0 {
-			for _, rr := range n.rrsets[0].rrs(n.name) {
+		if set := z.firstSet(n); set.n > 0 {
+			for _, rr := range z.rrs(set, owner) {
 				m.Answer = append(m.Answer, q.rename(rr, owner))
 			}
 			return ""
 		}
-	} else if rrs := n.get(qt); rrs != nil {
+	} else if set := z.rrset(n, qt); set.n > 0 {
+		rrs := z.rrs(set, owner)
 		for _, rr := range rrs {
 			m.Answer = append(m.Answer, q.rename(rr, owner))
 		}
-		m.Extra = append(m.Extra, n.extra(qt)...)
+		m.Extra = append(m.Extra, z.extraRRs(n, qt)...)
 		return ""
 	}
 	// NODATA (RFC 2308 §2.2).

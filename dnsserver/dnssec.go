@@ -205,11 +205,11 @@ func (s *Snapshot) dsAt(cut string) []dns.RR {
 	if z == nil {
 		return nil
 	}
-	n := z.nodes[cut]
+	n := z.lookup(cut)
 	if n == nil {
 		return nil
 	}
-	return n.get(dns.TypeDS)
+	return z.get(n, dns.TypeDS)
 }
 
 // equalName compares two domain names without regard to ASCII case.

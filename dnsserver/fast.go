@@ -262,13 +262,9 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 		if depth > zones.MaxCNAMEChain || z.cuts && z.cutAbove(name, wq.qtype) != nil {
 			return nil, false // a chain that long, or a referral
 		}
-		n := z.nodes[name]
+		n := z.lookup(name)
 		if n == nil {
-			ce := parent(name)
-			for z.nodes[ce] == nil {
-				ce = parent(ce)
-			}
-			n = z.nodes[ce].wild // RFC 4592 §3.3.1, the name asked as owner
+			n = z.encloserWild(name) // RFC 4592 §3.3.1, the name asked as owner
 		}
 		switch {
 		case n == nil:
@@ -277,10 +273,10 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 				return nil, false
 			}
 			ns = 1
-		case n.cname && wq.qtype != dns.TypeCNAME:
-			set := n.rrset(dns.TypeCNAME)
-			w := set.wire()
-			l := 10 + int(binary.BigEndian.Uint16(w[8:]))
+		case n.cname() && wq.qtype != dns.TypeCNAME:
+			set := z.rrset(n, dns.TypeCNAME)
+			w := z.rec(set.first)
+			l := len(w)
 			out = append(out, 0xc0|byte(owner>>8), byte(owner))
 			target := len(out) + 10 // where appendRR writes the target
 			out = wq.appendRR(out, w[:l])
@@ -314,8 +310,8 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 				ns = 1
 			}
 		default:
-			set := n.rrset(wq.qtype)
-			if set == nil {
+			set := z.rrset(n, wq.qtype)
+			if set.n == 0 {
 				if out, ok = wq.appendNeg(out, z); !ok { // NODATA (RFC 2308 §2.2)
 					return nil, false
 				}
@@ -323,15 +319,12 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 				break
 			}
 			// Every record: a pointer to its owner name, then the rest.
-			w := set.wire()
-			for k := uint16(0); k < set.n; k++ {
-				l := 10 + int(binary.BigEndian.Uint16(w[8:]))
+			for k := set.first; k < set.first+set.n; k++ {
 				out = append(out, 0xc0|byte(owner>>8), byte(owner))
-				out = wq.appendRR(out, w[:l])
-				w = w[l:]
+				out = wq.appendRR(out, z.rec(k))
 			}
 			// The additional records: their owner, then the rest.
-			w = set.xwire()
+			w := set.x
 			for k := uint16(0); k < set.nx; k++ {
 				o := nameLen(w)
 				l := o + 10 + int(binary.BigEndian.Uint16(w[o+8:]))
@@ -339,7 +332,7 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 				out = wq.appendRR(out, w[o:l])
 				w = w[l:]
 			}
-			an += set.n
+			an += uint16(set.n)
 			ar = set.nx
 		}
 		break
@@ -405,16 +398,6 @@ func inZone(name, origin string) bool {
 		return true
 	}
 	return len(name) > len(origin) && name[len(name)-len(origin)-1] == '.' && name[len(name)-len(origin):] == origin
-}
-
-// rrset returns n's rrset of type t, or nil.
-func (n *node) rrset(t uint16) *rrset {
-	for i := range n.rrsets {
-		if n.rrsets[i].t == t {
-			return &n.rrsets[i]
-		}
-	}
-	return nil
 }
 
 // appendNeg appends the zone's SOA for a negative answer, its owner a

@@ -1,9 +1,6 @@
 package dnsserver
 
 import (
-	"encoding/binary"
-	"sort"
-	"strings"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
@@ -56,108 +53,24 @@ func (z *servedZone) record(n *node) *gslb.Record {
 	return z.gslb[n.gslb-1]
 }
 
-// zone is one built zone, indexed by owner name. It is immutable once built
-// and may be shared by several snapshots (NewSnapshotFrom): nothing in it
-// points at a snapshot or at a compiled GSLB record.
+// zone is one built zone, indexed by owner name (index.go). It is
+// immutable once built and may be shared by several snapshots
+// (NewSnapshotFrom): nothing in it points at a snapshot or at a compiled
+// GSLB record.
 type zone struct {
+	index
 	src    *zones.Zone // what it was built from (NewSnapshotFrom reuses it for the same pointer)
 	origin string
 	file   string
 	soa    *dns.SOA
 	neg    *dns.SOA // the SOA for negative answers: TTL min(SOA TTL, MINIMUM), RFC 2308 §3
-	nodes  map[string]*node
-	cuts   bool // any delegation below the apex
+	cuts   bool     // any delegation below the apex
 	// negWire is neg packed for the wire fast path (fast.go): type,
 	// class, TTL, RDLENGTH and RDATA, without the owner (the origin,
 	// written as a pointer into the question); labels counts the origin's
 	// labels.
 	negWire []byte
 	labels  int
-}
-
-// node is one owner name; an empty non-terminal has no rrsets and no record.
-type node struct {
-	name   string
-	rrsets []rrset
-	cut    bool // NS records below the apex: a delegation point
-	cname  bool // a CNAME (cnameTarget)
-	// gslb is 1 + the index of the node's GSLB record in zones.Zone.Records
-	// (0: none); servedZone.record binds it to the snapshot's compiled one.
-	gslb int32
-	wild *node // the "*" child, for RFC 4592 synthesis
-}
-
-// rrset is one RRset in wire form, the only form the built zone keeps (no
-// dns.RR per record): wire() holds its n records without their owner (type,
-// class, TTL, RDLENGTH, RDATA with names uncompressed; the owner is the
-// node's name, or the query name for a wildcard), xwire() the nx records of
-// its additional section whole (owner names uncompressed): the in-zone
-// addresses of NS, MX and SRV targets (RFC 1035 §3.3.9, §4.3.2; RFC 2782).
-// Both share one slice, b, split at x. The wire fast path copies them into
-// replies; the miekg/dns path unpacks them when it needs them (rrs, extra).
-type rrset struct {
-	t     uint16
-	n, nx uint16
-	x     uint32
-	b     []byte
-}
-
-func (set *rrset) wire() []byte  { return set.b[:set.x] }
-func (set *rrset) xwire() []byte { return set.b[set.x:] }
-
-// cnameTarget returns the target of n's CNAME ("" if none).
-func (n *node) cnameTarget() string {
-	set := n.rrset(dns.TypeCNAME)
-	if set == nil || set.x < 10 {
-		return ""
-	}
-	t, _, _ := dns.UnpackDomainName(set.b[10:set.x], 0)
-	return t
-}
-
-// rrs returns the records of set, owned by owner, unpacked.
-func (set *rrset) rrs(owner string) []dns.RR {
-	var buf [256]byte
-	ol, err := dns.PackDomainName(owner, buf[:], 0, nil, false)
-	if err != nil {
-		return nil
-	}
-	out := make([]dns.RR, 0, set.n)
-	for w := set.wire(); len(w) >= 10; {
-		l := 10 + int(binary.BigEndian.Uint16(w[8:]))
-		rr, _, err := dns.UnpackRR(append(buf[:ol:ol], w[:l]...), 0)
-		if err == nil {
-			out = append(out, rr)
-		}
-		w = w[l:]
-	}
-	return out
-}
-
-// extra returns the additional-section records for type t at n, unpacked.
-func (n *node) extra(t uint16) []dns.RR {
-	set := n.rrset(t)
-	if set == nil || set.nx == 0 {
-		return nil
-	}
-	out := make([]dns.RR, 0, set.nx)
-	for x, off := set.xwire(), 0; off < len(x); {
-		rr, next, err := dns.UnpackRR(x, off)
-		if err != nil {
-			break
-		}
-		out = append(out, rr)
-		off = next
-	}
-	return out
-}
-
-// get returns n's records of type t, unpacked (nil: none).
-func (n *node) get(t uint16) []dns.RR {
-	if set := n.rrset(t); set != nil {
-		return set.rrs(n.name)
-	}
-	return nil
 }
 
 // NewSnapshot indexes linked zones and their compiled GSLB set. failed
@@ -202,137 +115,18 @@ func NewSnapshotFrom(prev *Snapshot, zs []*zones.Zone, set *gslb.Set, failed ...
 }
 
 func buildZone(z *zones.Zone) *zone {
-	zn := &zone{src: z, origin: z.Origin, file: z.File, soa: z.SOA, nodes: make(map[string]*node, z.RRs.Names()+len(z.Records))}
+	zn := &zone{src: z, origin: z.Origin, file: z.File, soa: z.SOA}
 	neg := dns.Copy(z.SOA).(*dns.SOA)
 	neg.Hdr.Ttl = min(z.SOA.Hdr.Ttl, z.SOA.Minttl)
 	zn.neg = neg
-	get := func(name string) *node {
-		n := zn.nodes[name]
-		if n == nil {
-			n = &node{name: name}
-			zn.nodes[name] = n
-			// Every ancestor up to the apex exists, as an empty
-			// non-terminal if nothing else (RFC 4592 §2.2.2).
-			for p := name; p != zn.origin; {
-				p = parent(p)
-				if zn.nodes[p] != nil {
-					break
-				}
-				zn.nodes[p] = &node{name: p}
-			}
-		}
-		return n
+	ix, cuts := buildIndex(z)
+	if ix != nil {
+		zn.index = *ix
 	}
-	get(zn.origin)
-	for p := range z.RRs.Packed() {
-		t := p.Type()
-		n := get(p.Name())
-		i := 0
-		for ; i < len(n.rrsets) && n.rrsets[i].t != t; i++ {
-		}
-		if i == len(n.rrsets) {
-			n.rrsets = append(n.rrsets, rrset{t: t})
-		}
-		set := &n.rrsets[i]
-		set.b = append(set.b, p.Wire()[len(p.NameWire()):]...)
-		set.x = uint32(len(set.b))
-		set.n++
-		switch t {
-		case dns.TypeNS:
-			if n.name != zn.origin {
-				n.cut = true
-				zn.cuts = true
-			}
-		case dns.TypeCNAME:
-			n.cname = true
-		}
-	}
-	for i, r := range z.Records {
-		get(r.Name).gslb = int32(i + 1)
-	}
-	for name, n := range zn.nodes {
-		if strings.HasPrefix(name, "*.") {
-			if p := zn.nodes[name[2:]]; p != nil {
-				p.wild = n
-			}
-		}
-	}
-	// Additional-section data is fixed per node: precompute it.
-	for _, n := range zn.nodes {
-		for i := range n.rrsets {
-			set := &n.rrsets[i]
-			skip := 0 // RDATA before the target name
-			switch set.t {
-			case dns.TypeNS:
-			case dns.TypeMX:
-				skip = 2
-			case dns.TypeSRV:
-				skip = 6
-			default:
-				continue
-			}
-			var targets []*node
-		next:
-			for w := set.wire(); len(w) >= 10; {
-				l := 10 + int(binary.BigEndian.Uint16(w[8:]))
-				rd := w[10:l]
-				w = w[l:]
-				if len(rd) <= skip {
-					continue
-				}
-				name, _, err := dns.UnpackDomainName(rd, skip)
-				if err != nil {
-					continue
-				}
-				t := zn.nodes[dns.CanonicalName(name)]
-				if t == nil {
-					continue
-				}
-				for _, d := range targets {
-					if d == t {
-						continue next
-					}
-				}
-				targets = append(targets, t)
-			}
-			if set.t == dns.TypeNS && n.cut {
-				// In-domain glue first: truncation drops from the end, and
-				// only sibling glue may go without TC (RFC 9471).
-				sort.SliceStable(targets, func(i, j int) bool {
-					return dns.IsSubDomain(n.name, targets[i].name) && !dns.IsSubDomain(n.name, targets[j].name)
-				})
-			}
-			for _, t := range targets {
-				set.b, set.nx = t.appendWhole(set.b, set.nx, dns.TypeA)
-				set.b, set.nx = t.appendWhole(set.b, set.nx, dns.TypeAAAA)
-			}
-		}
-	}
+	zn.cuts = cuts
 	zn.negWire, _ = packRR(nil, zn.neg)
 	zn.labels = dns.CountLabel(zn.origin)
 	return zn
-}
-
-// appendWhole appends n's records of type t to dst, each whole: owner name
-// (uncompressed) and the rest; nx counts them.
-func (n *node) appendWhole(dst []byte, nx uint16, t uint16) ([]byte, uint16) {
-	set := n.rrset(t)
-	if set == nil {
-		return dst, nx
-	}
-	var buf [256]byte
-	ol, err := dns.PackDomainName(n.name, buf[:], 0, nil, false)
-	if err != nil {
-		return dst, nx
-	}
-	for w := set.wire(); len(w) >= 10; {
-		l := 10 + int(binary.BigEndian.Uint16(w[8:]))
-		dst = append(dst, buf[:ol]...)
-		dst = append(dst, w[:l]...)
-		nx++
-		w = w[l:]
-	}
-	return dst, nx
 }
 
 // packRR appends rr in wire form, without its owner name and without
@@ -420,19 +214,15 @@ func (s *Snapshot) GSLBRecord(name string) (rec *gslb.Record, chain []string) {
 		if z == nil || z.cuts && z.cutAbove(name, dns.TypeA) != nil {
 			return nil, chain
 		}
-		n := z.nodes[name]
+		n := z.lookup(name)
 		if n == nil {
-			ce := parent(name)
-			for z.nodes[ce] == nil {
-				ce = parent(ce)
-			}
-			if n = z.nodes[ce].wild; n == nil {
+			if n = z.encloserWild(name); n == nil {
 				return nil, chain
 			}
 		}
 		switch {
-		case n.cname:
-			name = dns.CanonicalName(n.cnameTarget())
+		case n.cname():
+			name = dns.CanonicalName(z.cnameTarget(n))
 		case n.gslb != 0:
 			return z.record(n), chain
 		default:
@@ -455,13 +245,11 @@ func (s *Snapshot) NameInfo(name string, dst []uint16) (origin string, exists bo
 	if z == nil {
 		return "", false, dst
 	}
-	n := z.nodes[name]
+	n := z.lookup(name)
 	if n == nil {
 		return z.origin, false, dst
 	}
-	for i := range n.rrsets {
-		dst = append(dst, n.rrsets[i].t)
-	}
+	dst = z.types(n, dst)
 	if n.gslb != 0 {
 		dst = append(dst, dns.TypeA, dns.TypeAAAA)
 	}
