@@ -393,7 +393,7 @@ func buildIndex(z *zones.Zone) (*index, bool) {
 			}
 		}
 	}
-	b.additional(ow)
+	b.additional()
 	return ix, cuts
 }
 
@@ -483,7 +483,7 @@ func (b *indexBuilder) grow(n int) {
 
 // additional precomputes the additional section of every NS, MX and SRV
 // RRset with in-zone targets (their A and AAAA records, whole).
-func (b *indexBuilder) additional(ow []byte) {
+func (b *indexBuilder) additional() {
 	ix := b.ix
 	for k := range ix.nodes {
 		n := &ix.nodes[k]

@@ -92,3 +92,55 @@ func uniq(s []string) map[string]bool {
 	}
 	return m
 }
+
+// TestIndexSharedOnReload (ZL-02): a new version of a zone with the same
+// names and types reuses the previous version's index, with its records
+// and additional sections (glue) from the new version; a new name builds
+// a new index; the previous snapshot keeps answering its own data.
+func TestIndexSharedOnReload(t *testing.T) {
+	text := func(serial int, glue, extra string) []byte {
+		return []byte(fmt.Sprintf("$ORIGIN r.test.\n@ 300 IN SOA ns hm %d 3600 600 86400 60\n@ IN NS ns\nns IN A %s\nwww IN A 192.0.2.5\n%s\n", serial, glue, extra))
+	}
+	v1, err := zones.Parse(text(1, "192.0.2.1", ""), "r.zone", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1 := NewSnapshot([]*zones.Zone{v1}, nil)
+	v2, err := zones.ParseFrom(v1, text(2, "192.0.2.2", ""), "r.zone", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := NewSnapshotFrom(s1, []*zones.Zone{v2}, nil)
+	z1, z2 := s1.zones["r.test."].zone, s2.zones["r.test."].zone
+	if &z1.nodes[0] != &z2.nodes[0] {
+		t.Error("same names and types: the index was built again")
+	}
+	glue := func(z *zone) string {
+		rrs := z.extraRRs(z.lookup("r.test."), dns.TypeNS)
+		if len(rrs) != 1 {
+			return fmt.Sprint(rrs)
+		}
+		return rrs[0].(*dns.A).A.String()
+	}
+	if g := glue(z2); g != "192.0.2.2" {
+		t.Errorf("new version's glue %s", g)
+	}
+	if g := glue(z1); g != "192.0.2.1" {
+		t.Errorf("previous version's glue %s", g)
+	}
+	if rrs := z2.get(z2.lookup("ns.r.test."), dns.TypeA); len(rrs) != 1 || rrs[0].(*dns.A).A.String() != "192.0.2.2" {
+		t.Errorf("new version's ns A %v", rrs)
+	}
+	v3, err := zones.ParseFrom(v2, text(3, "192.0.2.2", "new IN A 192.0.2.7"), "r.zone", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3 := NewSnapshotFrom(s2, []*zones.Zone{v3}, nil)
+	z3 := s3.zones["r.test."].zone
+	if &z3.nodes[0] == &z2.nodes[0] {
+		t.Error("a new name: the index was shared")
+	}
+	if z3.lookup("new.r.test.") == nil || z2.lookup("new.r.test.") != nil {
+		t.Error("the new name is not (only) in the new version")
+	}
+}

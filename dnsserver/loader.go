@@ -86,8 +86,10 @@ type input struct {
 	stamp  stamp  // files only
 	// hash reads the content's hash; parse parses it. A file is read
 	// twice, as a stream both times, rather than held in memory whole.
-	hash  func() ([32]byte, error)
-	parse func() (*zones.Zone, error)
+	hash func() ([32]byte, error)
+	// parse parses a new version of the zone prev (nil: none), sharing
+	// with it what is the same (zones.ParseFrom).
+	parse func(prev *zones.Zone) (*zones.Zone, error)
 	file  bool
 }
 
@@ -126,7 +128,7 @@ func (l *Loader) Load() (*Snapshot, []error) {
 		f := f
 		ins = append(ins, input{name: f, stamp: stampOf(st), file: true,
 			hash:  func() ([32]byte, error) { return l.hashFile(f) },
-			parse: func() (*zones.Zone, error) { return zones.Load(f, "") }})
+			parse: func(prev *zones.Zone) (*zones.Zone, error) { return zones.LoadFrom(prev, f, "") }})
 	}
 	return l.load(ins)
 }
@@ -138,8 +140,10 @@ func (l *Loader) LoadSources(srcs []Source) (*Snapshot, []error) {
 	ins := make([]input, 0, len(srcs))
 	for _, s := range srcs {
 		ins = append(ins, input{name: s.Name, origin: s.Origin,
-			hash:  func() ([32]byte, error) { return sha256.Sum256(s.Data), nil },
-			parse: func() (*zones.Zone, error) { return zones.Parse(s.Data, s.Name, s.Origin, false) }})
+			hash: func() ([32]byte, error) { return sha256.Sum256(s.Data), nil },
+			parse: func(prev *zones.Zone) (*zones.Zone, error) {
+				return zones.ParseFrom(prev, s.Data, s.Name, s.Origin, false)
+			}})
 	}
 	return l.load(ins)
 }
@@ -208,7 +212,11 @@ func (l *Loader) load(ins []input) (*Snapshot, []error) {
 		var z *zones.Zone
 		if err == nil {
 			l.parses++
-			z, err = in.parse()
+			var pz *zones.Zone
+			if prev != nil {
+				pz = prev.zone
+			}
+			z, err = in.parse(pz)
 		}
 		if err != nil {
 			errs = append(errs, err)

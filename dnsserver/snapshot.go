@@ -96,14 +96,16 @@ func NewSnapshotFrom(prev *Snapshot, zs []*zones.Zone, set *gslb.Set, failed ...
 		s.failed[dns.CanonicalName(f)] = true
 	}
 	for _, z := range zs {
-		var zn *zone
+		var zn, old *zone
 		if prev != nil {
-			if old := prev.zones[z.Origin]; old != nil && old.src == z {
-				zn = old.zone
+			if o := prev.zones[z.Origin]; o != nil {
+				old = o.zone
 			}
 		}
-		if zn == nil {
-			zn = buildZone(z)
+		if old != nil && old.src == z {
+			zn = old
+		} else {
+			zn = buildZoneFrom(old, z)
 		}
 		sz := &servedZone{zone: zn, snap: s, gslb: make([]*gslb.Record, len(z.Records))}
 		for i, r := range z.Records {
@@ -114,19 +116,42 @@ func NewSnapshotFrom(prev *Snapshot, zs []*zones.Zone, set *gslb.Set, failed ...
 	return s
 }
 
-func buildZone(z *zones.Zone) *zone {
+func buildZone(z *zones.Zone) *zone { return buildZoneFrom(nil, z) }
+
+// buildZoneFrom builds z, sharing the index of old (a built version of the
+// zone, nil for none) when z has the same owner names and RRset types in
+// the same places (zones.RRs.SameShape; a reload that changed some rdata
+// and the serial): only the additional sections are made again.
+func buildZoneFrom(old *zone, z *zones.Zone) *zone {
 	zn := &zone{src: z, origin: z.Origin, file: z.File, soa: z.SOA}
 	neg := dns.Copy(z.SOA).(*dns.SOA)
 	neg.Hdr.Ttl = min(z.SOA.Hdr.Ttl, z.SOA.Minttl)
 	zn.neg = neg
-	ix, cuts := buildIndex(z)
-	if ix != nil {
-		zn.index = *ix
+	if old != nil && old.origin == z.Origin && len(old.table) > 0 && sameNames(old.src.Records, z.Records) && z.RRs.SameShape(&old.src.RRs) {
+		zn.index = old.index
+		zn.recs, zn.extra = &z.RRs, nil
+		(&indexBuilder{ix: &zn.index}).additional()
+		zn.cuts = old.cuts
+	} else if ix, cuts := buildIndex(z); ix != nil {
+		zn.index, zn.cuts = *ix, cuts
 	}
-	zn.cuts = cuts
 	zn.negWire, _ = packRR(nil, zn.neg)
 	zn.labels = dns.CountLabel(zn.origin)
 	return zn
+}
+
+// sameNames reports whether two lists of GSLB records name the same names
+// in the same order.
+func sameNames(a, b []*zones.Record) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name {
+			return false
+		}
+	}
+	return true
 }
 
 // packRR appends rr in wire form, without its owner name and without

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,12 +46,25 @@ func errorList(errs []error) error {
 // checked by Link. The file is read as a stream: its content is never held
 // in memory as a whole.
 func Load(file, origin string) (*Zone, error) {
+	return LoadFrom(nil, file, origin)
+}
+
+// LoadFrom is Load for a new version of the zone prev (nil: none), which
+// it shares memory with where the new version is the same (see ParseFrom).
+func LoadFrom(prev *Zone, file, origin string) (*Zone, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("load zone: %w", err)
 	}
 	defer f.Close()
-	return ParseReader(f, file, origin, true)
+	hint := 0
+	if st, err := f.Stat(); err == nil && st.Size() < 1<<34 {
+		hint = int(st.Size() / 20) // a plain address line is 20-30 bytes
+	}
+	if prev != nil {
+		hint = prev.RRs.Len() + prev.RRs.Len()/64 + 16
+	}
+	return parse(prev, f, file, origin, true, hint)
 }
 
 // OriginFromFile returns the zone name a file name implies ("example.com.zone"
@@ -74,6 +89,26 @@ func Parse(data []byte, file, origin string, allowInclude bool) (*Zone, error) {
 // millions of records is parsed without a copy of its text, and each record
 // is packed (see RRs) as soon as it is read.
 func ParseReader(r io.Reader, file, origin string, allowInclude bool) (*Zone, error) {
+	return parse(nil, r, file, origin, allowInclude, 0)
+}
+
+// ParseFrom is Parse for a new version of the zone prev (nil: none): the
+// new version shares with prev every chunk of packed records (1 MiB) that
+// it packs byte for byte the same, their order if that is the same, and
+// every GSLB record written the same at the same place, so a reload that
+// changes a few records holds a second copy of little more than those.
+// prev is not modified.
+func ParseFrom(prev *Zone, data []byte, file, origin string, allowInclude bool) (*Zone, error) {
+	hint := len(data) / 20
+	if prev != nil {
+		hint = prev.RRs.Len() + prev.RRs.Len()/64 + 16
+	}
+	return parse(prev, bytes.NewReader(data), file, origin, allowInclude, hint)
+}
+
+// parse parses a zone from r; hint is about how many records it holds (0:
+// unknown), to size the record index once.
+func parse(prev *Zone, r io.Reader, file, origin string, allowInclude bool, hint int) (*Zone, error) {
 	explicit := origin != ""
 	if !explicit {
 		origin = OriginFromFile(file)
@@ -83,6 +118,13 @@ func ParseReader(r io.Reader, file, origin string, allowInclude bool) (*Zone, er
 	}
 	origin = dns.CanonicalName(origin)
 	p := &parser{z: &Zone{Origin: origin, File: file}, explicit: explicit}
+	if prev != nil {
+		p.prev, p.rrs.prev = prev, prev.RRs.chunks
+	}
+	if hint > 0 {
+		p.rrs.off = make([]uint32, 0, hint)
+		p.rrs.pos = make([]rrPos, 0, hint)
+	}
 	abs := file
 	if a, err := filepath.Abs(file); err == nil && allowInclude {
 		abs = a
@@ -118,7 +160,29 @@ func ParseReader(r io.Reader, file, origin string, allowInclude bool) (*Zone, er
 	if len(p.errs) > 0 {
 		return nil, errorList(p.errs)
 	}
+	p.shareRecords()
 	return p.z, nil
+}
+
+// shareRecords replaces each GSLB record that is the same as the one at the
+// same place of the previous version by that one.
+func (p *parser) shareRecords() {
+	if p.prev == nil {
+		return
+	}
+	old := p.prev.Records
+	for i, r := range p.z.Records {
+		if i < len(old) && sameRecord(r, old[i]) {
+			p.z.Records[i] = old[i]
+		}
+	}
+}
+
+// sameRecord reports whether two GSLB records are written the same, at the
+// same place.
+func sameRecord(a, b *Record) bool {
+	return a.Name == b.Name && a.TTL == b.TTL && a.Policy == b.Policy && a.Pos == b.Pos &&
+		slices.Equal(a.Pools, b.Pools) && maps.Equal(a.Options, b.Options)
 }
 
 // parser holds the state of one Parse.
@@ -141,6 +205,8 @@ type parser struct {
 	firstSOA string
 	// gslbSeen holds the GSLB records parsed so far by their text.
 	gslbSeen map[string]*Record
+	// prev is the zone's previous version (ParseFrom), nil for none.
+	prev *Zone
 	// explicit is set when the caller named the zone; otherwise the zone
 	// is named by its SOA record, and the file name is only the origin
 	// for relative names before the first $ORIGIN.

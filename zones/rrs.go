@@ -68,6 +68,34 @@ func (s *RRs) Packed() iter.Seq[PackedRR] {
 	}
 }
 
+// SameShape reports whether s and o hold records of the same owner names
+// and types at the same places (their TTLs and rdata may differ): what an
+// index of owner names and RRsets over one is valid for the other. It is
+// quick when s was parsed from o (ParseFrom): the chunks they share are
+// not compared.
+func (s *RRs) SameShape(o *RRs) bool {
+	if len(s.off) != len(o.off) || len(s.chunks) != len(o.chunks) || s.names != o.names {
+		return false
+	}
+	shared := make([]bool, len(s.chunks))
+	for i, c := range s.chunks {
+		shared[i] = len(c) > 0 && len(o.chunks[i]) > 0 && &c[0] == &o.chunks[i][0]
+	}
+	for i, off := range s.off {
+		if off != o.off[i] {
+			return false
+		}
+		if shared[off>>chunkBits] {
+			continue
+		}
+		a, b := packedAt(s.chunks, off), packedAt(o.chunks, off)
+		if a.Type() != b.Type() || !bytes.Equal(a.NameWire(), b.NameWire()) {
+			return false
+		}
+	}
+	return true
+}
+
 // Bytes returns the memory the records take, for size reports.
 func (s *RRs) Bytes() int {
 	n := 4 * cap(s.off)
@@ -145,6 +173,11 @@ type rrBuilder struct {
 	// files names the files positions point into (the top file and its
 	// $INCLUDEs).
 	files []string
+	// prev are the chunks of the zone's previous version (ParseFrom): a
+	// chunk packed byte for byte as the one at the same place there is
+	// replaced by it, and its memory packs the next chunk (spare).
+	prev  [][]byte
+	spare []byte
 }
 
 // rrPos is where a record was read: compact, as a zone may hold millions.
@@ -199,10 +232,40 @@ func (b *rrBuilder) room(n int) ([]byte, error) {
 		size := 1 << chunkBits
 		if last < 0 {
 			size = max(4096, n)
+		} else {
+			b.finish(last)
 		}
-		b.chunks = append(b.chunks, make([]byte, 0, size))
+		c := b.spare
+		if size != 1<<chunkBits || c == nil {
+			c = make([]byte, 0, size)
+		}
+		b.spare = nil
+		b.chunks = append(b.chunks, c)
 	}
 	return b.chunks[len(b.chunks)-1], nil
+}
+
+// finish is called when chunk i is full (or the last): if it holds the
+// same bytes as chunk i of the previous version, that one replaces it.
+func (b *rrBuilder) finish(i int) {
+	if i >= len(b.prev) || !bytes.Equal(b.chunks[i], b.prev[i]) {
+		return
+	}
+	if cap(b.chunks[i]) == 1<<chunkBits {
+		b.spare = b.chunks[i][:0]
+	}
+	b.chunks[i] = b.prev[i]
+}
+
+// own returns record r from a chunk of this version alone, copying the
+// chunk first if it is shared with the previous version: the caller may
+// modify the record.
+func (b *rrBuilder) own(r uint32) PackedRR {
+	i := b.off[r] >> chunkBits
+	if c := b.chunks[i]; int(i) < len(b.prev) && len(c) > 0 && len(b.prev[i]) > 0 && &c[0] == &b.prev[i][0] {
+		b.chunks[i] = bytes.Clone(c)
+	}
+	return b.at(r)
 }
 
 // added records that the last chunk is now c, its new record at start.

@@ -49,6 +49,9 @@ func (p *parser) validate() {
 	origin := Pos{z.File, 0}
 	ow, _ := wireName(z.Origin)
 
+	if n := len(b.chunks); n > 0 {
+		b.finish(n - 1)
+	}
 	order := make([]uint32, len(b.off))
 	for i := range order {
 		order[i] = uint32(i)
@@ -70,6 +73,7 @@ func (p *parser) validate() {
 		msg string
 	}
 	var warns, errs []problem
+	cuts := false // NS records below the apex
 	kept := order[:0]
 	for i := 0; i < len(order); {
 		first := b.at(order[i])
@@ -92,7 +96,11 @@ func (p *parser) validate() {
 				// RFC 2181 §5.2: one TTL per RRset; BIND keeps the first.
 				warns = append(warns, problem{r, fmt.Sprintf("%s %s: TTL %d differs from the RRset's %d; using %d",
 					rr.Name(), typeString(rr.Type()), rr.TTL(), ttl, ttl)})
+				rr = b.own(r)
 				binary.BigEndian.PutUint32(rr.b[rr.nameLen+4:], ttl)
+			}
+			if rr.Type() == dns.TypeNS && !cuts && !bytes.Equal(rr.NameWire(), ow) {
+				cuts = true
 			}
 			if rr.Type() == dns.TypeSOA && !bytes.Equal(rr.NameWire(), ow) {
 				errs = append(errs, problem{r, fmt.Sprintf("%s: SOA record outside the zone apex %s", rr.Name(), z.Origin)})
@@ -113,6 +121,14 @@ func (p *parser) validate() {
 		p.errorf(b.posOf(e.r), "%s", e.msg)
 	}
 
+	// findName returns where the records of name (wire name) start in
+	// kept.
+	findName := func(name []byte) int {
+		lo, _ := slices.BinarySearchFunc(kept, 0, func(r uint32, _ int) int {
+			return bytes.Compare(b.at(r).NameWire(), name)
+		})
+		return lo
+	}
 	// find returns the records of the RRset name/t (wire name) in kept.
 	find := func(name []byte, t uint16) []uint32 {
 		lo, _ := slices.BinarySearchFunc(kept, 0, func(r uint32, _ int) int {
@@ -169,6 +185,9 @@ func (p *parser) validate() {
 	// below returns the delegation point (NS below the apex) at or above
 	// name, if any.
 	below := func(name string) string {
+		if !cuts {
+			return ""
+		}
 		name = dns.CanonicalName(name)
 		for _, i := range dns.Split(name) {
 			n := name[i:]
@@ -189,9 +208,27 @@ func (p *parser) validate() {
 			continue
 		}
 		gslbNames[r.Name] = r
-		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
-			if has(r.Name, t) {
-				p.errorf(r.Pos, "%s: GSLB record beside static %s data at the same name", r.Name, dns.TypeToString[t])
+		if w, ok := appendWireName(scratch[:0], r.Name); ok {
+			// The types at the name: one search for all three.
+			var seen [3]bool
+			for _, k := range kept[findName(w):] {
+				rr := b.at(k)
+				if !bytes.Equal(rr.NameWire(), w) {
+					break
+				}
+				switch rr.Type() {
+				case dns.TypeA:
+					seen[0] = true
+				case dns.TypeAAAA:
+					seen[1] = true
+				case dns.TypeCNAME:
+					seen[2] = true
+				}
+			}
+			for i, t := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
+				if seen[i] {
+					p.errorf(r.Pos, "%s: GSLB record beside static %s data at the same name", r.Name, dns.TypeToString[t])
+				}
 			}
 		}
 		if r.Name == z.Origin && r.Options["target"] == "cname" {
@@ -298,6 +335,9 @@ func (p *parser) validate() {
 
 	for i, r := range kept {
 		kept[i] = b.off[r]
+	}
+	if p.prev != nil && slices.Equal(kept, p.prev.RRs.off) {
+		kept = p.prev.RRs.off // the same order: share it
 	}
 	z.RRs = RRs{chunks: b.chunks, off: kept, names: owners}
 	b.off, b.pos = nil, nil
