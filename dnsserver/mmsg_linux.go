@@ -70,6 +70,7 @@ func (r *udpReader) loopMmsg() bool {
 		if errno != 0 {
 			continue
 		}
+		r.batchClock()
 		m := 0
 		for i := 0; i < k; i++ {
 			h := &st.in[i]

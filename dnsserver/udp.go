@@ -39,6 +39,10 @@ type udpReader struct {
 	// cacheKey found one (a slice of the packet).
 	cookie []byte
 	hseed  maphash.Seed
+	// now is the Unix second of the batch being answered, read once per
+	// batch by the batch loops for response-rate limiting; 0 outside them
+	// (limit reads the clock).
+	now int64
 }
 
 // serveUDP runs readers on conn until it is closed.
@@ -145,6 +149,7 @@ func (r *udpReader) loopBatch() {
 			}
 			continue
 		}
+		r.batchClock()
 		m := 0
 		for i := 0; i < k; i++ {
 			ua, ok := in[i].Addr.(*net.UDPAddr)
@@ -168,6 +173,14 @@ func (r *udpReader) loopBatch() {
 			}
 			off += w
 		}
+	}
+}
+
+// batchClock reads the clock for the batch about to be answered, if
+// response-rate limiting needs it: once a batch rather than once a reply.
+func (r *udpReader) batchClock() {
+	if r.s.rrl != nil {
+		r.now = time.Now().Unix()
 	}
 }
 
@@ -250,7 +263,11 @@ func (r *udpReader) limit(out []byte, exempt, clientCookie bool) []byte {
 		return out
 	}
 	src := r.w.from.Addr().Unmap()
-	switch l.check(src, out, uint64(time.Now().Unix())) {
+	now := r.now
+	if now == 0 {
+		now = time.Now().Unix()
+	}
+	switch l.check(src, out, uint64(now)) {
 	case rrlPass:
 		return out
 	case rrlLogged:

@@ -1,7 +1,10 @@
 package gslb_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/gslbd/gslb/geodata"
@@ -70,5 +73,44 @@ func BenchmarkGeoMapBuild(b *testing.B) {
 		if _, err := gslb.Compile([]*zones.Zone{z}, gslb.Env{Geo: db}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkPolicyManyRecords answers 50,000 geo records (the same pools,
+// as a zone of many names served by the same regions has) in a shuffled
+// order, one client: the cost of a decision when the record is not in the
+// cache, as in a server answering many names.
+func BenchmarkPolicyManyRecords(b *testing.B) {
+	db, err := geodata.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var src strings.Builder
+	src.WriteString(header)
+	const n = 50000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&src, "g%d 30 IN GSLB geo pools=web-us,web-eu,web-ap\n", i)
+	}
+	z, err := zones.Parse([]byte(src.String()), "bench.example.zone", "", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	set, err := gslb.Compile([]*zones.Zone{z}, gslb.Env{Geo: db})
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := make([]*gslb.Record, 0, n)
+	for _, r := range z.Records {
+		recs = append(recs, set.Record(r))
+	}
+	rand.New(rand.NewPCG(14, 14)).Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+	c := &gslb.Client{Addr: netip.MustParseAddr("81.2.69.0"), Bits: 24}
+	v := set.DefaultView()
+	dst := make([]netip.Addr, 0, 16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		a := recs[i%n].Answer(dst[:0], gslb.IPv4, c, v)
+		dst = a.Addrs
 	}
 }

@@ -326,7 +326,7 @@ func (r *Record) explainChoice(pi, mode int, c *Client, e *Explanation, v *View)
 		case emptyServFail:
 			ch.Rule, ch.Why = "empty=servfail", "no pool has a healthy "+fam+" member: the record asks for SERVFAIL"
 		case emptyAddr:
-			ch.Rule, ch.Why = "empty=addr", fmt.Sprintf("no pool has a healthy %s member: the record's fixed address %s answers (if of this family)", fam, r.opts.emptyIP)
+			ch.Rule, ch.Why = "empty=addr", fmt.Sprintf("no pool has a healthy %s member: the record's fixed address %s answers (if of this family)", fam, r.emptyIP)
 		case emptyPool:
 			p := s.pools[r.opts.emptyTo]
 			ch.Rule, ch.Pool, ch.Region = "empty=pool", p.name, s.regions[p.region].Name

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -121,15 +122,21 @@ func (p *pool) up(ps *poolView, m int) bool {
 const modes = 4
 
 // Record is a compiled GSLB record.
+//
+// The fields every query reads come first, within 64 bytes
+// (TestRecordLayout): a query for one of many records then misses the
+// cache on one or two lines of it, not three.
 type Record struct {
-	Name   string
-	TTL    uint32
+	set    *Set
 	Policy Policy
 	pools  []int // indices into Set.pools, in record order
-	pw     []int // the record's weight for each pool
+	TTL    uint32
 	opts   options
-	set    *Set
-	src    *zones.Record
+
+	Name    string
+	pw      []int      // the record's weight for each pool
+	emptyIP netip.Addr // empty=addr: the address
+	src     *zones.Record
 }
 
 // Source returns the zone file record this was compiled from.
@@ -137,14 +144,13 @@ func (r *Record) Source() *zones.Record { return r.src }
 
 // options are the settings every policy shares.
 type options struct {
-	answers   int        // 0 = all members of the chosen pool
-	empty     emptyMode  // what to do when nothing is healthy
-	emptyTo   int        // empty=pool: pool index
-	emptyIP   netip.Addr // empty=addr: the address
-	fallback  bool       // family=fallback
-	cname     bool       // target=cname
-	shortTTL  uint32     // the TTL while a member of the record is down (ST-10)
-	randomSel bool       // answers=N below the member count: pick by weight per query
+	shortTTL  uint32    // the TTL while a member of the record is down (ST-10)
+	answers   int32     // 0 = all members of the chosen pool
+	empty     emptyMode // what to do when nothing is healthy
+	fallback  bool      // family=fallback
+	cname     bool      // target=cname
+	randomSel bool      // answers=N below the member count: pick by weight per query
+	emptyTo   int32     // empty=pool: pool index
 }
 
 type emptyMode uint8
@@ -208,7 +214,41 @@ type compileCtx struct {
 	env       Env
 	poolIdx   map[string]int
 	regionIdx map[string]int
-	prefs     map[string]*prefTable // by the record's pool list
+	prefs     map[string]*prefTable  // by the record's pool list
+	shared    map[string]sharedParts // by policy, pools, weights and options
+}
+
+// sharedParts are what records of the same policy, pools and options share.
+type sharedParts struct {
+	pools, pw []int
+	policy    Policy
+}
+
+// appendListKey appends a list of small integers to a map key.
+func appendListKey(b []byte, l []int) []byte {
+	b = append(b, '[')
+	for _, n := range l {
+		b = strconv.AppendInt(b, int64(n), 10)
+		b = append(b, ' ')
+	}
+	return append(b, ']')
+}
+
+// optionsKey is a record's options in a canonical order, for a map key.
+func optionsKey(opts map[string]string) string {
+	keys := make([]string, 0, len(opts))
+	for k := range opts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(opts[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // Compile builds a Set from linked zones (see zones.Link). It validates
@@ -227,7 +267,7 @@ func Compile(zs []*zones.Zone, env Env) (*Set, error) {
 // only. prev is not modified and stays valid.
 func CompileFrom(prev *Set, zs []*zones.Zone, env Env) (*Set, error) {
 	s := &Set{records: map[*zones.Record]*Record{}, compiled: make(map[*zones.Zone]bool, len(zs)), geoDB: env.Geo}
-	cx := &compileCtx{set: s, env: env, poolIdx: map[string]int{}, regionIdx: map[string]int{}, prefs: map[string]*prefTable{}}
+	cx := &compileCtx{set: s, env: env, poolIdx: map[string]int{}, regionIdx: map[string]int{}, prefs: map[string]*prefTable{}, shared: map[string]sharedParts{}}
 	for _, r := range zones.Regions(zs) {
 		s.regions = append(s.regions, r)
 	}
@@ -337,7 +377,7 @@ func (cx *compileCtx) compileRecord(zr *zones.Record) (*Record, error) {
 		if err != nil || n < 1 || n > 64 {
 			return nil, fmt.Errorf("answers=%q: want 1 to 64 or all", v)
 		}
-		r.opts.answers = n
+		r.opts.answers = int32(n)
 	}
 	if v, ok := take("empty"); ok {
 		kind, arg, _ := strings.Cut(v, ":")
@@ -351,13 +391,13 @@ func (cx *compileCtx) compileRecord(zr *zones.Record) (*Record, error) {
 			if !ok {
 				return nil, fmt.Errorf("empty=pool:%s: unknown pool", arg)
 			}
-			r.opts.empty, r.opts.emptyTo = emptyPool, i
+			r.opts.empty, r.opts.emptyTo = emptyPool, int32(i)
 		case "addr":
 			a, err := netip.ParseAddr(arg)
 			if err != nil {
 				return nil, fmt.Errorf("empty=addr:%s: not an IP address", arg)
 			}
-			r.opts.empty, r.opts.emptyIP = emptyAddr, a.Unmap()
+			r.opts.empty, r.emptyIP = emptyAddr, a.Unmap()
 		default:
 			return nil, fmt.Errorf("empty=%q: want open, servfail, pool:NAME or addr:IP", v)
 		}
@@ -396,6 +436,16 @@ func (cx *compileCtx) compileRecord(zr *zones.Record) (*Record, error) {
 	for k := range opts {
 		return nil, fmt.Errorf("unknown option %q", k)
 	}
+	// Records that list the same pools with the same options share their
+	// pool list and policy (both immutable): a query for any of them then
+	// reads these from the cache, and only the record itself is its own.
+	key := string(appendListKey(appendListKey([]byte(zr.Policy), r.pools), r.pw)) + optionsKey(zr.Options)
+	if sh, ok := cx.shared[key]; ok {
+		r.pools, r.pw, pol = sh.pools, sh.pw, sh.policy
+	} else {
+		r.pools, r.pw = slices.Clip(r.pools), slices.Clip(r.pw)
+		cx.shared[key] = sharedParts{r.pools, r.pw, pol}
+	}
 	r.Policy = pol
 	if r.opts.cname && zr.Policy == "all" {
 		return nil, fmt.Errorf("target=cname needs a policy that picks one pool")
@@ -405,7 +455,7 @@ func (cx *compileCtx) compileRecord(zr *zones.Record) (*Record, error) {
 	r.opts.shortTTL = max(1, r.TTL/2)
 	for _, pi := range r.pools {
 		p := s.pools[pi]
-		if r.opts.answers > 0 && (len(p.all[0]) > r.opts.answers || len(p.all[1]) > r.opts.answers) {
+		if r.opts.answers > 0 && (len(p.all[0]) > int(r.opts.answers) || len(p.all[1]) > int(r.opts.answers)) {
 			r.opts.randomSel = true
 		}
 	}
@@ -473,8 +523,8 @@ func (r *Record) Answer(dst []netip.Addr, f Family, c *Client, v *View) Answer {
 			a.ServFail = true
 			return a
 		case emptyAddr:
-			if r.opts.emptyIP.Is4() == (f == IPv4) {
-				dst = append(dst, r.opts.emptyIP)
+			if r.emptyIP.Is4() == (f == IPv4) {
+				dst = append(dst, r.emptyIP)
 			}
 			a.Addrs = dst
 			return a
@@ -523,7 +573,7 @@ func (r *Record) Answer(dst []netip.Addr, f Family, c *Client, v *View) Answer {
 // members appends the pool members to answer with: all of them, or
 // answers=N of them chosen by weight (without replacement).
 func (r *Record) members(dst, addrs []netip.Addr, weights []int, _ *Client) []netip.Addr {
-	n := r.opts.answers
+	n := int(r.opts.answers)
 	if n == 0 || n >= len(addrs) {
 		return append(dst, addrs...)
 	}
@@ -554,8 +604,8 @@ func (r *Record) members(dst, addrs []netip.Addr, weights []int, _ *Client) []ne
 
 // limit applies answers=N to the addresses appended after dst[:n].
 func (r *Record) limit(dst []netip.Addr, n int) []netip.Addr {
-	if r.opts.answers > 0 && len(dst)-n > r.opts.answers {
-		return dst[:n+r.opts.answers]
+	if a := int(r.opts.answers); a > 0 && len(dst)-n > a {
+		return dst[:n+a]
 	}
 	return dst
 }

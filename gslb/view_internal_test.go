@@ -31,13 +31,7 @@ func TestGeoConstant(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	src := `$TTL 300
-@ IN SOA ns1 hostmaster 1 3600 600 1209600 60
-@ IN NS ns1
-ns1 IN A 192.0.2.53
-$REGION us-east  lat=39.04 lon=-77.49 serves=NA
-$REGION eu-west  lat=53.35 lon=-6.26  serves=EU
-$REGION ap-south lat=1.35  lon=103.82 serves=AS
+	src := internalHeader + `$REGION ap-south lat=1.35  lon=103.82 serves=AS
 $REGION lab      serves=203.0.113.128/25
 $POOL a region=us-east  members=10.1.0.1,2001:db8:1::1
 $POOL b region=eu-west  members=10.2.0.1
@@ -48,18 +42,7 @@ $POOL d region=lab      members=10.4.0.1,10.4.0.2
 	for i, l := range lists {
 		src += fmt.Sprintf("r%d 30 IN GSLB geo pools=%s\n", i, l)
 	}
-	z, err := zones.Parse([]byte(src), "c.example.zone", "", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zs := []*zones.Zone{z}
-	if err := zones.Link(zs); err != nil {
-		t.Fatal(err)
-	}
-	set, err := Compile(zs, Env{Geo: db})
-	if err != nil {
-		t.Fatal(err)
-	}
+	z, set := compileSource(t, src, Env{Geo: db})
 	var members []netip.Addr
 	for _, p := range set.pools {
 		for _, m := range p.src.Members {
@@ -92,3 +75,31 @@ $POOL d region=lab      members=10.4.0.1,10.4.0.2
 		}
 	}
 }
+
+// compileSource parses, links and compiles one zone file's text.
+func compileSource(t *testing.T, src string, env Env) (*zones.Zone, *Set) {
+	t.Helper()
+	z, err := zones.Parse([]byte(src), "internal.example.zone", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zs := []*zones.Zone{z}
+	if err := zones.Link(zs); err != nil {
+		t.Fatal(err)
+	}
+	set, err := Compile(zs, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return z, set
+}
+
+// internalHeader starts the zones of the internal tests: an apex and
+// two regions.
+const internalHeader = `$TTL 300
+@ IN SOA ns1 hostmaster 1 3600 600 1209600 60
+@ IN NS ns1
+ns1 IN A 192.0.2.53
+$REGION us-east  lat=39.04 lon=-77.49 serves=NA
+$REGION eu-west  lat=53.35 lon=-6.26  serves=EU
+`
