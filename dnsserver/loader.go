@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/metrics"
 	"sort"
 	"strings"
 	"sync"
@@ -182,6 +184,9 @@ func (l *Loader) load(ins []input) (*Snapshot, []error) {
 	if l.failed == nil {
 		l.failed = map[string]*failure{}
 	}
+	if len(l.current) > 0 {
+		defer boundHeap()()
+	}
 	var errs []error
 	next := map[string]*loaded{}
 	nextFailed := map[string]*failure{}
@@ -274,6 +279,27 @@ func (l *Loader) load(ins []input) (*Snapshot, []error) {
 			}
 		}
 	}
+}
+
+// boundHeap makes the garbage collector keep the memory of a reload near
+// what the node holds before it, plus a quarter (at least 32 MiB): the
+// Go runtime's default (GOGC=100) lets the heap grow to twice the live
+// heap before collecting, and the parse of a changed zone makes more
+// garbage than the zone it leaves. It returns the function that restores
+// the limit. The limit is soft: a reload that needs more memory gets it,
+// at the cost of collections (at most half the CPU while over it).
+func boundHeap() (restore func()) {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return func() {}
+	}
+	inUse := int64(s[0].Value.Uint64() - s[1].Value.Uint64())
+	prev := debug.SetMemoryLimit(-1)
+	if limit := inUse + max(inUse/4, 32<<20); limit < prev {
+		debug.SetMemoryLimit(limit)
+	}
+	return func() { debug.SetMemoryLimit(prev) }
 }
 
 // keepPrevious serves the previous version of a failed input, if any.

@@ -44,7 +44,8 @@ type fastState struct {
 	depth    int    // parentheses open at the end of the last line
 	owner    []byte // the owner of the last record line in wire form, nil when unknown
 	buf      [255]byte
-	lastFast bool // the last record line was packed here
+	key      []byte // a GSLB record's fields, for gslbSeen
+	lastFast bool   // the last record line was packed here
 }
 
 // fastLine handles one line of the top file (without its line end). It
@@ -132,7 +133,7 @@ func (f *lineFilter) pack(line []byte, blankOwner bool) bool {
 			break
 		}
 	}
-	var tok [6][]byte
+	var tok [16][]byte
 	n := 0
 	for i := 0; i < len(line); {
 		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
@@ -164,7 +165,7 @@ func (f *lineFilter) pack(line []byte, blankOwner bool) bool {
 		}
 		owner, toks = o, toks[1:]
 	}
-	if owner == nil || len(toks) < 2 || len(toks) > 4 {
+	if owner == nil || len(toks) < 2 {
 		return false
 	}
 	ttl := s.ttl
@@ -174,9 +175,11 @@ func (f *lineFilter) pack(line []byte, blankOwner bool) bool {
 		case !sawClass && equalFold(string(toks[0]), "IN"):
 			sawClass = true
 		case !sawTTL && isDigits(toks[0]) && len(toks[0]) <= 9:
-			t, _ := strconv.ParseUint(string(toks[0]), 10, 32)
-			ttl, sawTTL = uint32(t), true
+			ttl, sawTTL = atou(toks[0]), true
 		default:
+			if equalFold(string(toks[0]), "GSLB") {
+				return f.packGSLB(owner, ttl, toks[1:])
+			}
 			return false
 		}
 		toks = toks[1:]
@@ -184,15 +187,16 @@ func (f *lineFilter) pack(line []byte, blankOwner bool) bool {
 	var t uint16
 	var rdata []byte
 	switch typ, val := string(toks[0]), toks[1]; {
+	case equalFold(typ, "GSLB"):
+		return f.packGSLB(owner, ttl, toks[1:])
 	case equalFold(typ, "A"):
 		if !only(val, ipv4Chars) {
 			return false
 		}
-		a, err := netip.ParseAddr(string(val))
-		if err != nil || !a.Is4() {
+		b, ok := parseIPv4(val)
+		if !ok {
 			return false
 		}
-		b := a.As4()
 		t, rdata = dns.TypeA, b[:]
 	case equalFold(typ, "AAAA"):
 		if !only(val, ipv6Chars) {
@@ -212,6 +216,80 @@ func (f *lineFilter) pack(line []byte, blankOwner bool) bool {
 	}
 	s.owner = append(s.buf[:0], owner...)
 	return true
+}
+
+// packGSLB takes a GSLB record line (owner, TTL, the fields after the
+// type), as the parser's record does for miekg/dns's. Its fields are
+// looked up by their text first: records written alike share one parse,
+// and this one allocates only the record and its name.
+func (f *lineFilter) packGSLB(owner []byte, ttl uint32, fields [][]byte) bool {
+	name, _, err := dns.UnpackDomainName(owner, 0)
+	if err != nil {
+		return false
+	}
+	key := f.fast.key[:0]
+	for i, fl := range fields {
+		if i > 0 {
+			key = append(key, ' ')
+		}
+		key = append(key, fl...)
+	}
+	f.fast.key = key
+	p := f.p
+	t := p.gslbSeen[string(key)]
+	if t == nil {
+		strs := make([]string, len(fields))
+		for i, fl := range fields {
+			strs[i] = string(fl)
+		}
+		t, err = parseRecord(strs)
+		if err != nil {
+			return false // miekg/dns's path reports it
+		}
+		if p.gslbSeen == nil {
+			p.gslbSeen = map[string]*Record{}
+		}
+		p.gslbSeen[string(key)] = t
+	}
+	fastPacked.Add(1)
+	p.z.Records = append(p.z.Records, &Record{Name: name, TTL: ttl, Policy: t.Policy, Pools: t.Pools, Options: t.Options, Pos: Pos{f.file, f.line}})
+	f.fast.owner = append(f.fast.buf[:0], owner...)
+	return true
+}
+
+// parseIPv4 parses a dotted-quad IPv4 address as netip.ParseAddr does
+// (four decimal octets, no leading zeros), without making a string of it.
+func parseIPv4(b []byte) (a [4]byte, ok bool) {
+	k, start := 0, 0
+	for i := 0; i <= len(b); i++ {
+		if i < len(b) && b[i] != '.' {
+			if b[i] < '0' || b[i] > '9' {
+				return a, false
+			}
+			continue
+		}
+		d := b[start:i]
+		if k == 4 || len(d) == 0 || len(d) > 3 || len(d) > 1 && d[0] == '0' {
+			return a, false
+		}
+		v := atou(d)
+		if v > 255 {
+			return a, false
+		}
+		a[k] = byte(v)
+		k++
+		start = i + 1
+	}
+	return a, k == 4
+}
+
+// atou returns the value of a string of at most nine digits.
+func atou(b []byte) uint32 {
+	n := uint32(0)
+	for _, c := range b {
+		n = n*10 + uint32(c-'0')
+	}
+	return n
 }
 
 // addRaw packs a record from its parts; owner is a wire name in lower case.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -25,8 +26,9 @@ func TestFastPathSame(t *testing.T) {
 		"MX 10 mail%d", "TXT \"x y %d\"", "TXT ( \"a\"\n   \"b%d\" )", "A 192.0.2.%d ; c", "A 192.0.2.%d (\n )"}
 	lines := []string{"", "; comment", "  ; indented comment", "$ORIGIN sub.fp.example.", "$ORIGIN rel", "$ORIGIN fp.example.",
 		"$TTL 120", "$TTL 1h", "$GENERATE 1-3 gen$ A 10.9.9.$", "gslb%d 30 IN GSLB failover pools=p", " \t", "cname%d IN CNAME host1"}
+	gslbs := []string{"GSLB failover pools=p,q%d", "gslb  weighted pools=p answers=%d", "GSLB geo pools=p@0%d", "GSLB all pools=p ; c%d"}
 	// Lines that fail the load, now and then.
-	bad := []string{"out%d.other. IN A 192.0.2.1", "a..b IN A 192.0.2.1", "host%d CH A 192.0.2.1", "host%d 99999999999 IN A 192.0.2.1",
+	bad := []string{"gsbad%d IN GSLB geo", "gsbad%d IN GSLB geo pools=p x=1 x=2", "out%d.other. IN A 192.0.2.1", "a..b IN A 192.0.2.1", "host%d CH A 192.0.2.1", "host%d 99999999999 IN A 192.0.2.1",
 		"host%d IN A 300.1.1.1", "host%d IN A ::1", "host%d IN AAAA 192.0.2.1", "host%d IN CNAME elsewhere."}
 	loaded, packed, lines1 := 0, 0, 0
 	for round := 0; round < 400; round++ {
@@ -63,7 +65,15 @@ func TestFastPathSame(t *testing.T) {
 				} else {
 					f = append(f, class, ttl)
 				}
-				f = append(f, fmt.Sprintf(rdatas[rng.IntN(len(rdatas))], rng.IntN(40)))
+				rdata := rdatas[rng.IntN(len(rdatas))]
+				if rng.IntN(8) == 0 {
+					// A GSLB record, at a name of its own.
+					rdata = gslbs[rng.IntN(len(gslbs))]
+					if f[0] != "\t" {
+						f[0] = fmt.Sprintf("gs%d", i)
+					}
+				}
+				f = append(f, fmt.Sprintf(rdata, rng.IntN(40)))
 				b.WriteString(strings.Join(f, " "))
 			}
 			if rng.IntN(10) == 0 {
@@ -128,7 +138,7 @@ func sameZone(a, b *Zone) string {
 		}
 	}
 	for i := range a.Records {
-		if x, y := a.Records[i], b.Records[i]; x.Name != y.Name || x.TTL != y.TTL || x.Pos != y.Pos {
+		if x, y := a.Records[i], b.Records[i]; !sameRecord(x, y) {
 			return fmt.Sprintf("GSLB record %d: fast %+v, slow %+v", i, x, y)
 		}
 	}
@@ -158,4 +168,18 @@ func FuzzFastPathSame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseIPv4 (ZL-09): the fast path's IPv4 parser accepts exactly what
+// netip.ParseAddr accepts as an IPv4 address, with the same value.
+func TestParseIPv4(t *testing.T) {
+	for _, s := range []string{"192.0.2.1", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5",
+		"1..2.3", ".1.2.3", "1.2.3.", "", "1.2.3.4x", "1.2.3.0004", "10.0.0.00", "1.2.3.-4", "999.1.1.1", "1.2.3.400"} {
+		a, ok := parseIPv4([]byte(s))
+		want, err := netip.ParseAddr(s)
+		wok := err == nil && want.Is4()
+		if ok != wok || ok && a != want.As4() {
+			t.Errorf("%q: %v %v, netip says %v %v", s, a, ok, want, wok)
+		}
+	}
 }
