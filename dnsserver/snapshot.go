@@ -40,17 +40,18 @@ type Snapshot struct {
 type servedZone struct {
 	*zone
 	// gslb are the compiled forms of the zone's GSLB records, in the order
-	// of zones.Zone.Records: node.gslb-1 indexes it.
-	gslb []*gslb.Record
+	// of zones.Zone.Records: node.gslb-1 indexes it (gslb.Set.ZoneRecords:
+	// the records themselves, one memory access from the node).
+	gslb []gslb.Record
 	snap *Snapshot // the snapshot the zone is part of (for its view)
 }
 
 // record returns the GSLB record of node n in this snapshot, or nil.
 func (z *servedZone) record(n *node) *gslb.Record {
-	if n.gslb == 0 {
+	if n.gslb == 0 || int(n.gslb) > len(z.gslb) {
 		return nil
 	}
-	return z.gslb[n.gslb-1]
+	return &z.gslb[n.gslb-1]
 }
 
 // zone is one built zone, indexed by owner name (index.go). It is
@@ -107,11 +108,7 @@ func NewSnapshotFrom(prev *Snapshot, zs []*zones.Zone, set *gslb.Set, failed ...
 		} else {
 			zn = buildZoneFrom(old, z)
 		}
-		sz := &servedZone{zone: zn, snap: s, gslb: make([]*gslb.Record, len(z.Records))}
-		for i, r := range z.Records {
-			sz.gslb[i] = set.Record(r)
-		}
-		s.zones[z.Origin] = sz
+		s.zones[z.Origin] = &servedZone{zone: zn, snap: s, gslb: set.ZoneRecords(z)}
 	}
 	return s
 }

@@ -203,9 +203,11 @@ type Set struct {
 	cnameOnly int // pools with a cname= and no members
 	records   map[*zones.Record]*Record
 	geo       *geoMap
-	geoDB     *geodata.DB          // the database geo was built from
-	compiled  map[*zones.Zone]bool // the zones whose records are in records
-	view0     *View                // for the Env compiled with
+	geoDB     *geodata.DB // the database geo was built from
+	// byZone holds the records of each zone compiled, in the zone's
+	// order, side by side (ZoneRecords); records points into them.
+	byZone map[*zones.Zone][]Record
+	view0  *View // for the Env compiled with
 }
 
 // compileCtx is what policy constructors get besides the record.
@@ -266,7 +268,7 @@ func Compile(zs []*zones.Zone, env Env) (*Set, error) {
 // So a reload that changes one zone of many compiles that zone's records
 // only. prev is not modified and stays valid.
 func CompileFrom(prev *Set, zs []*zones.Zone, env Env) (*Set, error) {
-	s := &Set{records: map[*zones.Record]*Record{}, compiled: make(map[*zones.Zone]bool, len(zs)), geoDB: env.Geo}
+	s := &Set{records: map[*zones.Record]*Record{}, byZone: make(map[*zones.Zone][]Record, len(zs)), geoDB: env.Geo}
 	cx := &compileCtx{set: s, env: env, poolIdx: map[string]int{}, regionIdx: map[string]int{}, prefs: map[string]*prefTable{}, shared: map[string]sharedParts{}}
 	for _, r := range zones.Regions(zs) {
 		s.regions = append(s.regions, r)
@@ -303,22 +305,26 @@ func CompileFrom(prev *Set, zs []*zones.Zone, env Env) (*Set, error) {
 	}
 	var errs []error
 	for _, z := range zs {
-		s.compiled[z] = true
-		if reuse && prev.compiled[z] {
-			for _, zr := range z.Records {
-				r := *prev.records[zr]
-				r.set = s
-				s.records[zr] = &r
-			}
-			continue
+		recs := make([]Record, len(z.Records))
+		s.byZone[z] = recs
+		var old []Record
+		again := false
+		if reuse {
+			old, again = prev.byZone[z]
 		}
-		for _, zr := range z.Records {
-			r, err := cx.compileRecord(zr)
-			if err != nil {
-				errs = append(errs, &zones.Error{Pos: zr.Pos, Msg: fmt.Sprintf("%s GSLB %s: %v", zr.Name, zr.Policy, err)})
-				continue
+		for i, zr := range z.Records {
+			if again {
+				recs[i] = old[i]
+				recs[i].set = s
+			} else {
+				r, err := cx.compileRecord(zr)
+				if err != nil {
+					errs = append(errs, &zones.Error{Pos: zr.Pos, Msg: fmt.Sprintf("%s GSLB %s: %v", zr.Name, zr.Policy, err)})
+					continue
+				}
+				recs[i] = *r
 			}
-			s.records[zr] = r
+			s.records[zr] = &recs[i]
 		}
 	}
 	if len(errs) > 0 {
@@ -469,6 +475,18 @@ func policyNames() string {
 	}
 	sort.Strings(n)
 	return strings.Join(n, ", ")
+}
+
+// ZoneRecords returns the compiled records of zone z, in the order of
+// z.Records, or nil when z was not compiled into s. They lie side by side,
+// so a server that keeps this slice reaches a record by its position with
+// one memory access (no pointer to follow). Record(z.Records[i]) is
+// &ZoneRecords(z)[i].
+func (s *Set) ZoneRecords(z *zones.Zone) []Record {
+	if s == nil {
+		return nil
+	}
+	return s.byZone[z]
 }
 
 // Record returns the compiled form of a zone record, or nil.
