@@ -262,9 +262,14 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 		if depth > zones.MaxCNAMEChain || z.cuts && z.cutAbove(name, wq.qtype) != nil {
 			return nil, false // a chain that long, or a referral
 		}
-		n := z.lookup(name)
+		var buf [256]byte
+		w := wq.wire[:wq.wlen] // the question's name, in wire form already
+		if depth > 0 {
+			w, _ = toWire(&buf, name) // a CNAME's target
+		}
+		n := z.find(w)
 		if n == nil {
-			n = z.encloserWild(name) // RFC 4592 §3.3.1, the name asked as owner
+			n = z.encloserWildWire(w) // RFC 4592 §3.3.1, the name asked as owner
 		}
 		switch {
 		case n == nil:

@@ -86,11 +86,16 @@ type index struct {
 
 // nameOf returns the owner name of n in wire form (lower case).
 func (ix *index) nameOf(n *node) []byte {
+	b := ix.nameAt(n)
+	return b[:wireLen(b)]
+}
+
+// nameAt returns the bytes that start with n's name in wire form.
+func (ix *index) nameAt(n *node) []byte {
 	if n.name&arenaBit != 0 {
-		o := n.name &^ arenaBit
-		return ix.arena[o : o+uint32(wireLen(ix.arena[o:]))]
+		return ix.arena[n.name&^arenaBit:]
 	}
-	return ix.recs.At(int(n.name)).NameWire()[n.skip:]
+	return ix.recs.Raw(int(n.name))[n.skip:]
 }
 
 // ownerName returns the owner name of n as a lower-case FQDN (allocates).
@@ -125,7 +130,9 @@ func (ix *index) find(w []byte) *node {
 			return nil
 		}
 		if e>>32 == tag {
-			if n := &ix.nodes[uint32(e)-1]; bytes.Equal(ix.nameOf(n), w) {
+			// Wire names are prefix-free: bytes that start with all of
+			// w, its root label included, hold w.
+			if n := &ix.nodes[uint32(e)-1]; bytes.HasPrefix(ix.nameAt(n), w) {
 				return n
 			}
 		}
@@ -203,7 +210,15 @@ func lower(b []byte) {
 func (ix *index) encloserWild(name string) *node {
 	var buf [256]byte
 	w, ok := toWire(&buf, name)
-	if !ok || len(w) <= 1 {
+	if !ok {
+		return nil
+	}
+	return ix.encloserWildWire(w)
+}
+
+// encloserWildWire is encloserWild for a wire name (lower case).
+func (ix *index) encloserWildWire(w []byte) *node {
+	if len(w) <= 1 {
 		return nil
 	}
 	for w = w[1+int(w[0]):]; ; w = w[1+int(w[0]):] {
@@ -231,14 +246,25 @@ func (ix *index) rec(i uint32) []byte {
 	return p.Wire()[len(p.NameWire()):]
 }
 
+// recAt returns record i of the zone's RRs, whose owner name is l bytes
+// long, without its owner (as rec).
+func (ix *index) recAt(i uint32, l int) []byte {
+	b := ix.recs.Raw(int(i))
+	return b[l : l+10+int(binary.BigEndian.Uint16(b[l+8:]))]
+}
+
 // rrset returns n's RRset of type t (n == 0: none).
 func (ix *index) rrset(n *node, t uint16) rrset {
+	if n.n == 0 {
+		return rrset{}
+	}
+	l := wireLen(ix.recs.Raw(int(n.first))) // every record of n has its name
 	for i, end := n.first, n.first+n.n; i < end; i++ {
-		if binary.BigEndian.Uint16(ix.rec(i)) != t {
+		if binary.BigEndian.Uint16(ix.recAt(i, l)) != t {
 			continue
 		}
 		j := i + 1
-		for j < end && binary.BigEndian.Uint16(ix.rec(j)) == t {
+		for j < end && binary.BigEndian.Uint16(ix.recAt(j, l)) == t {
 			j++
 		}
 		set := rrset{t: t, first: i, n: j - i}

@@ -41,6 +41,16 @@ func (s *RRs) Len() int { return len(s.off) }
 // Names returns the number of distinct owner names (to size an index).
 func (s *RRs) Names() int { return s.names }
 
+// Raw returns the packed bytes from the start of record i (0 <= i < Len)
+// to the end of the chunk that holds it: the record's owner name in wire
+// form, then the rest of the record, then whatever was packed after it.
+// An index that knows the length of a record's owner name reads the
+// record from it without walking the name (At does).
+func (s *RRs) Raw(i int) []byte {
+	off := s.off[i]
+	return s.chunks[off>>chunkBits][off&(1<<chunkBits-1):]
+}
+
 // At returns record i (0 <= i < Len) as a view of the packed bytes.
 func (s *RRs) At(i int) PackedRR { return packedAt(s.chunks, s.off[i]) }
 
