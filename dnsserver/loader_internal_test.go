@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -98,5 +99,41 @@ func TestZoneSizeLimit(t *testing.T) {
 	}
 	if s, errs = l.Load(); len(errs) != 0 || s.zones["big.example."] == nil {
 		t.Errorf("after trimming the file: errors %v, zone served %v", errs, s.zones["big.example."] != nil)
+	}
+}
+
+// TestReloadBoundsHeap (ZL-02): while a reload runs, the Go memory limit
+// is a quarter (at least 32 MiB) above what the node holds, and after it
+// the limit is what it was before, also when the reload fails.
+func TestReloadBoundsHeap(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(before)
+	restore := boundHeap()
+	during := debug.SetMemoryLimit(-1)
+	restore()
+	if during >= before || during < 32<<20 {
+		t.Errorf("limit during a reload %d, want below the previous %d and at least 32 MiB", during, before)
+	}
+	if got := debug.SetMemoryLimit(-1); got != before {
+		t.Errorf("limit after a reload %d, want %d", got, before)
+	}
+
+	dir := t.TempDir()
+	zf := filepath.Join(dir, "m.example.zone")
+	if err := os.WriteFile(zf, []byte("$TTL 300\n@ IN SOA ns1 h 1 3600 600 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := &Loader{Dir: dir}
+	if _, errs := l.Load(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if err := os.WriteFile(zf, []byte("$TTL 300\n@ IN SOA ns1 h 2 3600 600 1209600 60\n@ IN NS ns1\nns1 IN A 300.1.1.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs := l.Load(); len(errs) == 0 {
+		t.Fatal("a broken zone loaded")
+	}
+	if got := debug.SetMemoryLimit(-1); got != before {
+		t.Errorf("limit after a failed reload %d, want %d", got, before)
 	}
 }
