@@ -179,20 +179,24 @@ func (db *DB) network(a netip.Addr, res maxminddb.Result) netip.Prefix {
 // building a precomputed tree per snapshot; it does not fill the lookup cache.
 func (db *DB) Walk(fn func(Info) bool) error {
 	seen := make(map[uintptr]record)
+	lastOff, last := ^uintptr(0), Info{} // networks in a row often share a record
 	for res := range db.r.Networks() {
 		if err := res.Err(); err != nil {
 			return fmt.Errorf("geodata: walk: %w", err)
 		}
-		rec, ok := seen[res.Offset()]
-		if !ok {
-			var err error
-			rec, err = decode(res)
-			if err != nil {
-				return fmt.Errorf("geodata: walk: network %s: %w", res.Prefix(), err)
+		if off := res.Offset(); off != lastOff {
+			rec, ok := seen[off]
+			if !ok {
+				var err error
+				rec, err = decode(res)
+				if err != nil {
+					return fmt.Errorf("geodata: walk: network %s: %w", res.Prefix(), err)
+				}
+				seen[off] = rec
 			}
-			seen[res.Offset()] = rec
+			lastOff, last = off, rec.info()
 		}
-		info := rec.info()
+		info := last
 		info.Network = res.Prefix()
 		if !fn(info) {
 			return nil

@@ -3,6 +3,7 @@ package gslb
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"sort"
 	"strings"
@@ -63,6 +64,13 @@ type geoMap struct {
 type trie struct {
 	nodes []uint32
 	limit int // while building: merge when nodes grows to this
+	// While building: the nodes on the path descend took last (path[d] is
+	// the node at depth d) for the prefix last/lastBits, so that the next
+	// network, which the database lists in address order, starts from
+	// where their paths part rather than from the root. lastBits 0: none.
+	path     [128]uint32
+	last     [16]byte
+	lastBits int
 }
 
 const leafBit = 1 << 31
@@ -74,12 +82,31 @@ func newTrie() trie { return trie{nodes: make([]uint32, 2, 1024), limit: trieMer
 
 func bitAt(a []byte, i int) int { return int(a[i>>3]>>(7-uint(i&7))) & 1 }
 
+// commonBits is the length of the common prefix of a and b, at most n bits.
+func commonBits(a, b *[16]byte, n int) int {
+	for i := 0; i < 16 && i*8 < n; i++ {
+		if x := a[i] ^ b[i]; x != 0 {
+			return min(n, i*8+bits.LeadingZeros8(x))
+		}
+	}
+	return n
+}
+
 // descend returns the slot for the prefix a/bits, creating nodes (and
 // splitting leaves, whose value both halves inherit) on the way. bits > 0.
-func (t *trie) descend(a []byte, bits int) int {
-	n := 0
-	for d := 0; ; d++ {
-		slot := 2*n + bitAt(a, d)
+// It starts below the node where a's path leaves the previous call's.
+func (t *trie) descend(a *[16]byte, bits int) int {
+	d := 0
+	if t.lastBits > 0 {
+		// The nodes at depths up to where the two prefixes part are on
+		// the last path, and still nodes: a leaf was set only at its end.
+		d = commonBits(a, &t.last, min(bits, t.lastBits)-1)
+	}
+	n := int(t.path[d])
+	t.last, t.lastBits = *a, bits
+	for ; ; d++ {
+		t.path[d] = uint32(n)
+		slot := 2*n + bitAt(a[:], d)
 		if d == bits-1 {
 			return slot
 		}
@@ -95,9 +122,20 @@ func (t *trie) descend(a []byte, bits int) int {
 	}
 }
 
+// set sets the value of the prefix a/bits: its own slot, or both root
+// slots for /0 (replacing the whole trie).
+func (t *trie) set(a *[16]byte, bits int, v uint32) {
+	if bits == 0 {
+		t.nodes[0], t.nodes[1] = v, v
+		t.lastBits = 0
+		return
+	}
+	t.nodes[t.descend(a, bits)] = v
+}
+
 // slots returns the slots covering prefix a/bits: its own slot, or both root
 // slots for /0.
-func (t *trie) slots(a []byte, bits int) []int {
+func (t *trie) slots(a *[16]byte, bits int) []int {
 	if bits == 0 {
 		return []int{0, 1}
 	}
@@ -132,7 +170,9 @@ func (t *trie) merge(slot int) uint32 {
 }
 
 // compact copies the nodes still reachable after merge into a new slice.
+// The next descend starts from the root.
 func (t *trie) compact() {
+	t.lastBits = 0
 	out := make([]uint32, 2, len(t.nodes)/2+2)
 	var walk func(from, to int)
 	walk = func(from, to int) {
@@ -246,41 +286,47 @@ func buildGeoMap(db *geodata.DB, regions []*zones.Region) (*geoMap, error) {
 		comboIdx[c] = i
 		return i
 	}
-	family := func(p netip.Prefix) (*trie, []byte) {
+	family := func(p netip.Prefix) (t *trie, a [16]byte) {
 		if p.Addr().Is4() {
 			b := p.Addr().As4()
-			return &m.v4, b[:]
+			copy(a[:], b[:])
+			return &m.v4, a
 		}
-		b := p.Addr().As16()
-		return &m.v6, b[:]
+		return &m.v6, p.Addr().As16()
 	}
 	if db != nil {
+		lastKey, lastKi := geoKey{}, uint32(0) // networks in a row often share a location
 		err := db.Walk(func(in geodata.Info) bool {
 			if in.Country == "" && in.Continent == "" && !in.HasLocation {
 				return true
 			}
 			k := geoKey{in.Country, in.Continent, in.Lat, in.Lon, in.HasLocation}
-			ki, ok := keyIdx[k]
-			if !ok {
-				ki = uint32(len(keys))
-				keys = append(keys, k)
-				keyIdx[k] = ki
-				leaf := uint32(0)
-				if direct {
-					if id := orderOf(k, nil); int(id) != m.unknown {
-						leaf = leafBit | id
+			ki := lastKi
+			if k != lastKey || ki == 0 {
+				var ok bool
+				ki, ok = keyIdx[k]
+				if !ok {
+					ki = uint32(len(keys))
+					keys = append(keys, k)
+					keyIdx[k] = ki
+					leaf := uint32(0)
+					if direct {
+						if id := orderOf(k, nil); int(id) != m.unknown {
+							leaf = leafBit | id
+						}
 					}
+					keyLeaf = append(keyLeaf, leaf)
 				}
-				keyLeaf = append(keyLeaf, leaf)
+				lastKey, lastKi = k, ki
 			}
-			v := leafBit | comboOf(combo{ki, 0})
+			var v uint32
 			if direct {
 				v = keyLeaf[ki]
+			} else {
+				v = leafBit | comboOf(combo{ki, 0})
 			}
 			t, a := family(in.Network.Masked())
-			for _, s := range t.slots(a, in.Network.Bits()) {
-				t.nodes[s] = v
-			}
+			t.set(&a, in.Network.Bits(), v)
 			if direct && len(t.nodes) >= t.limit {
 				t.merge(0)
 				t.merge(1)
@@ -297,7 +343,7 @@ func buildGeoMap(db *geodata.DB, regions []*zones.Region) (*geoMap, error) {
 		for ti, tg := range tags {
 			t, a := family(tg.p)
 			tag := uint32(ti + 1)
-			for _, s := range t.slots(a, tg.p.Bits()) {
+			for _, s := range t.slots(&a, tg.p.Bits()) {
 				t.apply(s, func(v uint32) uint32 {
 					key := uint32(0)
 					if v != 0 {

@@ -90,3 +90,58 @@ func TestGeoMapDirectBuild(t *testing.T) {
 		}
 	}
 }
+
+// TestTrieDescendResumes checks that descend, which starts where the new
+// prefix's path leaves the previous one's, builds the same trie as
+// descending from the root every time: random IPv4 and IPv6 prefixes,
+// some nested in others and some /0, inserted in address order (as the
+// database lists them) and in random order, with merges in between.
+func TestTrieDescendResumes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, bitLen := range []int{32, 128} {
+		for _, sorted := range []bool{true, false} {
+			var ps []netip.Prefix
+			for i := 0; i < 3000; i++ {
+				var a [16]byte
+				for k := range a {
+					a[k] = byte(rng.Uint32())
+				}
+				addr := netip.AddrFrom16(a)
+				if bitLen == 32 {
+					addr = netip.AddrFrom4([4]byte(a[:4]))
+				}
+				bits := 1 + rng.IntN(bitLen)
+				if i%500 == 0 {
+					bits = 0
+				}
+				ps = append(ps, netip.PrefixFrom(addr, bits).Masked())
+			}
+			if sorted {
+				slices.SortFunc(ps, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+			}
+			resumed, fresh := newTrie(), newTrie()
+			for i, p := range ps {
+				var a [16]byte
+				if p.Addr().Is4() {
+					copy(a[:], p.Addr().AsSlice())
+				} else {
+					a = p.Addr().As16()
+				}
+				v := leafBit | uint32(i%7)
+				resumed.set(&a, p.Bits(), v)
+				fresh.lastBits = 0
+				fresh.set(&a, p.Bits(), v)
+				if i%700 == 699 {
+					for _, tr := range []*trie{&resumed, &fresh} {
+						tr.merge(0)
+						tr.merge(1)
+						tr.compact()
+					}
+				}
+			}
+			if !slices.Equal(resumed.nodes, fresh.nodes) {
+				t.Errorf("IPv%d prefixes, sorted %v: the trie built resuming paths differs from the one built from the root", map[int]int{32: 4, 128: 6}[bitLen], sorted)
+			}
+		}
+	}
+}
