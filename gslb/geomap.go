@@ -63,6 +63,13 @@ type geoMap struct {
 // 0 (absent: unknown clients), leafBit|value, or the index of a node.
 type trie struct {
 	nodes []uint32
+	// top is the trie's first rootBits levels as one table, indexed by the
+	// address's first rootBits bits (built last, see index): a lookup
+	// reads one entry there instead of walking 16 nodes, each a likely
+	// cache miss when clients come from everywhere. An entry is either
+	// leafBit | scope<<24 | ordering, the answer, or the node at depth
+	// rootBits to walk on from. Nil: walk from the root.
+	top   []uint32
 	limit int // while building: merge when nodes grows to this
 	// While building: the nodes on the path descend took last (path[d] is
 	// the node at depth d) for the prefix last/lastBits, so that the next
@@ -205,8 +212,15 @@ func (m *geoMap) lookup(a netip.Addr) (int, uint8) {
 		buf = a.As16()
 		t, bits = &m.v6, 128
 	}
-	n := 0
-	for d := 0; d < bits; d++ {
+	n, d := 0, 0
+	if t.top != nil {
+		e := t.top[int(buf[0])<<8|int(buf[1])]
+		if e&leafBit != 0 {
+			return int(e & topOrder), uint8(e >> 24 & 0x7f)
+		}
+		n, d = int(e), rootBits
+	}
+	for ; d < bits; d++ {
 		v := t.nodes[2*n+bitAt(buf[:], d)]
 		if v == 0 {
 			return m.unknown, uint8(d + 1)
@@ -217,6 +231,48 @@ func (m *geoMap) lookup(a netip.Addr) (int, uint8) {
 		n = int(v)
 	}
 	return m.unknown, uint8(bits)
+}
+
+// rootBits is how many levels of a trie its top table holds; topOrder
+// masks the ordering of a top table entry.
+const (
+	rootBits = 16
+	topOrder = 1<<24 - 1
+)
+
+// index builds t.top for a finished trie whose unknown clients get
+// ordering unknown; with too many orderings to encode it leaves t.top nil.
+func (t *trie) index(orders, unknown int) {
+	t.top = nil
+	if orders > topOrder {
+		return
+	}
+	top := make([]uint32, 1<<rootBits)
+	var fill func(n, depth, prefix int)
+	fill = func(n, depth, prefix int) {
+		for k := 0; k < 2; k++ {
+			v, p := t.nodes[2*n+k], prefix<<1|k
+			if v != 0 && v&leafBit == 0 {
+				if depth+1 == rootBits {
+					top[p] = v
+				} else {
+					fill(int(v), depth+1, p)
+				}
+				continue
+			}
+			o := unknown
+			if v != 0 {
+				o = int(v &^ leafBit)
+			}
+			span := rootBits - depth - 1
+			e := leafBit | uint32(depth+1)<<24 | uint32(o)
+			for i := p << span; i < (p+1)<<span; i++ {
+				top[i] = e
+			}
+		}
+	}
+	fill(0, 0, 0)
+	t.top = top
 }
 
 // geoKey is what a client's ordering depends on, besides serves= prefixes.
@@ -382,6 +438,7 @@ func buildGeoMap(db *geodata.DB, regions []*zones.Region) (*geoMap, error) {
 		t.merge(1)
 		t.compact()
 		t.limit = 0
+		t.index(len(m.orders), m.unknown)
 	}
 	return m, nil
 }

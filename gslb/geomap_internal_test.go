@@ -145,3 +145,93 @@ func TestTrieDescendResumes(t *testing.T) {
 		}
 	}
 }
+
+// TestGeoMapTopTable checks lookups through the tries' top tables against
+// walks from the root: networks from /4 to /32 (and /8 to /64 in IPv6),
+// so leaves lie above, at and below the table's depth, with addresses
+// inside them, at their edges and in the gaps between them.
+func TestGeoMapTopTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	locs := []geodata.Info{
+		{Country: "US", Continent: "NA", Lat: 38, Lon: -97, HasLocation: true},
+		{Country: "DE", Continent: "EU", Lat: 51, Lon: 9, HasLocation: true},
+		{Country: "JP", Continent: "AS", Lat: 36, Lon: 138, HasLocation: true},
+		{Country: "BR", Continent: "SA", Lat: -10, Lon: -55, HasLocation: true},
+	}
+	nets := map[string]geodata.Info{}
+	var addrs []netip.Addr
+	for i := 0; i < 400; i++ {
+		var b [16]byte
+		for k := range b {
+			b[k] = byte(rng.Uint32())
+		}
+		p4 := netip.PrefixFrom(netip.AddrFrom4([4]byte(b[:4])), 4+rng.IntN(29)).Masked()
+		b[0] = 0x20 | b[0]&0x0f
+		p6 := netip.PrefixFrom(netip.AddrFrom16(b), 8+rng.IntN(57)).Masked()
+		for _, p := range []netip.Prefix{p4, p6} {
+			if _, ok := nets[p.String()]; ok || overlaps(nets, p) {
+				continue
+			}
+			nets[p.String()] = locs[rng.IntN(len(locs))]
+			last := netipLast(p)
+			addrs = append(addrs, p.Addr(), last, p.Addr().Prev(), last.Next())
+		}
+	}
+	for i := 0; i < 20000; i++ {
+		var b [16]byte
+		for k := range b {
+			b[k] = byte(rng.Uint32())
+		}
+		addrs = append(addrs, netip.AddrFrom4([4]byte(b[:4])))
+		b[0] = 0x20 | b[0]&0x0f
+		addrs = append(addrs, netip.AddrFrom16(b))
+	}
+	db, err := geodata.Open(geodatatest.Write(t, nets))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	regions := []*zones.Region{
+		{Name: "eu-west", Lat: 53.35, Lon: -6.26, HasCoords: true, Continents: []string{"EU"}},
+		{Name: "us-east", Lat: 39.04, Lon: -77.49, HasCoords: true, Continents: []string{"NA", "SA"}},
+	}
+	m, err := buildGeoMap(db, regions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.v4.top == nil || m.v6.top == nil {
+		t.Fatal("no top tables")
+	}
+	walk := *m
+	walk.v4.top, walk.v6.top = nil, nil
+	for _, a := range addrs {
+		if !a.IsValid() {
+			continue
+		}
+		o1, s1 := m.lookup(a)
+		o2, s2 := walk.lookup(a)
+		if o1 != o2 || s1 != s2 {
+			t.Errorf("%s: ordering %d /%d through the top table, %d /%d walking", a, o1, s1, o2, s2)
+		}
+	}
+}
+
+// overlaps reports whether p overlaps a network of nets.
+func overlaps(nets map[string]geodata.Info, p netip.Prefix) bool {
+	for s := range nets {
+		if netip.MustParsePrefix(s).Overlaps(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// netipLast returns the last address of p.
+func netipLast(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
