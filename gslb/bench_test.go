@@ -23,19 +23,7 @@ www-latency  30 IN GSLB latency  pools=web-us,web-eu,web-ap
 // BenchmarkPolicy measures one decision per policy with the embedded
 // country database (about a million networks) and rotating clients.
 func BenchmarkPolicy(b *testing.B) {
-	db, err := geodata.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	z, err := zones.Parse([]byte(header+benchRecords), "bench.example.zone", "", false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	zs := []*zones.Zone{z}
-	set, err := gslb.Compile(zs, gslb.Env{Geo: db, Latency: &gslb.LatencyTable{}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	z, set, _ := benchCompile(b, benchRecords, gslb.Env{Latency: &gslb.LatencyTable{}})
 	clients := []gslb.Client{}
 	for _, s := range []string{"8.8.8.0/24", "81.2.69.0/24", "1.1.1.0/24", "203.0.113.0/24", "2a00:1450:4001::/48", "200.160.2.0/24", "41.63.0.0/24", "133.11.0.0/24"} {
 		p := netip.MustParsePrefix(s)
@@ -60,15 +48,9 @@ func BenchmarkPolicy(b *testing.B) {
 // regions into the per-snapshot geo tree (done once per zone reload that
 // changes regions, never per query).
 func BenchmarkGeoMapBuild(b *testing.B) {
-	db, err := geodata.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	z, err := zones.Parse([]byte(header+"www 30 IN GSLB geo pools=web-us,web-eu,web-ap\n"), "bench.example.zone", "", false)
-	if err != nil {
-		b.Fatal(err)
-	}
+	z, _, db := benchCompile(b, "www 30 IN GSLB geo pools=web-us,web-eu,web-ap\n", gslb.Env{})
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := gslb.Compile([]*zones.Zone{z}, gslb.Env{Geo: db}); err != nil {
 			b.Fatal(err)
@@ -81,24 +63,12 @@ func BenchmarkGeoMapBuild(b *testing.B) {
 // order, one client: the cost of a decision when the record is not in the
 // cache, as in a server answering many names.
 func BenchmarkPolicyManyRecords(b *testing.B) {
-	db, err := geodata.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
 	var src strings.Builder
-	src.WriteString(header)
 	const n = 50000
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(&src, "g%d 30 IN GSLB geo pools=web-us,web-eu,web-ap\n", i)
 	}
-	z, err := zones.Parse([]byte(src.String()), "bench.example.zone", "", false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	set, err := gslb.Compile([]*zones.Zone{z}, gslb.Env{Geo: db})
-	if err != nil {
-		b.Fatal(err)
-	}
+	z, set, _ := benchCompile(b, src.String(), gslb.Env{})
 	recs := make([]*gslb.Record, 0, n)
 	for _, r := range z.Records {
 		recs = append(recs, set.Record(r))
@@ -120,18 +90,7 @@ func BenchmarkPolicyManyRecords(b *testing.B) {
 // everywhere is: the walk of the geo trie (several MB for the embedded
 // database) mostly misses the cache.
 func BenchmarkPolicyManyClients(b *testing.B) {
-	db, err := geodata.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	z, err := zones.Parse([]byte(header+"www 30 IN GSLB geo pools=web-us,web-eu,web-ap\n"), "bench.example.zone", "", false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	set, err := gslb.Compile([]*zones.Zone{z}, gslb.Env{Geo: db})
-	if err != nil {
-		b.Fatal(err)
-	}
+	z, set, _ := benchCompile(b, "www 30 IN GSLB geo pools=web-us,web-eu,web-ap\n", gslb.Env{})
 	rec, v := set.Record(z.Records[0]), set.DefaultView()
 	rng := rand.New(rand.NewPCG(14, 15))
 	clients := make([]gslb.Client, 1<<16)
@@ -145,4 +104,24 @@ func BenchmarkPolicyManyClients(b *testing.B) {
 		a := rec.Answer(dst[:0], gslb.IPv4, &clients[i&(1<<16-1)], v)
 		dst = a.Addrs
 	}
+}
+
+// benchCompile parses records after the test header and compiles them
+// against the embedded country database (and env's other parts).
+func benchCompile(b *testing.B, records string, env gslb.Env) (*zones.Zone, *gslb.Set, *geodata.DB) {
+	b.Helper()
+	db, err := geodata.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	z, err := zones.Parse([]byte(header+records), "bench.example.zone", "", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env.Geo = db
+	set, err := gslb.Compile([]*zones.Zone{z}, env)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return z, set, db
 }
