@@ -74,11 +74,16 @@ type stamp struct {
 }
 
 // Source is a zone handed to LoadSources: a name for messages ("the
-// committed zone example.com."), the zone's origin, and its content.
+// committed zone example.com."), the zone's origin, and its content: Data,
+// or, when Open is set, what Open reads (a file, a stream from a store),
+// so that a large zone need not be held in memory as a whole. Open is
+// called once to hash the content and once more if it must be parsed; the
+// loader closes each reader it opens.
 type Source struct {
 	Name   string
 	Origin string
 	Data   []byte
+	Open   func() (io.ReadCloser, error)
 }
 
 // input is one zone to load: a file or a Source.
@@ -141,11 +146,30 @@ func (l *Loader) Load() (*Snapshot, []error) {
 func (l *Loader) LoadSources(srcs []Source) (*Snapshot, []error) {
 	ins := make([]input, 0, len(srcs))
 	for _, s := range srcs {
-		ins = append(ins, input{name: s.Name, origin: s.Origin,
+		in := input{name: s.Name, origin: s.Origin,
 			hash: func() ([32]byte, error) { return sha256.Sum256(s.Data), nil },
 			parse: func(prev *zones.Zone) (*zones.Zone, error) {
 				return zones.ParseFrom(prev, s.Data, s.Name, s.Origin, false)
-			}})
+			}}
+		if s.Open != nil {
+			in.hash = func() ([32]byte, error) {
+				r, err := s.Open()
+				if err != nil {
+					return [32]byte{}, err
+				}
+				defer r.Close()
+				return l.hashReader(r, s.Name)
+			}
+			in.parse = func(prev *zones.Zone) (*zones.Zone, error) {
+				r, err := s.Open()
+				if err != nil {
+					return nil, err
+				}
+				defer r.Close()
+				return zones.ParseReaderFrom(prev, r, s.Name, s.Origin, false)
+			}
+		}
+		ins = append(ins, in)
 	}
 	return l.load(ins)
 }
@@ -153,23 +177,29 @@ func (l *Loader) LoadSources(srcs []Source) (*Snapshot, []error) {
 // hashFile returns the SHA-256 of a zone file of at most MaxSize bytes,
 // reading it as a stream.
 func (l *Loader) hashFile(path string) ([32]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	return l.hashReader(f, path)
+}
+
+// hashReader returns the SHA-256 of what r reads, at most MaxSize bytes;
+// name names the content in the error for more.
+func (l *Loader) hashReader(r io.Reader, name string) ([32]byte, error) {
 	var sum [32]byte
 	max := l.MaxSize
 	if max <= 0 {
 		max = DefaultMaxZoneSize
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return sum, err
-	}
-	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(f, max+1))
+	n, err := io.Copy(h, io.LimitReader(r, max+1))
 	if err != nil {
 		return sum, err
 	}
 	if n > max {
-		return sum, &zones.Error{Pos: zones.Pos{File: path}, Msg: fmt.Sprintf("larger than the zone size limit of %d bytes (zones_max_size); not loaded", max)}
+		return sum, &zones.Error{Pos: zones.Pos{File: name}, Msg: fmt.Sprintf("larger than the zone size limit of %d bytes (zones_max_size); not loaded", max)}
 	}
 	h.Sum(sum[:0])
 	return sum, nil

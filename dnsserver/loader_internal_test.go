@@ -2,11 +2,14 @@ package dnsserver
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
 )
 
 // TestReloadTouchesOnlyTheChangedZone: with several zones loaded, a reload
@@ -137,3 +140,52 @@ func TestReloadBoundsHeap(t *testing.T) {
 		t.Errorf("limit after a failed reload %d, want %d", got, before)
 	}
 }
+
+// TestLoadSourcesOpen (ZL-01, ZL-02): a source given as a reader loads as
+// the same content given as bytes; unchanged content is hashed, not parsed
+// again; every reader opened is closed; content above MaxSize is refused
+// unparsed, naming the source.
+func TestLoadSourcesOpen(t *testing.T) {
+	const text = "$TTL 300\n@ IN SOA ns1 h %d 3600 600 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.53\nwww IN A 192.0.2.%d\n"
+	opened, closed := 0, 0
+	src := func(serial, last int) []Source {
+		data := fmt.Sprintf(text, serial, last)
+		return []Source{{Name: "stream o.example.", Origin: "o.example.", Open: func() (io.ReadCloser, error) {
+			opened++
+			return closeCounter{strings.NewReader(data), &closed}, nil
+		}}}
+	}
+	l := &Loader{}
+	s, errs := l.LoadSources(src(1, 1))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if got := s.Zones()["o.example."]; got != 1 {
+		t.Errorf("serial %d, want 1", got)
+	}
+	if _, errs := l.LoadSources(src(1, 1)); len(errs) > 0 || l.Parses() != 1 {
+		t.Errorf("unchanged content: %v, %d parses, want 1", errs, l.Parses())
+	}
+	s, errs = l.LoadSources(src(2, 9))
+	if len(errs) > 0 || l.Parses() != 2 {
+		t.Fatalf("changed content: %v, %d parses", errs, l.Parses())
+	}
+	rrs := s.zones["o.example."].get(s.zones["o.example."].lookup("www.o.example."), dns.TypeA)
+	if len(rrs) != 1 || rrs[0].(*dns.A).A.String() != "192.0.2.9" {
+		t.Errorf("www after the change: %v", rrs)
+	}
+	if opened != 5 || closed != opened {
+		t.Errorf("%d readers opened, %d closed; want 5 (hash, parse, hash, hash, parse), all closed", opened, closed)
+	}
+	big := &Loader{MaxSize: 64}
+	if _, errs := big.LoadSources(src(1, 1)); len(errs) == 0 || !strings.Contains(errs[0].Error(), "stream o.example.: larger than the zone size limit") || big.Parses() != 0 {
+		t.Errorf("content above MaxSize: %v, %d parses", errs, big.Parses())
+	}
+}
+
+type closeCounter struct {
+	io.Reader
+	n *int
+}
+
+func (c closeCounter) Close() error { *c.n++; return nil }

@@ -62,7 +62,7 @@ func LoadFrom(prev *Zone, file, origin string) (*Zone, error) {
 		hint = int(st.Size() / 20) // a plain address line is 20-30 bytes
 	}
 	if prev != nil {
-		hint = prev.RRs.Len() + prev.RRs.Len()/64 + 16
+		hint = prevHint(prev)
 	}
 	return parse(prev, f, file, origin, true, hint)
 }
@@ -101,9 +101,23 @@ func ParseReader(r io.Reader, file, origin string, allowInclude bool) (*Zone, er
 func ParseFrom(prev *Zone, data []byte, file, origin string, allowInclude bool) (*Zone, error) {
 	hint := len(data) / 20
 	if prev != nil {
-		hint = prev.RRs.Len() + prev.RRs.Len()/64 + 16
+		hint = prevHint(prev)
 	}
 	return parse(prev, bytes.NewReader(data), file, origin, allowInclude, hint)
+}
+
+// ParseReaderFrom is ParseFrom reading the content from r as it goes (see
+// ParseReader).
+func ParseReaderFrom(prev *Zone, r io.Reader, file, origin string, allowInclude bool) (*Zone, error) {
+	return parse(prev, r, file, origin, allowInclude, prevHint(prev))
+}
+
+// prevHint is how many records a new version of prev (nil: 0) may hold.
+func prevHint(prev *Zone) int {
+	if prev == nil {
+		return 0
+	}
+	return prev.RRs.Len() + prev.RRs.Len()/64 + 16
 }
 
 // parse parses a zone from r; hint is about how many records it holds (0:
