@@ -153,6 +153,7 @@ func sameZone(a, b *Zone) string {
 func FuzzFastPathSame(f *testing.F) {
 	f.Add([]byte("$TTL 300\n@ IN SOA ns1 h 1 3600 600 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\n\tIN AAAA ::1\nwww 60 in a 10.0.0.1 ; c\n\tMX 10 www\n"))
 	f.Add([]byte("$TTL 300\n$ORIGIN sub\n@ IN SOA ns1 h 1 3600 600 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\nx ( IN A\n 10.0.0.1 )\n\tIN A 10.0.0.2\n"))
+	f.Add([]byte("$TTL 300\n@ IN SOA ns1 h 1 3600 600 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\ng 30 IN GSLB failover pools=p,q answers=1\n\tIN TXT x\nh IN GSLB geo pools=p ; c\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fastPath = true
 		z1, err1 := Parse(data, "fuzz.example.zone", "", false)
