@@ -316,6 +316,11 @@ func CompileFrom(prev *Set, zs []*zones.Zone, env Env) (*Set, error) {
 			if again {
 				recs[i] = old[i]
 				recs[i].set = s
+			} else if pr := prev.sharedRecord(reuse, zr); pr != nil {
+				// A record the zone's new version shares with the old one
+				// (zones.ParseFrom): the same text, compiled the same.
+				recs[i] = *pr
+				recs[i].set = s
 			} else {
 				r, err := cx.compileRecord(zr)
 				if err != nil {
@@ -332,6 +337,15 @@ func CompileFrom(prev *Set, zs []*zones.Zone, env Env) (*Set, error) {
 	}
 	s.view0 = s.newView(env.Health, env.Latency, time.Now(), nil)
 	return s, nil
+}
+
+// sharedRecord returns the record s compiled from zr, if reuse and there is
+// one (s may be nil).
+func (s *Set) sharedRecord(reuse bool, zr *zones.Record) *Record {
+	if !reuse || s == nil {
+		return nil
+	}
+	return s.records[zr]
 }
 
 // sameDefinitions reports whether s and o define the same regions and pools
