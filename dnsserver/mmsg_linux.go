@@ -140,3 +140,21 @@ func addrPortOf(sa *unix.RawSockaddrInet6) (netip.AddrPort, bool) {
 	}
 	return netip.AddrPort{}, false
 }
+
+// omitPMTU sets IP_PMTUDISC_OMIT (and its IPv6 twin) on c, as gdnsd does:
+// replies go out without the DF bit and the kernel ignores path MTU
+// information for them, so a forged ICMP "fragmentation needed" cannot
+// make the server fragment replies to a victim (a DNS cache poisoning
+// aid), and no send looks the path MTU up. Replies stay within the UDP
+// size limit (1232 by default) anyway. Best effort: an error leaves the
+// kernel's default.
+func omitPMTU(c *net.UDPConn) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	raw.Control(func(fd uintptr) {
+		unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_OMIT)
+		unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_OMIT)
+	})
+}

@@ -47,6 +47,7 @@ type udpReader struct {
 
 // serveUDP runs readers on conn until it is closed.
 func (s *Server) serveUDP(conn *net.UDPConn) {
+	omitPMTU(conn)
 	la := conn.LocalAddr().(*net.UDPAddr)
 	wild := la.IP.IsUnspecified()
 	if wild {
