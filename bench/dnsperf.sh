@@ -14,7 +14,8 @@
 # (-c 32 -q 200, SECS seconds each, ROUNDS rounds in alternation). Each row gives
 # queries per second, queries per server CPU-second (user + system time of the
 # server process over the run, from /proc/PID/stat) and lost queries.
-# GOMAXPROCS of gslb: GSLB_PROCS (default: unset, so the number of CPUs).
+# GOMAXPROCS of gslb: GSLB_PROCS (default: unset, so the number of CPUs it
+# may run on, SERVER_CPUS: one UDP socket and reader per GOMAXPROCS).
 # Usage: bash bench/dnsperf.sh [seconds]   (make bench runs it; env: SECS=15
 #        ROUNDS=2 STATIC=40000 GEO=20000 QUERIES=100000 SERVER_CPUS=0
 #        GSLB_PROCS= GSLB=bin/gslb KEEP=dir)
@@ -176,7 +177,7 @@ run() {
   echo "$name $qps $(( done * hz / (c1 - c0 > 0 ? c1 - c0 : 1) )) $lost" >> "$work/rows"
 }
 
-echo "dnsperf -c 32 -q 200 -l $SECS -E 81.2.69.0/24, servers on core(s) $SERVER_CPUS, dnsperf on core 1, $ROUNDS rounds ($(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); gslb GOMAXPROCS=${GSLB_PROCS:-$(nproc)}"
+echo "dnsperf -c 32 -q 200 -l $SECS -E 81.2.69.0/24, servers on core(s) $SERVER_CPUS, dnsperf on core 1, $ROUNDS rounds ($(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); gslb GOMAXPROCS=${GSLB_PROCS:-$(taskset -c "$SERVER_CPUS" nproc)}"
 echo "zone: $STATIC static + $GEO geo names; query files: $QUERIES queries, 20 % NXDOMAIN; load before: $(uptime | sed 's/.*load average/load average/')"
 : > "$work/rows"
 for r in $(seq "$ROUNDS"); do
