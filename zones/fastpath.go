@@ -223,10 +223,7 @@ func (f *lineFilter) pack(line []byte, blankOwner bool) bool {
 // looked up by their text first: records written alike share one parse,
 // and this one allocates only the record and its name.
 func (f *lineFilter) packGSLB(owner []byte, ttl uint32, fields [][]byte) bool {
-	name, _, err := dns.UnpackDomainName(owner, 0)
-	if err != nil {
-		return false
-	}
+	var err error
 	key := f.fast.key[:0]
 	for i, fl := range fields {
 		if i > 0 {
@@ -251,10 +248,28 @@ func (f *lineFilter) packGSLB(owner []byte, ttl uint32, fields [][]byte) bool {
 		}
 		p.gslbSeen[string(key)] = t
 	}
+	pos := Pos{f.file, f.line}
+	r := p.prevRecord(len(p.z.Records))
+	if r == nil || ttl == 0 || r.TTL != ttl || r.Pos != pos || !sameParsed(r, t) || !isName(owner, r.Name) {
+		// Not the previous version's record at this place (shareRecords
+		// would replace it by that one: it is not made at all).
+		name, _, err := dns.UnpackDomainName(owner, 0)
+		if err != nil {
+			return false
+		}
+		r = &Record{Name: name, TTL: ttl, Policy: t.Policy, Pools: t.Pools, Options: t.Options, Pos: pos}
+	}
 	fastPacked.Add(1)
-	p.z.Records = append(p.z.Records, &Record{Name: name, TTL: ttl, Policy: t.Policy, Pools: t.Pools, Options: t.Options, Pos: Pos{f.file, f.line}})
+	p.z.Records = append(p.z.Records, r)
 	f.fast.owner = append(f.fast.buf[:0], owner...)
 	return true
+}
+
+// isName reports whether wire name w (lower case) is name.
+func isName(w []byte, name string) bool {
+	var buf [256]byte
+	n, ok := appendWireName(buf[:0], name)
+	return ok && bytes.Equal(n, w)
 }
 
 // parseIPv4 parses a dotted-quad IPv4 address as netip.ParseAddr does

@@ -137,7 +137,7 @@ func parse(prev *Zone, r io.Reader, file, origin string, allowInclude bool, hint
 	}
 	if hint > 0 {
 		p.rrs.off = make([]uint32, 0, hint)
-		p.rrs.pos = make([]rrPos, 0, hint)
+		p.rrs.lines = make([]uint32, 0, hint)
 	}
 	abs := file
 	if a, err := filepath.Abs(file); err == nil && allowInclude {
@@ -184,10 +184,9 @@ func (p *parser) shareRecords() {
 	if p.prev == nil {
 		return
 	}
-	old := p.prev.Records
 	for i, r := range p.z.Records {
-		if i < len(old) && sameRecord(r, old[i]) {
-			p.z.Records[i] = old[i]
+		if old := p.prevRecord(i); old != nil && sameRecord(r, old) {
+			p.z.Records[i] = old
 		}
 	}
 }
@@ -195,8 +194,21 @@ func (p *parser) shareRecords() {
 // sameRecord reports whether two GSLB records are written the same, at the
 // same place.
 func sameRecord(a, b *Record) bool {
-	return a.Name == b.Name && a.TTL == b.TTL && a.Policy == b.Policy && a.Pos == b.Pos &&
-		slices.Equal(a.Pools, b.Pools) && maps.Equal(a.Options, b.Options)
+	return a.Name == b.Name && a.TTL == b.TTL && a.Pos == b.Pos && sameParsed(a, b)
+}
+
+// sameParsed reports whether two GSLB records have the same policy, pools
+// and options.
+func sameParsed(a, b *Record) bool {
+	return a.Policy == b.Policy && slices.Equal(a.Pools, b.Pools) && maps.Equal(a.Options, b.Options)
+}
+
+// prevRecord returns GSLB record i of the previous version, or nil.
+func (p *parser) prevRecord(i int) *Record {
+	if p.prev == nil || i >= len(p.prev.Records) {
+		return nil
+	}
+	return p.prev.Records[i]
 }
 
 // parser holds the state of one Parse.
@@ -561,17 +573,25 @@ func (p *parser) setOrigin() {
 	if ow, ok := wireName(z.Origin); ok {
 		b := &p.rrs
 		kept := b.off[:0]
-		keptPos := b.pos[:0]
+		keptLines := b.lines[:0]
+		var keptRuns []fileRun
+		run := 0 // the file run of record r
 		for r := range b.off {
+			for run+1 < len(b.runs) && b.runs[run+1].first <= uint32(r) {
+				run++
+			}
 			rr := b.at(uint32(r))
 			if !inZone(rr.NameWire(), ow) {
 				p.errorf(b.posOf(uint32(r)), "%s: out of zone data (zone is %s)", rr.Name(), z.Origin)
 				continue
 			}
+			if f := b.runs[run].file; len(keptRuns) == 0 || keptRuns[len(keptRuns)-1].file != f {
+				keptRuns = append(keptRuns, fileRun{uint32(len(kept)), f})
+			}
 			kept = append(kept, b.off[r])
-			keptPos = append(keptPos, b.pos[r])
+			keptLines = append(keptLines, b.lines[r])
 		}
-		b.off, b.pos = kept, keptPos
+		b.off, b.lines, b.runs = kept, keptLines, keptRuns
 	}
 	recs := z.Records[:0]
 	for _, r := range z.Records {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"iter"
+	"sort"
 
 	"github.com/miekg/dns"
 )
@@ -179,7 +180,11 @@ func (r PackedRR) RR() dns.RR {
 type rrBuilder struct {
 	chunks [][]byte
 	off    []uint32 // start of each record, in file order
-	pos    []rrPos  // where each record was read
+	lines  []uint32 // the line each record was read from
+	// runs says which file each record was read from: records runs[i].first
+	// to runs[i+1].first-1 from files[runs[i].file] (4 bytes a record for
+	// positions, where a file index each would double it).
+	runs []fileRun
 	// files names the files positions point into (the top file and its
 	// $INCLUDEs).
 	files []string
@@ -190,10 +195,10 @@ type rrBuilder struct {
 	spare []byte
 }
 
-// rrPos is where a record was read: compact, as a zone may hold millions.
-type rrPos struct {
-	line uint32
-	file uint32 // index into rrBuilder.files
+// fileRun starts a run of records read from one file.
+type fileRun struct {
+	first uint32 // the first record's number in file order
+	file  uint32 // index into rrBuilder.files
 }
 
 // add packs rr, whose owner name is already in lower case.
@@ -296,7 +301,10 @@ func (b *rrBuilder) added(c []byte, start int, pos Pos) {
 			b.files = append(b.files, pos.File)
 		}
 	}
-	b.pos = append(b.pos, rrPos{uint32(pos.Line), uint32(fi)})
+	b.lines = append(b.lines, uint32(pos.Line))
+	if n := len(b.runs); n == 0 || b.runs[n-1].file != uint32(fi) {
+		b.runs = append(b.runs, fileRun{uint32(len(b.lines) - 1), uint32(fi)})
+	}
 }
 
 // lowerName lowers the ASCII letters of the wire name at the start of b
@@ -316,8 +324,13 @@ func (b *rrBuilder) at(r uint32) PackedRR { return packedAt(b.chunks, b.off[r]) 
 
 // posOf returns where record r was read.
 func (b *rrBuilder) posOf(r uint32) Pos {
-	p := b.pos[r]
-	return Pos{File: b.files[p.file], Line: int(p.line)}
+	return Pos{File: b.files[b.fileOf(r)], Line: int(b.lines[r])}
+}
+
+// fileOf returns the index in files of the file record r was read from.
+func (b *rrBuilder) fileOf(r uint32) uint32 {
+	i := sort.Search(len(b.runs), func(i int) bool { return b.runs[i].first > r })
+	return b.runs[i-1].file
 }
 
 // inZone reports whether the wire name is origin or below it (both in

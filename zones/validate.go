@@ -340,7 +340,7 @@ func (p *parser) validate() {
 		kept = p.prev.RRs.off // the same order: share it
 	}
 	z.RRs = RRs{chunks: b.chunks, off: kept, names: owners}
-	b.off, b.pos = nil, nil
+	b.off, b.lines, b.runs = nil, nil, nil
 }
 
 // isDuplicate reports whether record r equals a record of set (RFC 2181
