@@ -318,18 +318,43 @@ func (l *Loader) load(ins []input) (*Snapshot, []error) {
 // garbage than the zone it leaves. It returns the function that restores
 // the limit. The limit is soft: a reload that needs more memory gets it,
 // at the cost of collections (at most half the CPU while over it).
+//
+// The limit is the process's: while loads of several Loaders overlap (an
+// in-process cluster), the first sets it and the last restores it.
 func boundHeap() (restore func()) {
+	heapBound.Lock()
+	defer heapBound.Unlock()
+	heapBound.active++
+	if heapBound.active > 1 {
+		return releaseHeap
+	}
+	heapBound.prev = debug.SetMemoryLimit(-1)
 	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
-		return func() {}
+	if s[0].Value.Kind() == metrics.KindUint64 && s[1].Value.Kind() == metrics.KindUint64 {
+		inUse := int64(s[0].Value.Uint64() - s[1].Value.Uint64())
+		if limit := inUse + max(inUse/4, 32<<20); limit < heapBound.prev {
+			debug.SetMemoryLimit(limit)
+		}
 	}
-	inUse := int64(s[0].Value.Uint64() - s[1].Value.Uint64())
-	prev := debug.SetMemoryLimit(-1)
-	if limit := inUse + max(inUse/4, 32<<20); limit < prev {
-		debug.SetMemoryLimit(limit)
+	return releaseHeap
+}
+
+// heapBound counts the loads running under boundHeap, and keeps the limit
+// to restore when the last ends.
+var heapBound struct {
+	sync.Mutex
+	active int
+	prev   int64
+}
+
+// releaseHeap ends one boundHeap.
+func releaseHeap() {
+	heapBound.Lock()
+	defer heapBound.Unlock()
+	if heapBound.active--; heapBound.active == 0 {
+		debug.SetMemoryLimit(heapBound.prev)
 	}
-	return func() { debug.SetMemoryLimit(prev) }
 }
 
 // keepPrevious serves the previous version of a failed input, if any.

@@ -107,12 +107,23 @@ func TestZoneSizeLimit(t *testing.T) {
 
 // TestReloadBoundsHeap (ZL-02): while a reload runs, the Go memory limit
 // is a quarter (at least 32 MiB) above what the node holds, and after it
-// the limit is what it was before, also when the reload fails.
+// the limit is what it was before, also when the reload fails and when
+// two reloads overlap.
 func TestReloadBoundsHeap(t *testing.T) {
 	before := debug.SetMemoryLimit(-1)
 	defer debug.SetMemoryLimit(before)
 	restore := boundHeap()
 	during := debug.SetMemoryLimit(-1)
+	// A second load overlapping the first (another Loader of the same
+	// process) neither changes the limit nor restores it early.
+	inner := boundHeap()
+	if got := debug.SetMemoryLimit(-1); got != during {
+		t.Errorf("limit during an overlapping reload %d, want %d", got, during)
+	}
+	inner()
+	if got := debug.SetMemoryLimit(-1); got != during {
+		t.Errorf("limit after the overlapping reload ended %d, want %d until the first ends", got, during)
+	}
 	restore()
 	if during >= before || during < 32<<20 {
 		t.Errorf("limit during a reload %d, want below the previous %d and at least 32 MiB", during, before)
