@@ -118,8 +118,8 @@ func wireLen(b []byte) int {
 
 // find returns the node of wire name w (lower case), or nil.
 func (ix *index) find(w []byte) *node {
-	if len(ix.table) == 0 {
-		return nil
+	if len(ix.table) == 0 || len(w) == 0 {
+		return nil // no name (one that did not pack) is a prefix of every name
 	}
 	h := maphash.Bytes(ix.seed, w)
 	mask := uint64(len(ix.table) - 1)
