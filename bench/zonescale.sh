@@ -30,7 +30,7 @@ command -v dig >/dev/null || need+=(bind9-dnsutils)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
-[ -x bin/gslb ] || go build -o bin/gslb ./cmd/gslb
+go build -o bin/gslb ./cmd/gslb # always: a stale binary would measure old code
 gslb=$PWD/bin/gslb
 
 work=$(mktemp -d)
