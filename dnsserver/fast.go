@@ -388,14 +388,24 @@ func (wq *wireQuery) lowerName(nm []byte) (_ string, ok bool) {
 // nameByte returns the byte of a name label in lower case; ok is false for
 // a byte that presentation form escapes (the fast path leaves such names).
 func nameByte(c byte) (_ byte, ok bool) {
-	switch {
-	case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '*':
-		return c, true
-	case c >= 'A' && c <= 'Z':
-		return c + 'a' - 'A', true
-	}
-	return c, false
+	l := nameBytes[c]
+	return l, l != 0
 }
+
+// nameBytes maps each byte a name label may hold unescaped to its lower
+// case; every other byte to 0.
+var nameBytes = func() (t [256]byte) {
+	for c := range 256 {
+		b := byte(c)
+		switch {
+		case b >= 'a' && b <= 'z', b >= '0' && b <= '9', b == '-', b == '_', b == '*':
+			t[c] = b
+		case b >= 'A' && b <= 'Z':
+			t[c] = b + 'a' - 'A'
+		}
+	}
+	return t
+}()
 
 // inZone reports whether name is origin or below it (both lower case).
 func inZone(name, origin string) bool {

@@ -1,6 +1,8 @@
 package dnsserver
 
 import (
+	"sort"
+	"strings"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
@@ -16,6 +18,10 @@ import (
 // The server swaps the whole Snapshot atomically when the zones change.
 type Snapshot struct {
 	zones map[string]*servedZone // by lower-case origin
+	// few holds the zones longest origin first when there are at most
+	// fewZones of them: findZone then tests each origin as a suffix of the
+	// name instead of hashing the name and each of its ancestors.
+	few []*servedZone
 	// Index is the state index the snapshot was built from (0 on a node
 	// without a replicated store), for status and metrics.
 	Index uint64
@@ -110,8 +116,17 @@ func NewSnapshotFrom(prev *Snapshot, zs []*zones.Zone, set *gslb.Set, failed ...
 		}
 		s.zones[z.Origin] = &servedZone{zone: zn, snap: s, gslb: set.ZoneRecords(z)}
 	}
+	if len(s.zones) <= fewZones {
+		for _, z := range s.zones {
+			s.few = append(s.few, z)
+		}
+		sort.Slice(s.few, func(i, j int) bool { return len(s.few[i].origin) > len(s.few[j].origin) })
+	}
 	return s
 }
+
+// fewZones is the number of zones up to which findZone tests suffixes.
+const fewZones = 8
 
 func buildZone(z *zones.Zone) *zone { return buildZoneFrom(nil, z) }
 
@@ -183,6 +198,16 @@ func parent(name string) string {
 
 // findZone returns the zone with the longest origin that name is in.
 func (s *Snapshot) findZone(name string) *servedZone {
+	if s.few != nil && strings.IndexByte(name, '\\') < 0 {
+		// Without escapes, a suffix at a label boundary is an ancestor;
+		// the longest origin that is one is the closest zone.
+		for _, z := range s.few {
+			if inZone(name, z.origin) {
+				return z
+			}
+		}
+		return nil
+	}
 	for n := name; ; n = parent(n) {
 		if z := s.zones[n]; z != nil {
 			return z

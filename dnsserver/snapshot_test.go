@@ -110,3 +110,68 @@ func TestNameInfo(t *testing.T) {
 		}
 	}
 }
+
+// TestFindZoneFewAndMany (DNS-06): the closest enclosing zone is found the
+// same way with a few zones (suffix tests, longest origin first) and with
+// more than fewZones (the map walk over the ancestors): a child zone wins
+// over its parent, a label that merely ends like an origin is not in it,
+// a name in no zone gets none, and an escaped dot is not a label boundary.
+func TestFindZoneFewAndMany(t *testing.T) {
+	zone := func(origin string) *zones.Zone {
+		z, err := zones.Parse([]byte("$ORIGIN "+origin+"\n@ 300 IN SOA ns hm 1 3600 600 86400 60\n@ IN NS ns\nns IN A 192.0.2.1\n"), origin+"zone", "", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return z
+	}
+	build := func(origins ...string) *Snapshot {
+		var zs []*zones.Zone
+		for _, o := range origins {
+			zs = append(zs, zone(o))
+		}
+		if err := zones.Link(zs); err != nil {
+			t.Fatal(err)
+		}
+		set, err := gslb.Compile(zs, gslb.Env{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return NewSnapshot(zs, set)
+	}
+	base := []string{"example.", "sub.example.", "b.sub.example.", "other.test."}
+	many := append([]string(nil), base...)
+	for i := range fewZones {
+		many = append(many, "filler"+string(rune('a'+i))+".test.")
+	}
+	cases := map[string]string{
+		"example.":            "example.",
+		"www.example.":        "example.",
+		"sub.example.":        "sub.example.",
+		"a.sub.example.":      "sub.example.",
+		"x.b.sub.example.":    "b.sub.example.",
+		"b.sub.example.":      "b.sub.example.",
+		"xsub.example.":       "example.",
+		"notexample.":         "",
+		"test.":               "",
+		"ns.other.test.":      "other.test.",
+		`a\.sub.example.`:     "example.", // one label "a.sub" under example.
+		`x\.b.sub.example.`:   "sub.example.",
+		`other\.test.`:        "",
+		"deep.a.b.c.example.": "example.",
+	}
+	for _, origins := range [][]string{base, many} {
+		s := build(origins...)
+		if (s.few != nil) != (len(origins) <= fewZones) {
+			t.Fatalf("%d zones: suffix list used %v", len(origins), s.few != nil)
+		}
+		for name, want := range cases {
+			got := ""
+			if z := s.findZone(name); z != nil {
+				got = z.origin
+			}
+			if got != want {
+				t.Errorf("%d zones: findZone(%q) = %q, want %q", len(origins), name, got, want)
+			}
+		}
+	}
+}
