@@ -23,6 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-${SECS:-${BENCH_SECONDS:-15}}} ROUNDS=${ROUNDS:-2} STATIC=${STATIC:-40000} GEO=${GEO:-20000}
+GSLB_GIVEN=${GSLB:-}
 QUERIES=${QUERIES:-100000} SERVER_CPUS=${SERVER_CPUS:-0} GSLB=${GSLB:-bin/gslb}
 need=()
 command -v dnsperf >/dev/null || need+=(dnsperf)
@@ -31,7 +32,9 @@ command -v gdnsd >/dev/null || need+=(gdnsd)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
-[ -x "$GSLB" ] || go build -o "$GSLB" ./cmd/gslb
+# The tree's code, always, unless GSLB names a binary: a bin/gslb left by
+# an earlier build would measure old code.
+if [ -z "${GSLB_GIVEN:-}" ]; then go build -o "$GSLB" ./cmd/gslb; fi
 
 work=${KEEP:-$(mktemp -d)}
 mkdir -p "$work"
