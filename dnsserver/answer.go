@@ -87,17 +87,27 @@ func (s *Server) resolve(q *query, z *servedZone, snap *Snapshot) {
 // cutAbove returns the topmost delegation at or above name, except a DS
 // query at the cut itself, which the parent side answers (RFC 4035 §3.1.4.1).
 func (z *zone) cutAbove(name string, qtype uint16) *node {
+	var buf [256]byte
+	w, ok := toWire(&buf, name)
+	if !ok {
+		return nil
+	}
+	return z.cutAboveWire(w, qtype)
+}
+
+// cutAboveWire is cutAbove for a wire name in the zone (lower case): it
+// looks up the name and each ancestor below the apex, packing none again.
+func (z *zone) cutAboveWire(w []byte, qtype uint16) *node {
 	var cut *node
-	for n := name; n != z.origin; n = parent(n) {
-		if nd := z.lookup(n); nd != nil && nd.cut() {
-			if n == name && qtype == dns.TypeDS {
-				continue
-			}
+	labels := 0
+	for i := 0; i < len(w) && w[i] != 0; i += 1 + int(w[i]) {
+		labels++
+	}
+	for s := w; labels > z.labels; labels-- {
+		if nd := z.find(s); nd != nil && nd.cut() && (len(s) != len(w) || qtype != dns.TypeDS) {
 			cut = nd
 		}
-		if n == "." {
-			break
-		}
+		s = s[1+int(s[0]):]
 	}
 	return cut
 }

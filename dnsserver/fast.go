@@ -259,13 +259,19 @@ func (r *udpReader) fast(pkt []byte, snap *Snapshot) (out []byte, ok bool) {
 	// question, then the target of each CNAME followed (RFC 1034 §4.3.2).
 	owner := 12
 	for depth := 0; ; depth++ {
-		if depth > zones.MaxCNAMEChain || z.cuts && z.cutAbove(name, wq.qtype) != nil {
-			return nil, false // a chain that long, or a referral
+		if depth > zones.MaxCNAMEChain {
+			return nil, false // a chain that long
 		}
 		var buf [256]byte
 		w := wq.wire[:wq.wlen] // the question's name, in wire form already
 		if depth > 0 {
-			w, _ = toWire(&buf, name) // a CNAME's target
+			var packed bool
+			if w, packed = toWire(&buf, name); !packed { // a CNAME's target
+				return nil, false
+			}
+		}
+		if z.cuts && z.cutAboveWire(w, wq.qtype) != nil {
+			return nil, false // a referral
 		}
 		n := z.find(w)
 		if n == nil {
